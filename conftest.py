@@ -1,0 +1,68 @@
+"""Test-suite wiring shared by every lesson.
+
+- Level markers (l1..l4) are applied from the folder a test lives in.
+- `slow` tests are skipped unless `--slow` is given or `-m` mentions `slow`.
+- The `device` fixture runs a test on the CPU, and on CUDA too when a GPU is
+  present (those runs carry the `gpu` marker). `--device cpu|cuda` narrows it.
+- `shared_data` points at a read-only copy of the real datasets when one is
+  available (``MI_SHARED_DATA`` or ``../shared/data``); tests that use it are
+  skipped otherwise, so the suite never needs the network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from utils import testing
+
+LEVEL_OF_FOLDER = {"numpy": "l1", "pytorch_lowlevel": "l2", "paper": "l3", "analysis": "l4"}
+ROOT = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+    parser.addoption(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="devices for the `device` fixture: auto = cpu, plus cuda when available",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = config.getoption("--slow") or "slow" in (config.getoption("-m") or "")
+    skip_slow = pytest.mark.skip(reason="slow: run with --slow or -m slow")
+    skip_gpu = pytest.mark.skip(reason="needs CUDA, and no GPU is available")
+    has_cuda = testing.cuda_available()
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(ROOT).parts
+        for part in parts[:-1]:
+            if part in LEVEL_OF_FOLDER:
+                item.add_marker(getattr(pytest.mark, LEVEL_OF_FOLDER[part]))
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+def pytest_generate_tests(metafunc):
+    if "device" in metafunc.fixturenames:
+        choice = metafunc.config.getoption("--device")
+        devices = testing.test_devices(choice)
+        params = [
+            pytest.param(d, marks=[pytest.mark.gpu] if d == "cuda" else [], id=d) for d in devices
+        ]
+        metafunc.parametrize("device", params)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Read-only copy of the real datasets; the test is skipped when there is none."""
+    candidates = [os.environ.get("MI_SHARED_DATA"), ROOT.parent / "shared" / "data"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    pytest.skip("no local copy of the real datasets (set MI_SHARED_DATA to use one)")

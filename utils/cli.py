@@ -1,0 +1,83 @@
+"""Command-line conventions shared by every level script (NumPy-only module).
+
+Every level file is a runnable script. They all accept the same options
+(DESIGN.md section 6)::
+
+    --dataset NAME  --data-root DIR  --epochs N  --batch-size N  --lr X
+    --device auto|cpu|cuda|mps  --seed N  --out DIR  --[no-]progress
+
+and expose ``main(argv=None) -> dict`` returning their final metrics, which is
+how the tour (``python -m utils.tour``) runs them. This module must stay free of
+torch so that L1 scripts can use it; `utils.training_utils` adds the torch parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def add_common_args(
+    parser: argparse.ArgumentParser,
+    *,
+    datasets: Sequence[str],
+    dataset: str | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 0.1,
+    seed: int = 0,
+    out: str = "runs",
+    devices: Sequence[str] = DEVICE_CHOICES,
+) -> argparse.ArgumentParser:
+    """Add the curriculum's common options to ``parser`` with this script's defaults.
+
+    ``datasets`` lists the names ``--dataset`` accepts; the first is the default
+    unless ``dataset`` is given. L1 scripts pass ``devices=("cpu",)``.
+    """
+    g = parser.add_argument_group("common options")
+    g.add_argument("--dataset", choices=list(datasets), default=dataset or datasets[0],
+                   help="dataset to train on (default: %(default)s, needs no download)")
+    g.add_argument("--data-root", type=Path, default=None,
+                   help="folder with a local copy of the real datasets (read-only is fine); "
+                        "default: the download cache, see utils/data_loaders.py")
+    g.add_argument("--epochs", type=int, default=epochs, help="default: %(default)s")
+    g.add_argument("--batch-size", type=int, default=batch_size, help="default: %(default)s")
+    g.add_argument("--lr", type=float, default=lr, help="learning rate (default: %(default)s)")
+    g.add_argument("--device", choices=list(devices), default=devices[0],
+                   help="default: %(default)s")
+    g.add_argument("--seed", type=int, default=seed, help="default: %(default)s")
+    g.add_argument("--out", type=Path, default=Path(out),
+                   help="folder for plots and checkpoints (default: %(default)s)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show tqdm progress bars")
+    return parser
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and NumPy's global generators, and torch's when it is loaded.
+
+    torch is seeded only if some module already imported it, so an L1 script
+    never pulls torch in. For bit-for-bit reproducible GPU runs see
+    ``utils.training_utils.seed_everything(seed, deterministic=True)``.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def prepare_out_dir(out: str | os.PathLike) -> Path:
+    """Create ``out`` (and parents) if needed and return it as a Path."""
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

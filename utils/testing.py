@@ -1,0 +1,474 @@
+"""Test helpers shared by every lesson: tolerances, gradient checks, level purity.
+
+Three kinds of check stand behind every level (DESIGN.md section 5):
+
+1. ``check_layer_gradients``: a NumPy layer's hand-written ``backward`` against
+   central finite differences, in float64.
+2. ``check_against_autograd``: the same layer's forward output and every
+   gradient against PyTorch autograd on the same inputs and weights.
+3. ``assert_level_purity``: a level's implementation files use only what the
+   level may use (no torch at L1, no ``nn.Linear`` or ``torch.optim`` at L2, ...).
+   The rule is the lesson, so a test enforces it.
+
+The L1 layer protocol (DESIGN.md section 4) that 1. and 2. rely on::
+
+    y  = layer.forward(x)        # caches what backward needs
+    dx = layer.backward(dy)      # fills layer.grads[name] for every layer.params[name]
+    layer.params : dict[str, np.ndarray]    layer.grads : dict[str, np.ndarray]
+
+Learners can call these helpers on their own layers too.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# ---------------------------------------------------------------------------
+# Named tolerances. A test picks one of these by name, never a bare literal, so
+# that "how close is close enough" is decided once, per dtype and device.
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tol:
+    """Relative and absolute tolerance for ``|a - b| <= atol + rtol * |b|``."""
+
+    rtol: float
+    atol: float
+
+    def kwargs(self) -> dict[str, float]:
+        return {"rtol": self.rtol, "atol": self.atol}
+
+
+FLOAT64 = Tol(rtol=1e-10, atol=1e-10)  # same maths, float64, different op order
+FLOAT32 = Tol(rtol=1e-5, atol=1e-5)  # same maths, float32 on the CPU
+FLOAT32_CUDA = Tol(rtol=1e-4, atol=1e-4)  # CUDA kernels (TF32 off) reorder more sums
+L1_VS_AUTOGRAD = Tol(rtol=1e-8, atol=1e-8)  # NumPy float64 layer against torch autograd
+FINITE_DIFF = Tol(rtol=1e-6, atol=1e-8)  # central differences, eps=1e-6, float64
+OPTIMIZER_TRAJECTORY = Tol(rtol=1e-6, atol=1e-6)  # many optimiser steps compounded
+SKLEARN_SOLUTION = Tol(rtol=1e-8, atol=1e-8)  # closed-form solutions vs scikit-learn
+
+
+def tolerance(dtype, device: str = "cpu") -> Tol:
+    """Tolerance for comparing two implementations in ``dtype`` on ``device``.
+
+    ``dtype`` may be a NumPy dtype, a torch dtype, or their names.
+    """
+    name = str(dtype).replace("torch.", "")
+    if not name.startswith(("float", "double", "int", "uint", "bool", "complex")):
+        name = np.dtype(dtype).name  # numpy scalar types such as np.float64
+    if name in ("float64", "double"):
+        return FLOAT64
+    if name in ("float32", "float"):
+        return FLOAT32_CUDA if str(device).startswith("cuda") else FLOAT32
+    raise ValueError(f"no named tolerance for dtype {dtype!r}: expected float32 or float64")
+
+
+# ---------------------------------------------------------------------------
+# Devices (the `device` fixture in conftest.py uses these).
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def test_devices(choice: str = "auto") -> list[str]:
+    """Devices a device-parametrised test runs on: CPU always, CUDA when present."""
+    if choice == "cpu":
+        return ["cpu"]
+    if choice == "cuda":
+        return ["cuda"]
+    return ["cpu", "cuda"] if cuda_available() else ["cpu"]
+
+
+test_devices.__test__ = False  # not a test, despite the name
+
+
+# ---------------------------------------------------------------------------
+# Comparing numbers.
+# ---------------------------------------------------------------------------
+
+
+def to_numpy(a) -> np.ndarray:
+    """ndarray, torch tensor (any device, with or without grad) or scalar -> ndarray."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def assert_close(actual, expected, tol: Tol = FLOAT64, name: str = "value") -> None:
+    """Assert ``actual`` equals ``expected`` within ``tol``, with a useful message.
+
+    The message names the quantity, the worst element, and the absolute and
+    relative errors there, so a failing gradient check says *where* it fails.
+    """
+    a, e = to_numpy(actual), to_numpy(expected)
+    if a.shape != e.shape:
+        raise AssertionError(f"{name}: shape {a.shape} != expected {e.shape}")
+    if np.allclose(a, e, rtol=tol.rtol, atol=tol.atol, equal_nan=False):
+        return
+    diff = np.abs(a.astype(np.float64) - e.astype(np.float64))
+    idx = np.unravel_index(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)), diff.shape)
+    rel = diff[idx] / max(abs(float(e[idx])), 1e-300)
+    raise AssertionError(
+        f"{name}: max abs error {diff[idx]:.3e} at index {tuple(int(i) for i in idx)} "
+        f"(got {a[idx]!r}, expected {e[idx]!r}, rel error {rel:.3e}); "
+        f"tolerance rtol={tol.rtol:g}, atol={tol.atol:g}"
+    )
+
+
+# ---------------------------------------------------------------------------
+# 1. Finite differences.
+# ---------------------------------------------------------------------------
+
+
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of the scalar ``f()`` with respect to ``x``.
+
+    ``x`` is perturbed in place, one element at a time, and restored::
+
+        df/dx_i  ~  (f(x + eps e_i) - f(x - eps e_i)) / (2 eps)      error O(eps^2)
+
+    Inputs:  f: () -> float, reading ``x``;  x: float64 ndarray of any shape.
+    Returns: ndarray of ``x.shape``.
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"finite differences need float64 arrays, got {x.dtype}")
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        f_plus = f()
+        x[i] = old - eps
+        f_minus = f()
+        x[i] = old
+        grad[i] = (f_plus - f_minus) / (2 * eps)
+    return grad
+
+
+def check_layer_gradients(
+    layer,
+    x: np.ndarray,
+    *,
+    eps: float = 1e-6,
+    tol: Tol = FINITE_DIFF,
+    seed: int = 0,
+    check_input: bool = True,
+) -> dict[str, float]:
+    """Check an L1 layer's ``backward`` against central finite differences.
+
+    The scalar whose gradient is checked is ``L = sum(forward(x) * dy)`` for a
+    fixed random ``dy``, so ``dL/dy = dy`` exercises every output element.
+
+    Inputs:  layer following the L1 protocol, holding float64 params;
+             x: float64 input of the shape ``layer.forward`` expects.
+    Returns: {"x": max abs error, "<param>": max abs error, ...}.
+    Raises AssertionError naming the first gradient that disagrees.
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"gradient checks run in float64; got input of dtype {x.dtype}")
+    for k, p in layer.params.items():
+        if p.dtype != np.float64:
+            raise TypeError(f"gradient checks run in float64; parameter {k!r} is {p.dtype}")
+    x = x.copy()
+    rng = np.random.default_rng(seed)
+    dy = rng.standard_normal(np.shape(layer.forward(x)))
+
+    def loss() -> float:
+        return float(np.sum(layer.forward(x) * dy))
+
+    layer.forward(x)
+    dx = layer.backward(dy)
+    analytic = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
+    missing = set(layer.params) - set(analytic)
+    if missing:
+        raise AssertionError(f"backward did not fill grads for {sorted(missing)}")
+
+    errors: dict[str, float] = {}
+    if check_input:
+        num_dx = numerical_gradient(loss, x, eps)
+        assert_close(dx, num_dx, tol, name="dL/dx")
+        errors["x"] = float(np.max(np.abs(dx - num_dx), initial=0.0))
+    for k, p in layer.params.items():
+        num = numerical_gradient(loss, p, eps)
+        assert_close(analytic[k], num, tol, name=f"dL/d{k}")
+        errors[k] = float(np.max(np.abs(analytic[k] - num), initial=0.0))
+    return errors
+
+
+# ---------------------------------------------------------------------------
+# 2. PyTorch autograd as the reference.
+# ---------------------------------------------------------------------------
+
+
+def check_against_autograd(
+    layer,
+    torch_forward: Callable,
+    x: np.ndarray,
+    *,
+    tol: Tol = L1_VS_AUTOGRAD,
+    seed: int = 0,
+    check_input: bool = True,
+) -> None:
+    """Compare an L1 layer with a PyTorch function of the same weights.
+
+    ``torch_forward(x_t, params_t)`` computes the same map with torch ops, where
+    ``params_t`` holds float64 tensors (requires_grad) copied from
+    ``layer.params``. Forward outputs, ``dL/dx`` and every ``dL/dparam`` must
+    agree for ``L = sum(y * dy)`` with a fixed random ``dy``.
+    """
+    import torch
+
+    x = np.asarray(x, dtype=np.float64)
+    y = layer.forward(x.copy())
+    dy = np.random.default_rng(seed).standard_normal(np.shape(y))
+    dx = layer.backward(dy)
+
+    x_t = torch.tensor(x, dtype=torch.float64, requires_grad=check_input)
+    params_t = {
+        k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        for k, v in layer.params.items()
+    }
+    y_t = torch_forward(x_t, params_t)
+    assert_close(y, y_t, tol, name="forward output")
+    (y_t * torch.from_numpy(dy)).sum().backward()
+    if check_input:
+        assert_close(dx, x_t.grad, tol, name="dL/dx")
+    for k, p in params_t.items():
+        if p.grad is None:
+            raise AssertionError(f"torch_forward did not use parameter {k!r}")
+        assert_close(layer.grads[k], p.grad, tol, name=f"dL/d{k}")
+
+
+# ---------------------------------------------------------------------------
+# 3. Level purity: what each level's implementation files may use.
+# ---------------------------------------------------------------------------
+
+# Names that `from utils import ...` gives besides modules (see utils/__init__.py).
+UTILS_EXPORTS = {"import_lesson"}
+# utils modules that never import torch, so L1 files may use them.
+NUMPY_ONLY_UTILS = {"utils", "utils.cli", "utils.data_loaders", "utils.visualization",
+                    "utils.lessons"}
+
+# L2 may not use torch.nn layer classes; these names in torch.nn remain allowed.
+L2_ALLOWED_NN = {"Module", "Parameter", "ParameterList", "ParameterDict", "init", "functional"}
+
+# L2 may not use these functional forms: they are the layers the level writes by hand.
+L2_FORBIDDEN_FUNCTIONAL = {
+    "linear", "bilinear",
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "scaled_dot_product_attention", "multi_head_attention_forward",
+    "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm",
+    "embedding", "embedding_bag", "dropout", "dropout1d", "dropout2d", "dropout3d",
+    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div", "cosine_embedding_loss",
+}
+# Low-level aten entry points that would bypass the rule above.
+L2_FORBIDDEN_TORCH = {
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "batch_norm", "layer_norm", "group_norm", "instance_norm", "embedding",
+    "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
+    "dropout", "_VF",
+}
+# L3 may not import libraries that implement the models, except inside
+# conversion functions (whose names contain one of these words) and tests.
+L3_FORBIDDEN_MODULES = ("transformers", "timm", "torchvision.models")
+CONVERSION_WORDS = ("convert", "from_", "to_", "port")
+
+LEVEL_FOLDERS = {"l1": "numpy", "l2": "pytorch_lowlevel", "l3": "paper", "l4": "analysis"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    file: str
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.what}"
+
+
+class _PurityVisitor(ast.NodeVisitor):
+    """Resolve import aliases, then flag forbidden imports, calls and attributes."""
+
+    def __init__(self, level: str, filename: str):
+        self.level, self.filename = level, filename
+        self.aliases: dict[str, str] = {}  # local name -> fully qualified name
+        self.functions: list[str] = []  # enclosing function names
+        self.violations: list[Violation] = []
+
+    # -- helpers -------------------------------------------------------------
+    def flag(self, node: ast.AST, what: str) -> None:
+        self.violations.append(Violation(self.filename, getattr(node, "lineno", 0), what))
+
+    def in_conversion_function(self) -> bool:
+        return any(w in f.lower() for f in self.functions for w in CONVERSION_WORDS)
+
+    def qualified(self, node: ast.AST) -> str | None:
+        """``nn.Linear`` -> ``torch.nn.Linear`` using the imports seen so far."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        base = self.aliases.get(node.id)
+        if base is None:
+            return None
+        return ".".join([base, *reversed(parts)])
+
+    def check_module(self, node: ast.AST, module: str) -> None:
+        """Check an imported module name."""
+        top = module.split(".")[0]
+        if self.level == "l1":
+            if top in ("torch", "torchvision", "scipy", "sklearn", "tensorflow", "jax",
+                       "transformers", "timm"):
+                self.flag(node, f"L1 (NumPy) may not import {module!r}: write it with NumPy")
+            elif top == "utils" and module not in NUMPY_ONLY_UTILS:
+                self.flag(node, f"L1 may import only the NumPy-only utils "
+                                f"{sorted(NUMPY_ONLY_UTILS)}, not {module!r}")
+        self.check_name(node, module)
+
+    def check_name(self, node: ast.AST, name: str) -> None:
+        """Check a fully qualified name (module, attribute chain or from-import)."""
+        if name in ("sys.path.insert", "sys.path.append", "sys.path.extend"):
+            self.flag(node, "no sys.path edits in lesson files: run from the repository root")
+        if self.level in ("l2", "l3") and not self.in_conversion_function():
+            for lib in L3_FORBIDDEN_MODULES:
+                if name == lib or name.startswith(lib + "."):
+                    self.flag(node, f"{self.level.upper()} may not use {name!r} outside a "
+                                    "conversion function: the model is what we write here")
+        if self.level != "l2":
+            return
+        parts = name.split(".")
+        if parts[:2] == ["torch", "nn"] and len(parts) >= 3:
+            if parts[2] == "functional" and len(parts) >= 4:
+                if parts[3] in L2_FORBIDDEN_FUNCTIONAL or "pool" in parts[3]:
+                    self.flag(node, f"L2 may not use {name}: write this layer with tensor ops")
+            elif parts[2] not in L2_ALLOWED_NN:
+                self.flag(node, f"L2 may not use {name}: build the layer from tensors and autograd")
+        elif parts[:2] == ["torch", "optim"]:
+            self.flag(node, f"L2 may not use {name}: write the optimiser step by hand")
+        elif parts[0] == "torch" and len(parts) == 2 and parts[1] in L2_FORBIDDEN_TORCH:
+            self.flag(node, f"L2 may not use {name}: write this layer with tensor ops")
+
+    # -- visitors --------------------------------------------------------------
+    def visit_FunctionDef(self, node):
+        self.functions.append(node.name)
+        self.generic_visit(node)
+        self.functions.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Import(self, node: ast.Import):
+        for a in node.names:
+            self.check_module(node, a.name)
+            if a.asname:
+                self.aliases[a.asname] = a.name
+            else:
+                self.aliases[a.name.split(".")[0]] = a.name.split(".")[0]
+
+    def visit_ImportFrom(self, node: ast.ImportFrom):
+        if node.level:  # relative import inside the lesson: fine
+            return
+        module = node.module or ""
+        for a in node.names:
+            full = f"{module}.{a.name}"
+            # `from utils import cli` imports the module utils.cli; `from torch import nn`
+            # binds torch.nn; both are checked as the full name.
+            is_utils_module = module == "utils" and a.name not in UTILS_EXPORTS
+            self.check_module(node, full if is_utils_module else module)
+            if module != "utils":
+                self.check_name(node, full)
+            self.aliases[a.asname or a.name] = full
+
+    def visit_Attribute(self, node: ast.Attribute):
+        name = self.qualified(node)
+        if name is not None:
+            self.check_name(node, name)
+            return  # the chain is checked as a whole; do not re-check its prefixes
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call):
+        # importlib.import_module("...") / import_lesson("...") with a literal name
+        func = self.qualified(node.func) or (node.func.id if isinstance(node.func, ast.Name) else "")
+        if func.endswith(("import_module", "import_lesson", "__import__")) and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                target = arg.value.replace("/", ".").removesuffix(".py")
+                self.check_module(node, target)
+                if self.level == "l1":
+                    folders = target.split(".")
+                    if len(folders) >= 2 and folders[0][:2].isdigit() and folders[1] != "numpy":
+                        self.flag(node, f"L1 may reuse only other lessons' NumPy code, not {target!r}")
+        self.generic_visit(node)
+
+
+def implementation_files(folder: str | Path) -> list[Path]:
+    """The ``.py`` files of a level folder that are implementation, not tests."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.rglob("*.py")
+        if not p.name.startswith("test_") and p.name != "conftest.py"
+    )
+
+
+def find_level_violations(files: Iterable[str | Path], level: str) -> list[Violation]:
+    """Parse each file and return every use of something ``level`` may not use."""
+    if level not in LEVEL_FOLDERS:
+        raise ValueError(f"level must be one of {sorted(LEVEL_FOLDERS)}, got {level!r}")
+    out: list[Violation] = []
+    for f in files:
+        path = Path(f)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        v = _PurityVisitor(level, str(path))
+        v.visit(tree)
+        out.extend(dict.fromkeys(v.violations))  # one report per line and rule
+    return out
+
+
+def assert_level_purity(folder: str | Path, level: str | None = None) -> None:
+    """Fail, naming file and line, if a level folder uses what its level may not.
+
+    ``level`` defaults to the one the folder name implies (``numpy`` -> l1, ...).
+    Each level's test file calls ``assert_level_purity(Path(__file__).parent)``.
+    """
+    folder = Path(folder)
+    if level is None:
+        by_folder = {v: k for k, v in LEVEL_FOLDERS.items()}
+        if folder.name not in by_folder:
+            raise ValueError(f"cannot infer the level of folder {folder}: expected one of "
+                             f"{sorted(by_folder)}, or pass level=")
+        level = by_folder[folder.name]
+    files = implementation_files(folder)
+    if not files:
+        raise AssertionError(f"no implementation files found in {folder}")
+    violations = find_level_violations(files, level)
+    if violations:
+        lines = "\n  ".join(str(v) for v in violations)
+        raise AssertionError(f"{len(violations)} level-{level[1]} rule violation(s):\n  {lines}")
+
+
+def numpy_params_to_torch(params: Mapping[str, np.ndarray], dtype=None, device="cpu") -> dict:
+    """Copy a dict of NumPy arrays into torch tensors that require grad."""
+    import torch
+
+    return {
+        k: torch.tensor(v, dtype=dtype or torch.float64, device=device, requires_grad=True)
+        for k, v in params.items()
+    }

@@ -1,0 +1,255 @@
+"""The test helpers are tests' references, so they are tested first.
+
+Each helper must *fail* on a wrong implementation; a checker that passes
+everything would make every lesson's tests meaningless.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from utils import testing
+from utils.testing import (
+    FINITE_DIFF,
+    FLOAT32,
+    FLOAT32_CUDA,
+    FLOAT64,
+    assert_close,
+    assert_level_purity,
+    check_against_autograd,
+    check_layer_gradients,
+    find_level_violations,
+    numerical_gradient,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Affine:
+    """y = x W + b, following the L1 layer protocol; `bug` plants a classic mistake."""
+
+    def __init__(self, d_in, d_out, bug=None, seed=0):
+        rng = np.random.default_rng(seed)
+        self.params = {"W": rng.standard_normal((d_in, d_out)), "b": rng.standard_normal(d_out)}
+        self.grads = {}
+        self.bug = bug
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dy):
+        self.grads["W"] = self.x.T @ dy
+        self.grads["b"] = dy.sum(axis=0) if self.bug != "bias_mean" else dy.mean(axis=0)
+        dx = dy @ self.params["W"].T
+        return dx if self.bug != "dx_scale" else 2 * dx
+
+
+def torch_affine(x, p):
+    return x @ p["W"] + p["b"]
+
+
+def test_numerical_gradient_of_a_known_function():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    g = numerical_gradient(lambda: float(np.sum(x**3)), x)
+    assert_close(g, 3 * x**2, FINITE_DIFF, "d/dx sum(x^3)")
+
+
+def test_numerical_gradient_rejects_float32():
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))
+
+
+def test_layer_gradient_check_passes_a_correct_layer():
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    errors = check_layer_gradients(Affine(3, 2), x)
+    assert set(errors) == {"x", "W", "b"}
+    assert max(errors.values()) < 1e-8
+
+
+@pytest.mark.parametrize("bug, name", [("bias_mean", "dL/db"), ("dx_scale", "dL/dx")])
+def test_layer_gradient_check_catches_a_wrong_backward(bug, name):
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    with pytest.raises(AssertionError, match=name):
+        check_layer_gradients(Affine(3, 2, bug=bug), x)
+
+
+def test_autograd_check_passes_and_catches():
+    x = np.random.default_rng(2).standard_normal((5, 3))
+    check_against_autograd(Affine(3, 4), torch_affine, x)
+    with pytest.raises(AssertionError, match="dL/db"):
+        check_against_autograd(Affine(3, 4, bug="bias_mean"), torch_affine, x)
+    with pytest.raises(AssertionError, match="forward output"):
+        check_against_autograd(Affine(3, 4), lambda x, p: torch_affine(x, p) + 1e-6, x)
+
+
+def test_assert_close_reports_where_it_fails():
+    a = np.zeros((2, 3))
+    b = a.copy()
+    b[1, 2] = 1e-3
+    with pytest.raises(AssertionError, match=r"index \(1, 2\)"):
+        assert_close(a, b, FLOAT64, "thing")
+    assert_close(torch.zeros(2, 3), a, FLOAT64)  # tensors and arrays mix
+    with pytest.raises(AssertionError, match="shape"):
+        assert_close(np.zeros(3), np.zeros(4))
+
+
+def test_named_tolerances():
+    assert testing.tolerance(np.float64) == FLOAT64
+    assert testing.tolerance(torch.float64, "cuda") == FLOAT64
+    assert testing.tolerance(torch.float32) == FLOAT32
+    assert testing.tolerance("float32", "cuda:0") == FLOAT32_CUDA
+    with pytest.raises(ValueError, match="float32 or float64"):
+        testing.tolerance(torch.int64)
+
+
+# --------------------------------------------------------------------------
+# Level purity
+# --------------------------------------------------------------------------
+
+
+def write(folder: Path, name: str, code: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    p.write_text(textwrap.dedent(code))
+    return p
+
+
+def whats(violations):
+    return [(v.line, v.what.split(":")[0]) for v in violations]
+
+
+def test_l1_forbids_torch_scipy_and_torch_utils(tmp_path):
+    f = write(tmp_path / "numpy", "m.py", """\
+        import numpy as np
+        import torch
+        from scipy import linalg
+        from utils import cli, training_utils
+        from utils.visualization import plot_curves
+        import sklearn.linear_model
+        """)
+    v = find_level_violations([f], "l1")
+    lines = sorted(x.line for x in v)
+    assert lines == [2, 3, 4, 6], v
+    assert "training_utils" in " ".join(x.what for x in v)
+
+
+def test_l1_forbids_reusing_another_level_through_importlib(tmp_path):
+    f = write(tmp_path / "numpy", "m.py", """\
+        from utils import import_lesson
+        ok = import_lesson("02_MLP.numpy.mlp_numpy")
+        bad = import_lesson("02_MLP.paper.mlp_paper")
+        """)
+    assert [x.line for x in find_level_violations([f], "l1")] == [3]
+
+
+def test_l2_forbids_nn_layers_functional_layers_and_optim(tmp_path):
+    f = write(tmp_path / "pytorch_lowlevel", "m.py", """\
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from torch import optim
+        from torch.nn import Linear
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.zeros(3))
+                self.fc = nn.Linear(3, 4)
+
+            def forward(self, x, y):
+                h = torch.relu(F.linear(x, self.w)) + F.gelu(x) + torch.softmax(x, -1)
+                loss = F.cross_entropy(h, y) + torch.nn.functional.mse_loss(h, y)
+                opt = torch.optim.SGD([self.w], lr=0.1)
+                return torch.conv2d(x, x), F.max_pool2d(x, 2), nn.init.zeros_(self.w)
+        """)
+    got = find_level_violations([f], "l2")
+    assert sorted({x.line for x in got}) == [4, 5, 11, 14, 15, 16, 17], got
+    text = " ".join(x.what for x in got)
+    for name in ("torch.nn.Linear", "torch.nn.functional.linear", "cross_entropy", "mse_loss",
+                 "torch.optim", "torch.conv2d", "max_pool2d"):
+        assert name in text, name
+    assert "relu" not in text and "gelu" not in text and "Parameter" not in text
+
+
+def test_l3_allows_nn_but_not_model_libraries_outside_conversion(tmp_path):
+    f = write(tmp_path / "paper", "m.py", """\
+        import torch.nn as nn
+        import torch.optim as optim
+        from torchvision.models import resnet18
+        import transformers
+
+        def from_torchvision(model):
+            import torchvision.models as tvm
+            return tvm.resnet18()
+
+        def build():
+            import timm
+            return nn.Linear(2, 2), optim.SGD
+        """)
+    got = find_level_violations([f], "l3")
+    assert sorted({x.line for x in got}) == [3, 4, 11], got
+
+
+def test_sys_path_edits_are_flagged_at_every_level(tmp_path):
+    f = write(tmp_path / "paper", "m.py", "import sys\nsys.path.insert(0, '..')\n")
+    assert [x.line for x in find_level_violations([f], "l3")] == [2]
+
+
+def test_assert_level_purity_infers_level_and_ignores_tests(tmp_path):
+    folder = tmp_path / "numpy"
+    write(folder, "impl.py", "import numpy as np\n")
+    write(folder, "test_impl.py", "import torch\n")  # tests may use references
+    assert_level_purity(folder)
+    write(folder, "impl2.py", "import numpy as np\nimport torch\n")
+    with pytest.raises(AssertionError, match=r"impl2.py:2"):
+        assert_level_purity(folder)
+    with pytest.raises(ValueError, match="cannot infer"):
+        assert_level_purity(tmp_path)
+
+
+LESSON = ROOT / "01_Linear_Logistic"
+
+
+@pytest.mark.parametrize(
+    "level_folder, injected",
+    [
+        ("numpy", "import torch\n"),
+        ("pytorch_lowlevel", "import torch.nn as nn\n_layer = nn.Linear(3, 4)\n"),
+        ("pytorch_lowlevel", "import torch\n_opt = torch.optim.SGD\n"),
+    ],
+)
+def test_injecting_a_forbidden_use_into_lesson_01_fails_its_purity_check(
+    tmp_path, level_folder, injected
+):
+    """The real lesson files pass; the same files plus one forbidden line do not."""
+    src = LESSON / level_folder
+    if not testing.implementation_files(src):
+        pytest.skip(f"{src} has no implementation files yet")
+    dst = tmp_path / level_folder
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    assert_level_purity(dst)  # the lesson as committed is clean
+    target = testing.implementation_files(dst)[-1]
+    target.write_text(target.read_text() + "\n" + injected)
+    with pytest.raises(AssertionError, match=target.name):
+        assert_level_purity(dst)
+
+
+def test_numpy_only_utils_do_not_import_torch():
+    """L1 scripts import these; none of them may pull torch in."""
+    import subprocess
+    import sys
+
+    mods = sorted(testing.NUMPY_ONLY_UTILS)
+    code = "import sys\n" + "".join(f"import {m}\n" for m in mods) + (
+        "bad = [m for m in ('torch', 'torchvision', 'scipy') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
