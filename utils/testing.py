@@ -406,7 +406,9 @@ class _PurityVisitor(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call):
         # importlib.import_module("...") / import_lesson("...") with a literal name
-        func = self.qualified(node.func) or (node.func.id if isinstance(node.func, ast.Name) else "")
+        func = self.qualified(node.func)
+        if func is None:
+            func = node.func.id if isinstance(node.func, ast.Name) else ""
         if func.endswith(("import_module", "import_lesson", "__import__")) and node.args:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
@@ -415,7 +417,8 @@ class _PurityVisitor(ast.NodeVisitor):
                 if self.level == "l1":
                     folders = target.split(".")
                     if len(folders) >= 2 and folders[0][:2].isdigit() and folders[1] != "numpy":
-                        self.flag(node, f"L1 may reuse only other lessons' NumPy code, not {target!r}")
+                        self.flag(node, "L1 may reuse only other lessons' NumPy code, "
+                                        f"not {target!r}")
         self.generic_visit(node)
 
 

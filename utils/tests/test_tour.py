@@ -1,0 +1,86 @@
+"""The tour runs registered demos, compares each with its target, and says so."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from utils import tour
+
+
+def make_lesson(root, name="98_Fake"):
+    lesson = root / name
+    lesson.mkdir()
+    (lesson / "__init__.py").write_text("")
+    (lesson / "demo.py").write_text(textwrap.dedent("""\
+        import argparse
+        def main(argv=None):
+            p = argparse.ArgumentParser()
+            p.add_argument("--dataset")
+            p.add_argument("--out")
+            p.add_argument("--no-progress", action="store_true")
+            p.add_argument("--score", type=float, default=0.9)
+            a = p.parse_args(argv)
+            print("training on", a.dataset)
+            if a.dataset == "broken":
+                raise RuntimeError("boom")
+            return {"test_accuracy": a.score, "note": "text is ignored"}
+        """))
+    (lesson / "tour.py").write_text(textwrap.dedent(f"""\
+        from utils.tour import TourStop
+        STOPS = [
+            TourStop("Good", "L1", "{name}.demo", "toy", "test_accuracy", 0.8),
+            TourStop("Weak", "L2", "{name}.demo", "toy", "test_accuracy", 0.95),
+            TourStop("Low loss", "L3", "{name}.demo", "toy", "test_accuracy", 0.5,
+                     higher_is_better=False, args=("--score", "0.25")),
+            TourStop("Broken", "L3", "{name}.demo", "broken", "test_accuracy", 0.5),
+        ]
+        """))
+    return lesson
+
+
+def test_tour_reports_reached_missed_and_failed(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    make_lesson(tmp_path)
+    out = tmp_path / "runs"
+    code = tour.main(["--root", str(tmp_path), "--out", str(out)])
+    assert code == 1  # one missed, one failed
+    printed = capsys.readouterr().out
+    assert "2 of 4 demos missed their target" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert [r["passed"] for r in results] == [True, False, True, False]
+    assert [r["achieved"] for r in results] == [0.9, 0.9, 0.25, None]
+    assert "RuntimeError: boom" in results[3]["error"]
+    assert results[0]["metrics"] == {"test_accuracy": 0.9}
+    table = (out / "results.md").read_text().splitlines()
+    assert table[0].split("|")[1].strip() == "model"
+    assert "| Good " in table[2] and "| ok " in table[2] and "| MISSED " in table[3]
+    log = (out / "98_Fake" / "L1_demo_toy" / "log.txt").read_text()
+    assert "training on toy" in log
+
+
+def test_tour_filters_by_level_and_all_pass(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    make_lesson(tmp_path)
+    code = tour.main(["--root", str(tmp_path), "--out", str(tmp_path / "r"), "--level", "L1"])
+    assert code == 0
+    assert "All 1 demos reached their targets" in capsys.readouterr().out
+
+
+def test_tour_lists_and_rejects_unknown_lessons(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    make_lesson(tmp_path)
+    assert tour.main(["--root", str(tmp_path), "--list"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    assert tour.main(["--root", str(tmp_path), "--lesson", "42"]) == 2
+
+
+def test_every_registered_stop_names_a_runnable_script():
+    """Each real lesson's tour.py names modules that exist and expose main()."""
+    from utils.lessons import import_lesson
+
+    for lesson, stops in tour.discover().items():
+        assert stops, f"{lesson}/tour.py registers no stops"
+        for s in stops:
+            assert callable(import_lesson(s.module).main), s.module
+            assert s.level in {"L1", "L2", "L3", "L4"}
