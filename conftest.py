@@ -30,6 +30,13 @@ def pytest_addoption(parser):
         choices=["auto", "cpu", "cuda"],
         help="devices for the `device` fixture: auto = cpu, plus cuda when available",
     )
+    parser.addoption(
+        "--solutions",
+        default=None,
+        metavar="DIR",
+        help="check YOUR exercise files in DIR (same file names as exercises/solutions/) "
+        "instead of the reference solutions",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,6 +63,23 @@ def pytest_generate_tests(metafunc):
             pytest.param(d, marks=[pytest.mark.gpu] if d == "cuda" else [], id=d) for d in devices
         ]
         metafunc.parametrize("device", params)
+
+
+@pytest.fixture
+def exercise(request):
+    """Load an exercise solution by name: ``exercise("ex01_ridge")`` -> module.
+
+    By default the reference in ``<lesson>/exercises/solutions/``; with
+    ``pytest <lesson>/exercises --solutions DIR`` the learner's ``DIR/ex01_ridge.py``.
+    """
+    own_dir = request.config.getoption("--solutions")
+    reference_dir = Path(str(request.fspath)).parent / "solutions"
+
+    def load(name: str):
+        folder = Path(own_dir).resolve() if own_dir else reference_dir
+        return testing.load_module_from_file(folder / f"{name}.py")
+
+    return load
 
 
 @pytest.fixture

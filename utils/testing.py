@@ -467,6 +467,26 @@ def assert_level_purity(folder: str | Path, level: str | None = None) -> None:
         raise AssertionError(f"{len(violations)} level-{level[1]} rule violation(s):\n  {lines}")
 
 
+def load_module_from_file(path: str | Path):
+    """Import a Python file by its path (used to check a learner's exercise file).
+
+    Raises FileNotFoundError naming the file when it does not exist.
+    """
+    import importlib.util
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no file {path}: write your solution there (copy the starter from the exercise's "
+            "Markdown file), or run without --solutions to check the reference solutions"
+        )
+    name = f"_exercise_{path.stem}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def numpy_params_to_torch(params: Mapping[str, np.ndarray], dtype=None, device="cpu") -> dict:
     """Copy a dict of NumPy arrays into torch tensors that require grad."""
     import torch

@@ -1,0 +1,24 @@
+"""Lesson 01's demos in the tour (`make demo`), and the target each must reach.
+
+Targets are set below what the scripts measure with their defaults (see the
+lesson README), so a miss means something broke, not bad luck.
+"""
+
+from utils.tour import TourStop
+
+L1 = "01_Linear_Logistic.numpy"
+L2 = "01_Linear_Logistic.pytorch_lowlevel"
+L3 = "01_Linear_Logistic.paper"
+
+# (model, dataset, metric, target, script name at each level)
+DEMOS = [
+    ("Linear regression", "diabetes", "test_r2", 0.40, "linear"),
+    ("Logistic regression", "breast_cancer", "test_accuracy", 0.95, "logistic"),
+    ("Softmax regression", "digits", "test_accuracy", 0.93, "logistic"),
+]
+
+STOPS = [
+    TourStop(model, level, f"{package}.{script}_{suffix}", dataset, metric, target)
+    for level, package, suffix in [("L1", L1, "numpy"), ("L2", L2, "lowlevel"), ("L3", L3, "paper")]
+    for model, dataset, metric, target, script in DEMOS
+]
