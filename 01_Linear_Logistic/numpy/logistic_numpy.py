@@ -1,0 +1,733 @@
+"""Logistic and softmax regression from scratch in NumPy, with numerically stable losses.
+
+What this file teaches
+----------------------
+How a linear model becomes a classifier: squash the linear score into a
+probability, and fit by maximum likelihood. Two models:
+
+- binary logistic regression (Cox 1958, "The regression analysis of binary
+  sequences", JRSS B 20(2)), p(y = 1 | x) = sigmoid(x W + b);
+- softmax (multinomial) regression for K classes, p(y = k | x) = softmax(x W + b)_k
+  (Bishop, PRML, sections 4.3.2 and 4.3.4; Goodfellow et al., Deep Learning, 6.2.2.3).
+
+Both are fitted by (mini-batch) gradient descent, and the binary model also by
+Newton's method (iteratively reweighted least squares), whose quadratic convergence
+reaches the optimum to machine precision in a few dozen steps.
+
+The objectives (mean negative log-likelihood, plus a ridge penalty on W, not on b)
+--------------------------------------------------------------------------------
+Binary, with logits z = X W + b (N,) and labels y in {0, 1}::
+
+    -log p(y | z) = softplus(z) - y z,      softplus(z) = log(1 + e^z)
+    J = 1/N sum_i [softplus(z_i) - y_i z_i] + (l2/2) ||W||^2
+    dJ/dz = (sigmoid(z) - y) / N
+
+Softmax, with logits Z = X W + b (N, K) and labels y in {0, ..., K-1}::
+
+    -log p(y | Z) = logsumexp(Z_i) - Z_i[y_i]
+    J = 1/N sum_i [logsumexp(Z_i) - Z_i[y_i]] + (l2/2) ||W||^2
+    dJ/dZ = (softmax(Z) - onehot(y)) / N
+
+The same shape of gradient as least squares, "prediction minus target", is no
+accident: all three are generalised linear models with their canonical link.
+Then, for both, dJ/dW = X^T dJ/dZ + l2 W and dJ/db = sum_i dJ/dZ_i.
+
+Numerical stability, the other lesson here
+------------------------------------------
+Written naively, these functions overflow: e^1000 is inf in float64. So:
+
+- sigmoid(z) = 1 / (1 + e^-z) for z >= 0 and e^z / (1 + e^z) for z < 0; both use
+  e^-|z| <= 1, which never overflows;
+- softplus(z) = max(z, 0) + log1p(e^-|z|): exact, no overflow, no log(0);
+- logsumexp(z) = m + log sum_k e^(z_k - m) with m = max_k z_k: every exponent <= 0;
+- losses are computed from logits, never as -log(sigmoid(z)), which is log(0) = -inf
+  once sigmoid(z) rounds to 0.
+
+Tiny values like e^-1000 underflow to 0.0, which is the correct limit here, so the
+functions below silence NumPy's underflow flag (and only that one).
+
+scikit-learn's ``LogisticRegression(C)`` minimises C sum_i logloss_i + 1/2 ||W||^2,
+which is N C times our J, so C = 1 / (N l2); l2 = 0 is ``penalty=None``.
+
+Reading order: the stable functions, the two losses, the two models, then ``main``.
+Run ``python 01_Linear_Logistic/numpy/logistic_numpy.py`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from tqdm import tqdm
+
+from utils.cli import add_common_args, prepare_out_dir, seed_everything
+from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
+
+DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
+
+
+# ---------------------------------------------------------------------------
+# Numerically stable building blocks
+# ---------------------------------------------------------------------------
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function 1 / (1 + e^-z), stable for any z (no overflow warning at |z| = 1000).
+
+    Inputs:  z - array of any shape, float32 or float64.
+    Returns: array of z's shape and dtype, values in [0, 1] (strictly inside unless
+             rounding reaches 0 or 1); sigmoid(-z) = 1 - sigmoid(z).
+    """
+    z = np.asarray(z)
+    with np.errstate(under="ignore"):  # e^-|z| may underflow to 0: the right limit
+        e = np.exp(-np.abs(z))  # in (0, 1]: never overflows
+        # z >= 0: 1 / (1 + e^-z);   z < 0: e^z / (1 + e^z)   (same function, divided by e^z)
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^-|z|), stable for any z.
+
+    Inputs:  z - array of any shape.
+    Returns: array of z's shape, values >= 0 (and >= z).
+    """
+    z = np.asarray(z)
+    with np.errstate(under="ignore"):
+        return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def logsumexp(Z: np.ndarray) -> np.ndarray:
+    """Row-wise log sum_k e^Z[i, k], computed as m + log sum_k e^(Z[i, k] - m), m = max_k Z[i, k].
+
+    Inputs:  Z (N, K).
+    Returns: (N,).
+    """
+    m = Z.max(axis=1, keepdims=True)  # (N, 1); every shifted exponent is <= 0
+    with np.errstate(under="ignore"):
+        return m[:, 0] + np.log(np.sum(np.exp(Z - m), axis=1))
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, P[i, k] = e^Z[i, k] / sum_j e^Z[i, j], with the row max subtracted.
+
+    Subtracting m_i = max_j Z[i, j] changes nothing mathematically (it cancels in the
+    ratio) but keeps every exponent <= 0, so nothing overflows; the largest entry
+    becomes e^0 = 1, so the denominator is >= 1 and never 0.
+
+    Inputs:  Z (N, K).
+    Returns: P (N, K), each row non-negative and summing to 1; Z's dtype.
+    """
+    Z = np.asarray(Z)
+    with np.errstate(under="ignore"):  # tiny entries may round to 0 (or to subnormals)
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))  # (N, K), entries in [0, 1]
+        return E / E.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------
+# The losses: each returns (loss, dloss/dlogits), mean over the batch
+# ---------------------------------------------------------------------------
+
+
+def binary_cross_entropy_with_logits(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean binary cross-entropy computed from logits, and its gradient.
+
+        L = 1/N sum_i [softplus(z_i) - y_i z_i]        dL/dz = (sigmoid(z) - y) / N
+
+    This is -1/N sum_i [y_i log p_i + (1 - y_i) log(1 - p_i)] with p = sigmoid(z),
+    rewritten so that it never takes log(0) (same value as PyTorch's
+    ``F.binary_cross_entropy_with_logits``).
+
+    Inputs:  z - (N,) or (N, 1) logits; y - targets in [0, 1] with the same number
+             of elements (0/1 labels, or soft labels).
+    Returns: (loss as a Python float, dL/dz with z's shape).
+    """
+    z = np.asarray(z)
+    y = np.asarray(y)
+    if z.ndim not in (1, 2) or (z.ndim == 2 and z.shape[1] != 1) or y.size != z.shape[0]:
+        raise ValueError(f"binary_cross_entropy_with_logits expects z of shape (N,) or (N, 1) "
+                         f"and y with N elements; got z {z.shape} and y {y.shape}")
+    y = y.reshape(z.shape).astype(z.dtype, copy=False)
+    n = z.shape[0]
+    loss = np.sum(softplus(z) - y * z) / n  # mean of -log p(y | z)
+    dz = (sigmoid(z) - y) / n  # dL/dz = (p - y) / N
+    return float(loss), dz
+
+
+def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy with integer labels, and its gradient.
+
+        L = 1/N sum_i [logsumexp(Z_i) - Z_i[y_i]]      dL/dZ = (softmax(Z) - onehot(y)) / N
+
+    Same value as PyTorch's ``F.cross_entropy(Z, y)``.
+
+    Inputs:  logits Z (N, K); y (N,) integer labels in 0..K-1.
+    Returns: (loss as a Python float, dL/dZ (N, K)).
+    """
+    Z = np.asarray(logits)
+    y = np.asarray(y)
+    if Z.ndim != 2 or y.shape != (Z.shape[0],):
+        raise ValueError(f"softmax_cross_entropy expects logits (N, K) and labels (N,); "
+                         f"got logits {Z.shape} and labels {y.shape}")
+    if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= Z.shape[1])):
+        raise ValueError(f"labels must be integers in 0..{Z.shape[1] - 1} (K = {Z.shape[1]} "
+                         f"columns of logits); got dtype {y.dtype}")
+    n = Z.shape[0]
+    rows = np.arange(n)
+    loss = np.sum(logsumexp(Z) - Z[rows, y]) / n  # mean of -log softmax(Z_i)[y_i]
+    dZ = softmax(Z)  # (N, K)
+    dZ[rows, y] -= 1.0  # softmax(Z) - onehot(y), without building the one-hot matrix
+    return float(loss), dZ / n
+
+
+# ---------------------------------------------------------------------------
+# Input checks shared by both models
+# ---------------------------------------------------------------------------
+
+
+def _as_float_matrix(X, name: str = "X") -> np.ndarray:
+    """Return X as a float array of shape (N, D), or raise ValueError saying what was expected.
+
+    Inputs:  X - array-like (N, D) of real numbers; float32 and float64 are kept,
+                 integers and booleans become float64.
+    Returns: (N, D) float32 or float64 ndarray.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape (N, D), one row per example; "
+                         f"got shape {X.shape} (flatten images with x.reshape(len(x), -1))")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows: expected shape (N, D) with N >= 1")
+    if X.dtype.kind in "biu" or X.dtype == np.float16:
+        X = X.astype(np.float64)
+    elif X.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name} must hold real numbers (float32, float64 or integers); "
+                         f"got dtype {X.dtype}")
+    if not np.all(np.isfinite(X)):
+        rows = np.unique(np.nonzero(~np.isfinite(X))[0])
+        raise ValueError(f"{name} contains NaN or inf in rows {rows[:5].tolist()}"
+                         f"{' ...' if rows.size > 5 else ''}: clean or impute them first")
+    return X
+
+
+def _as_labels(y, n_rows: int) -> np.ndarray:
+    """Return class labels as an int64 array (N,); floats must be whole numbers.
+
+    Inputs:  y - (N,) labels; n_rows - N, the number of rows of X.
+    Returns: (N,) int64.
+    """
+    y = np.asarray(y)
+    if y.shape != (n_rows,):
+        raise ValueError(f"y must be a 1-D array of labels with one entry per row of X, "
+                         f"shape ({n_rows},); got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise ValueError("y must hold integer class labels; got NaN, inf or fractions")
+    elif y.dtype.kind not in "biu":
+        raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _check_hyperparameters(solver, solvers, lr, epochs, batch_size, l2) -> None:
+    """Raise ValueError for a hyperparameter outside its valid range."""
+    if solver not in solvers:
+        raise ValueError(f"unknown solver {solver!r}: expected one of {solvers}")
+    if not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if batch_size is not None and not (isinstance(batch_size, (int, np.integer))
+                                       and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if not l2 >= 0:
+        raise ValueError(f"l2 must be >= 0, got {l2!r}")
+
+
+# ---------------------------------------------------------------------------
+# A linear layer with a classification loss on top: what both models share
+# ---------------------------------------------------------------------------
+
+
+class _LinearClassifier:
+    """Logits Z = X W + b, trained by minimising a cross-entropy plus (l2/2) ||W||^2.
+
+    The two models below differ only in K (1 logit or K logits), the loss and how
+    logits become probabilities; the layer protocol, the gradient of the penalty and
+    the training loop are the same, so they live here. Subclasses define
+    ``_data_loss(Z, y) -> (loss, dZ)``, ``_check_labels`` and ``_n_outputs``.
+
+    Initialisation: W ~ N(0, 1/D), b = 0, from ``np.random.default_rng(seed)``. The
+    objective is convex (strictly so when l2 > 0), so the start changes how long
+    training takes, not where it ends. ``fit`` continues from the current W, b when
+    they exist with the right shapes (set them by hand to start elsewhere).
+    """
+
+    solvers: tuple[str, ...] = ("gd", "sgd")
+
+    def __init__(self, input_dim: int | None, n_outputs: int | None, *, solver: str, lr: float,
+                 epochs: int, batch_size: int | None, l2: float, seed: int):
+        _check_hyperparameters(solver, self.solvers, lr, epochs, batch_size, l2)
+        self.solver, self.lr, self.epochs = solver, float(lr), int(epochs)
+        self.batch_size, self.l2 = batch_size, float(l2)
+        self.rng = np.random.default_rng(seed)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.history: list[float] = []
+        if input_dim is not None and n_outputs is not None:
+            self._init_params(int(input_dim), int(n_outputs), np.float64)
+
+    # -- parameters ---------------------------------------------------------
+
+    def _init_params(self, input_dim: int, n_outputs: int, dtype) -> None:
+        """Draw W ~ N(0, 1/D) of shape (D, K) and set b = 0 of shape (K,)."""
+        if input_dim < 1:
+            raise ValueError(f"input_dim must be >= 1, got {input_dim}")
+        W = self.rng.standard_normal((input_dim, n_outputs)) / np.sqrt(input_dim)
+        self.params = {"W": W.astype(dtype), "b": np.zeros(n_outputs, dtype=dtype)}
+
+    @property
+    def W(self) -> np.ndarray:
+        """Weights (D, K): the same array as ``params["W"]``."""
+        if "W" not in self.params:
+            raise AttributeError("W does not exist yet: call fit(X, y) first, or pass input_dim")
+        return self.params["W"]
+
+    @W.setter
+    def W(self, value) -> None:
+        self.params["W"] = np.asarray(value)
+
+    @property
+    def b(self) -> np.ndarray:
+        """Bias (K,): the same array as ``params["b"]``."""
+        if "b" not in self.params:
+            raise AttributeError("b does not exist yet: call fit(X, y) first, or pass input_dim")
+        return self.params["b"]
+
+    @b.setter
+    def b(self, value) -> None:
+        self.params["b"] = np.asarray(value)
+
+    def _check_ready(self, X: np.ndarray) -> None:
+        """Raise ValueError unless the model has parameters that fit X's feature count."""
+        if "W" not in self.params:
+            raise ValueError(f"this {type(self).__name__} has no parameters yet: call "
+                             f"fit(X, y) first (or pass input_dim, and n_classes for "
+                             f"SoftmaxRegression, to the constructor)")
+        if X.shape[1] != self.W.shape[0]:
+            raise ValueError(f"X has {X.shape[1]} features but the model expects "
+                             f"{self.W.shape[0]}: X must have shape (N, {self.W.shape[0]})")
+
+    # -- the layer protocol -----------------------------------------------------
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Logits Z = X W + b, caching X for backward.
+
+        Inputs:  X (N, D).
+        Returns: Z (N, K) (K = 1 for the binary model).
+        """
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"forward expects X of shape (N, D); got shape {X.shape}")
+        self._check_ready(X)
+        self.cache_X = X
+        return X @ self.W + self.b  # (N, D) @ (D, K) + (K,) -> (N, K)
+
+    def backward(self, dZ: np.ndarray) -> np.ndarray:
+        """Backpropagate dL/dZ through Z = X W + b.
+
+        Fills ``grads`` with the data term's gradient only; the penalty's l2 W is
+        added by ``gradients`` (the layer does not know which penalty its loss has).
+
+        Inputs:  dZ (N, K) - dL/dZ for the X cached by the last forward.
+        Returns: dL/dX (N, D).
+        """
+        X = getattr(self, "cache_X", None)
+        if X is None:
+            raise ValueError("backward needs the input of a forward pass: call forward(X) first")
+        dZ = np.asarray(dZ)
+        if dZ.shape != (X.shape[0], self.W.shape[1]):
+            raise ValueError(f"dZ must have the forward output's shape "
+                             f"{(X.shape[0], self.W.shape[1])}; got {dZ.shape}")
+        self.grads["W"] = X.T @ dZ  # dL/dW = X^T dZ      (D, N) @ (N, K) -> (D, K)
+        self.grads["b"] = dZ.sum(axis=0)  # dL/db = sum_i dZ_i                 (K,)
+        return dZ @ self.W.T  # dL/dX = dZ W^T     (N, K) @ (K, D) -> (N, D)
+
+    # -- the objective ----------------------------------------------------------
+
+    def _prepare(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Validate (X, y): X (N, D) float, y (N,) labels checked by the subclass."""
+        X = _as_float_matrix(X)
+        return X, self._check_labels(_as_labels(y, X.shape[0]))
+
+    def _objective(self, X: np.ndarray, y: np.ndarray) -> float:
+        data_loss, _ = self._data_loss(self.forward(X), y)
+        return data_loss + 0.5 * self.l2 * float(np.sum(self.W**2))  # + (l2/2)||W||^2
+
+    def _gradients(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        _, dZ = self._data_loss(self.forward(X), y)
+        self.backward(dZ)
+        return {"W": self.grads["W"] + self.l2 * self.W,  # d/dW (l2/2)||W||^2 = l2 W
+                "b": self.grads["b"]}
+
+    def loss(self, X, y) -> float:
+        """The training objective J(W, b) on (X, y): mean cross-entropy + (l2/2) ||W||^2.
+
+        Inputs:  X (N, D); y (N,) labels.
+        Returns: J as a Python float.
+        """
+        X, y = self._prepare(X, y)
+        self._check_ready(X)
+        return self._objective(X, y)
+
+    def gradients(self, X, y) -> dict[str, np.ndarray]:
+        """dJ/dW and dJ/db of the full objective on (X, y).
+
+        Inputs:  X (N, D); y (N,) labels.
+        Returns: {"W": (D, K), "b": (K,)}.
+        """
+        X, y = self._prepare(X, y)
+        self._check_ready(X)
+        return self._gradients(X, y)
+
+    # -- fitting ------------------------------------------------------------------
+
+    def fit(self, X, y, *, progress: bool = False):
+        """Fit W and b to (X, y) with the chosen solver.
+
+        Inputs:  X (N, D) real numbers; y (N,) integer labels; progress - tqdm bar.
+        Returns: self, fitted; W and b have X's float dtype.
+        """
+        X, y = self._prepare(X, y)
+        n, d = X.shape
+        k = self._n_outputs(y)
+        if "W" in self.params and self.W.shape != (d, k):
+            raise ValueError(f"the model was built for X of shape (N, {self.W.shape[0]}) and "
+                             f"{self.W.shape[1]} output(s); got X {X.shape} needing {k}")
+        if "W" not in self.params:
+            self._init_params(d, k, X.dtype)
+        self.W, self.b = self.W.astype(X.dtype), self.b.astype(X.dtype)  # follow X's dtype
+        self.history = []
+        if self.solver == "newton":
+            self._fit_newton(X, y, progress)
+        else:
+            batch_size = n if self.solver == "gd" else (self.batch_size or DEFAULT_SGD_BATCH_SIZE)
+            self._fit_gradient_descent(X, y, batch_size, progress)
+        return self
+
+    def _fit_gradient_descent(self, X: np.ndarray, y: np.ndarray, batch_size: int,
+                              progress: bool) -> None:
+        """(Mini-batch) gradient descent: W <- W - lr dJ/dW, b <- b - lr dJ/db.
+
+        Every epoch visits each example once, in a fresh random order for sgd.
+        """
+        n = X.shape[0]
+        name = type(self).__name__
+        for _ in tqdm(range(self.epochs), desc=f"{name} {self.solver}", disable=not progress):
+            order = self.rng.permutation(n) if batch_size < n else np.arange(n)
+            for start in range(0, n, batch_size):
+                batch = order[start:start + batch_size]
+                grads = self._gradients(X[batch], y[batch])
+                self.W -= self.lr * grads["W"]  # in place: params["W"] is the same array
+                self.b -= self.lr * grads["b"]
+            self.history.append(self._objective(X, y))
+
+    # -- using the fitted model ------------------------------------------------------
+
+    def _logits(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Validated X and its logits Z = X W + b (N, K) in X's dtype."""
+        X = _as_float_matrix(X)
+        self._check_ready(X)
+        return X, (X @ self.W + self.b).astype(X.dtype, copy=False)
+
+    def score(self, X, y) -> float:
+        """Accuracy: the fraction of examples whose predicted class equals y.
+
+        Inputs:  X (N, D); y (N,) labels.
+        Returns: accuracy in [0, 1] as a Python float.
+        """
+        X, y = self._prepare(X, y)
+        return float(np.mean(self.predict(X) == y))
+
+
+class LogisticRegression(_LinearClassifier):
+    """Binary logistic regression, p(y = 1 | x) = sigmoid(x W + b), W (D, 1), b (1,).
+
+    Minimises J = 1/N sum_i [softplus(z_i) - y_i z_i] + (l2/2) ||W||^2 (module docstring).
+
+    Inputs (constructor):
+        input_dim  - D; when given, W and b exist right away (else fit creates them).
+        solver     - "gd" (full batch), "sgd" (mini-batches) or "newton" (Newton /
+                     IRLS; ``lr`` unused: the Hessian sets the step, ``epochs`` caps
+                     the iterations, and it stops once the step is at rounding level).
+        lr         - gd / sgd step size (> 0); epochs - passes over the data.
+        batch_size - sgd mini-batch size (default 32); gd uses the full batch.
+        l2         - ridge strength (>= 0), bias unpenalised; seed - init and shuffling.
+    Labels must be 0 or 1.
+
+    Attributes: W (D, 1), b (1,), params, grads, history (J after every epoch/iteration).
+    """
+
+    solvers = ("gd", "sgd", "newton")
+
+    def __init__(self, input_dim: int | None = None, *, solver: str = "gd", lr: float = 0.1,
+                 epochs: int = 100, batch_size: int | None = None, l2: float = 0.0,
+                 seed: int = 0):
+        super().__init__(input_dim, 1, solver=solver, lr=lr, epochs=epochs,
+                         batch_size=batch_size, l2=l2, seed=seed)
+
+    def _n_outputs(self, y: np.ndarray) -> int:
+        return 1  # one logit: the log-odds of class 1
+
+    def _check_labels(self, y: np.ndarray) -> np.ndarray:
+        bad = (y != 0) & (y != 1)
+        if np.any(bad):
+            raise ValueError(f"LogisticRegression needs labels 0 or 1; got {np.unique(y[bad])[:5]}"
+                             f" (for K > 2 classes use SoftmaxRegression)")
+        return y
+
+    def _data_loss(self, Z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Binary cross-entropy of logits Z (N, 1); returns (loss, dZ (N, 1))."""
+        return binary_cross_entropy_with_logits(Z, y)
+
+    def _fit_newton(self, X: np.ndarray, y: np.ndarray, progress: bool) -> None:
+        """Newton's method on theta = [W; b]: theta <- theta - H^-1 g  (IRLS).
+
+        With X1 = [X, 1] (N, D+1), p = sigmoid(X1 theta) and s = p (1 - p)::
+
+            g = X1^T (p - y) / N + l2 [W; 0]                      (D+1,)
+            H = X1^T diag(s) X1 / N + l2 diag(1, ..., 1, 0)        (D+1, D+1)
+
+        Each step minimises the local quadratic model of J, which is a weighted
+        least-squares problem, hence "iteratively reweighted least squares". Near the
+        optimum the error squares at every step. A step that would increase J is
+        halved until it does not (a simple line search), so a far start cannot diverge.
+        With l2 = 0 on separable data H becomes singular and the optimum is at
+        infinity; use l2 > 0 there (lstsq then gives a finite, minimum-norm step).
+        """
+        n, d = X.shape
+        X1 = np.hstack([X, np.ones((n, 1), dtype=X.dtype)])  # (N, D+1): bias as a feature
+        penalty = np.full(d + 1, self.l2, dtype=X.dtype)
+        penalty[-1] = 0.0  # the bias is not penalised
+        current = self._objective(X, y)
+        for _ in tqdm(range(self.epochs), desc="LogisticRegression newton", disable=not progress):
+            theta = np.concatenate([self.W[:, 0], self.b])  # (D+1,)
+            p = sigmoid(X1 @ theta)  # (N,)
+            g = X1.T @ (p - y) / n + penalty * theta  # (D+1,)
+            s = p * (1.0 - p)  # (N,) weights: the variance of each Bernoulli
+            H = (X1.T * s) @ X1 / n + np.diag(penalty)  # (D+1, D+1), X1^T diag(s) X1 / N
+            try:
+                step = np.linalg.solve(H, g)
+            except np.linalg.LinAlgError:  # singular H: the minimum-norm step instead
+                step = np.linalg.lstsq(H, g, rcond=None)[0]
+            t = 1.0
+            while True:  # backtracking: halve the step until J does not increase
+                new_theta = theta - t * step
+                self.W[:, 0], self.b[:] = new_theta[:d], new_theta[d:]
+                candidate = self._objective(X, y)
+                if candidate <= current or t < 1e-10:
+                    break
+                t *= 0.5
+            if candidate > current:  # no step helps: we are at rounding level, undo and stop
+                self.W[:, 0], self.b[:] = theta[:d], theta[d:]
+                break
+            current = candidate
+            self.history.append(current)
+            if np.max(np.abs(t * step)) <= 1e-12 * (1.0 + np.max(np.abs(theta))):
+                break  # converged: the step no longer changes theta beyond rounding
+        if not self.history:  # stopped before the first accepted step: record where we are
+            self.history.append(current)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits z = X W + b, the log-odds log p / (1 - p).
+
+        Inputs:  X (N, D).
+        Returns: (N,) in X's float dtype.
+        """
+        _, Z = self._logits(X)
+        return Z[:, 0]  # (N, 1) -> (N,)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns [p(y=0), p(y=1)] as in scikit-learn.
+
+        Inputs:  X (N, D).
+        Returns: (N, 2), rows summing to 1, X's float dtype.
+        """
+        z = self.decision_function(X)
+        # 1 - sigmoid(z) computed as sigmoid(-z): no cancellation when p is close to 1
+        return np.stack([sigmoid(-z), sigmoid(z)], axis=1)  # (N, 2)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels: 1 where p(y=1) > 0.5, that is where z > 0.
+
+        Inputs:  X (N, D).
+        Returns: (N,) int64 in {0, 1}.
+        """
+        return (self.decision_function(X) > 0).astype(np.int64)
+
+
+class SoftmaxRegression(_LinearClassifier):
+    """Multinomial logistic regression, p(y | x) = softmax(x W + b), W (D, K), b (K,).
+
+    Minimises J = 1/N sum_i [logsumexp(Z_i) - Z_i[y_i]] + (l2/2) ||W||^2.
+
+    Inputs (constructor):
+        input_dim, n_classes - D and K; when both are given, W and b exist right away.
+                     Otherwise fit takes K = max(y) + 1 (pass n_classes when a class
+                     might be missing from the training labels).
+        solver     - "gd" (full batch) or "sgd" (mini-batches, default size 32).
+        lr         - step size (> 0); epochs - passes over the data.
+        batch_size - sgd mini-batch size (default 32); gd uses the full batch.
+        l2         - ridge strength (>= 0), bias unpenalised; seed - init and shuffling.
+
+    Note: adding the same vector to every column of W (or the same number to every
+    b_k) does not change the probabilities. The penalty picks W's columns summing to
+    zero; b starts at 0 and its gradient sums to 0 over classes, so it stays centred.
+
+    Attributes: W (D, K), b (K,), params, grads, history (J after every epoch).
+    """
+
+    def __init__(self, input_dim: int | None = None, n_classes: int | None = None, *,
+                 solver: str = "gd", lr: float = 0.1, epochs: int = 100,
+                 batch_size: int | None = None, l2: float = 0.0, seed: int = 0):
+        if n_classes is not None and n_classes < 2:
+            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        self.n_classes = n_classes
+        super().__init__(input_dim, n_classes, solver=solver, lr=lr, epochs=epochs,
+                         batch_size=batch_size, l2=l2, seed=seed)
+
+    def _n_outputs(self, y: np.ndarray) -> int:
+        if "W" in self.params:
+            return self.W.shape[1]
+        return self.n_classes or max(int(y.max()) + 1, 2)
+
+    def _check_labels(self, y: np.ndarray) -> np.ndarray:
+        k = self.W.shape[1] if "W" in self.params else self.n_classes
+        if y.min() < 0 or (k is not None and y.max() >= k):
+            top = "K-1" if k is None else str(k - 1)
+            raise ValueError(f"SoftmaxRegression needs labels in 0..{top}; got labels from "
+                             f"{y.min()} to {y.max()}")
+        return y
+
+    def _data_loss(self, Z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Softmax cross-entropy of logits Z (N, K); returns (loss, dZ (N, K))."""
+        return softmax_cross_entropy(Z, y)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits Z = X W + b.
+
+        Inputs:  X (N, D).
+        Returns: (N, K) in X's float dtype.
+        """
+        return self._logits(X)[1]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities softmax(X W + b).
+
+        Inputs:  X (N, D).
+        Returns: (N, K), rows summing to 1, X's float dtype.
+        """
+        return softmax(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels argmax_k Z[i, k] (softmax is monotone, so no need to apply it).
+
+        Inputs:  X (N, D).
+        Returns: (N,) int64.
+        """
+        return self.decision_function(X).argmax(axis=1).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------
+# The script
+# ---------------------------------------------------------------------------
+
+# Per-dataset defaults (command-line values win). Tabular sets are standardised
+# by the loader; MNIST pixels are in [0, 1]. decay_epochs: how many of the epochs
+# run at lr / 10 at the end (step decay, see main).
+DEFAULTS = {
+    "breast_cancer": {"solver": "gd", "epochs": 200, "lr": 0.5, "batch_size": None,
+                      "l2": 1e-3, "decay_epochs": 0},
+    "digits": {"solver": "sgd", "epochs": 15, "lr": 0.1, "batch_size": 32, "l2": 1e-4,
+               "decay_epochs": 0},
+    "iris": {"solver": "gd", "epochs": 500, "lr": 0.5, "batch_size": None, "l2": 1e-3,
+             "decay_epochs": 0},
+    "mnist": {"solver": "sgd", "epochs": 6, "lr": 0.5, "batch_size": 100, "l2": 0.0,
+              "decay_epochs": 2},
+}
+IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Train logistic regression (breast_cancer) or softmax regression (digits, iris, mnist).
+
+    Prints train and test accuracy; writes the loss curve, the test confusion matrix
+    and, for image data, the learned weight templates (one image per class) to --out.
+
+    Inputs:  argv - command-line arguments (None: sys.argv).
+    Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final training objective).
+    """
+    per_dataset = "; ".join(f"{name}: {cfg}" for name, cfg in DEFAULTS.items())
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0],
+                                     epilog=f"Options left out take per-dataset defaults: "
+                                            f"{per_dataset}")
+    add_common_args(parser, datasets=["breast_cancer", "digits", "iris", "mnist"], epochs=None,
+                    batch_size=None, lr=None, out="runs/01_Linear_Logistic/numpy_logistic",
+                    devices=("cpu",))
+    parser.add_argument("--solver", choices=["gd", "sgd", "newton"], default=None,
+                        help="default: per dataset (newton: binary only)")
+    parser.add_argument("--l2", type=float, default=None, help="ridge strength (per dataset)")
+    parser.add_argument("--decay-epochs", type=int, default=None,
+                        help="run the last N epochs at lr / 10 (per dataset)")
+    args = parser.parse_args(argv)
+    seed_everything(args.seed)
+    out = prepare_out_dir(args.out)
+    # command-line values override the dataset's defaults
+    cfg = {key: value if getattr(args, key) is None else getattr(args, key)
+           for key, value in DEFAULTS[args.dataset].items()}
+    try:
+        data = load_arrays(args.dataset, data_root=args.data_root)
+    except DatasetNotFoundError as err:  # a missing file: say where to put it, no traceback
+        parser.exit(1, f"error: {err}\n")
+    print(f"{args.dataset}: X_train {data.X_train.shape} {data.X_train.dtype}, "
+          f"X_test {data.X_test.shape}; {cfg}")
+
+    # Step decay, a classic schedule: with a constant learning rate, SGD keeps bouncing
+    # around the minimum with the noise of its mini-batch gradients; a last few epochs
+    # at lr / 10 let it settle. fit continues from the current W, b, so this is simply
+    # two calls to fit.
+    decay_epochs = max(0, min(cfg["decay_epochs"], cfg["epochs"] - 1))
+    hyper = {"solver": cfg["solver"], "lr": cfg["lr"], "epochs": cfg["epochs"] - decay_epochs,
+             "batch_size": cfg["batch_size"], "l2": cfg["l2"], "seed": args.seed}
+    if data.task == "binary":
+        model = LogisticRegression(**hyper)
+    else:
+        if cfg["solver"] == "newton":
+            parser.error("--solver newton is implemented for the binary model only")
+        model = SoftmaxRegression(n_classes=data.num_classes, **hyper)
+    model.fit(data.X_train, data.y_train, progress=args.progress)
+    history = list(model.history)
+    if decay_epochs > 0:
+        model.lr, model.epochs = cfg["lr"] / 10, decay_epochs
+        model.fit(data.X_train, data.y_train, progress=args.progress)
+        history += model.history
+
+    train_acc = model.score(data.X_train, data.y_train)
+    test_pred = model.predict(data.X_test)
+    test_acc = float(np.mean(test_pred == data.y_test))
+    kind = type(model).__name__
+    plot_curves({"training objective J": history}, path=out / "loss.png",
+                ylabel="cross-entropy + (l2/2)||W||^2", title=f"{kind} on {args.dataset}")
+    plot_confusion_matrix(data.y_test, test_pred, class_names=data.classes,
+                          path=out / "confusion.png", title=f"{kind} on {args.dataset} (test)")
+    if args.dataset in IMAGE_SHAPES:
+        plot_weights(model.W, image_shape=IMAGE_SHAPES[args.dataset], path=out / "weights.png",
+                     class_names=data.classes, title="learned templates: columns of W")
+    print(f"{kind}: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}, "
+          f"final training objective {history[-1]:.4f}")
+    print(f"plots in {out}")
+    return {"test_accuracy": test_acc, "train_accuracy": train_acc,
+            "final_loss": float(history[-1])}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""Tests of lesson 01, Level 3, and the cross-level check L1 == L2 == L3.
+
+Level 3 (the nn.Module versions), against scikit-learn, the production implementation:
+- parameter count = D*K + K, counted by hand
+- from_sklearn: our outputs equal sklearn's predict / predict_proba / decision_function
+- to_sklearn: sklearn's predictions equal ours (both directions of the port)
+- overfits a tiny problem; state_dict save/load round trip; torch.manual_seed determinism
+- the losses are the library's (BCEWithLogitsLoss, CrossEntropyLoss, MSELoss) and the
+  penalty is SGD's weight decay on the weight only: training equals L2's by-hand version
+- bad input gives clear errors; the level's purity rule; the scripts reach their targets
+
+Cross-level: the same W, b at L1 (NumPy), L2 (low-level torch) and L3 give the same
+predictions, probabilities, losses and gradients (float64, 1e-10), and gradient descent
+from the same start follows the same path at all three levels.
+
+Run: .venv/bin/python -m pytest 01_Linear_Logistic/paper -q
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from utils import import_lesson
+from utils.testing import FLOAT64, SKLEARN_SOLUTION, assert_close, assert_level_purity, tolerance
+from utils.training_utils import load_checkpoint, save_checkpoint
+
+lin3 = import_lesson("01_Linear_Logistic.paper.linear_paper")
+log3 = import_lesson("01_Linear_Logistic.paper.logistic_paper")
+lin2 = import_lesson("01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel")
+log2 = import_lesson("01_Linear_Logistic.pytorch_lowlevel.logistic_lowlevel")
+lin1 = import_lesson("01_Linear_Logistic.numpy.linear_numpy")
+log1 = import_lesson("01_Linear_Logistic.numpy.logistic_numpy")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is fastest, and immune to a busy CI machine's oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _regression_data(n=50, d=4, k=None, seed=0, noise=0.1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = X @ rng.standard_normal((d, k or 1)) + rng.standard_normal(k or 1)
+    y = y + noise * rng.standard_normal(y.shape)
+    return X, (y[:, 0] if k is None else y)
+
+
+def _classification_data(n=60, d=4, k=2, seed=0, spread=0.8):
+    """Gaussian classes; spread sets how far apart their centres are."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    X = rng.standard_normal((n, d)) + spread * rng.standard_normal((k, d))[y]
+    return X, y.astype(np.int64)
+
+
+def _sklearn_logistic(X, y, **kw):
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence / deprecation chatter of sklearn
+        return SkLogisticRegression(**{"max_iter": 1000, **kw}).fit(X, y)
+
+
+def test_level_purity():
+    assert_level_purity(Path(__file__).parent)
+
+
+# --------------------------------------------------------------------------------------
+# The modules
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d, k", [(1, 1), (13, 1), (64, 10), (784, 10)])
+def test_parameter_count_is_d_times_k_plus_k(d, k):
+    def count(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    assert count(lin3.LinearRegressionModel(d, k)) == d * k + k  # W (D, K) and b (K,)
+    assert count(log3.LogisticRegressionModel(d)) == d + 1  # K = 1 logit
+    if k >= 2:
+        assert count(log3.SoftmaxRegressionModel(d, k)) == d * k + k
+
+
+def test_modules_compute_logits_with_nn_linear_layout():
+    torch.manual_seed(0)
+    X = torch.randn(5, 3, dtype=torch.float64)
+    model = log3.SoftmaxRegressionModel(3, 4).double()
+    W, b = model.linear.weight.detach().T, model.linear.bias.detach()  # (D, K), (K,)
+    assert_close(model(X), X @ W + b, FLOAT64, name="Z = X W + b")
+    binary = log3.LogisticRegressionModel(3).double()
+    z = binary(X)
+    assert z.shape == (5,)
+    assert_close(z, X @ binary.linear.weight.detach()[0] + binary.linear.bias.detach(), FLOAT64)
+
+
+def test_losses_are_our_objective():
+    torch.manual_seed(1)
+    y_hat, y = torch.randn(7, 3, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64)
+    # 1/(2N) sum_i ||.||^2 = (K/2) * MSELoss()
+    assert_close(lin3.HalfSquaredError()(y_hat, y), 1.5 * nn.MSELoss()(y_hat, y), FLOAT64)
+    assert_close(lin3.HalfSquaredError()(y_hat[:, 0], y[:, 0]),
+                 0.5 * nn.MSELoss()(y_hat[:, 0], y[:, 0]), FLOAT64)
+    with pytest.raises(ValueError, match="must match"):
+        lin3.HalfSquaredError()(y_hat[:, :1], y[:, 0])
+    z = torch.tensor([-1000.0, -2.0, 0.0, 3.0, 1000.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    softplus = torch.logaddexp(torch.zeros_like(z), z)
+    assert_close(log3.LogisticRegression.loss_fn(z, t), (softplus - t * z).mean(), FLOAT64)
+
+
+def test_weight_decay_only_on_the_weight():
+    model = lin3.LinearRegressionModel(3, 2)
+    optimizer = lin3.make_optimizer(model.linear, lr=0.1, l2=0.25)
+    decays = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decays == {id(model.linear.weight): 0.25, id(model.linear.bias): 0.0}
+
+
+# --------------------------------------------------------------------------------------
+# Porting to and from scikit-learn
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_from_sklearn_linear_regression_and_ridge(k):
+    from sklearn.linear_model import LinearRegression as SkLinearRegression
+    from sklearn.linear_model import Ridge
+
+    X, y = _regression_data(k=k)
+    for reference in (SkLinearRegression().fit(X, y), Ridge(alpha=3.0).fit(X, y)):
+        ours = lin3.from_sklearn(reference)
+        assert_close(ours.predict(X), reference.predict(X), FLOAT64, name="predict")
+        assert math.isclose(ours.score(X, y), reference.score(X, y), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_to_sklearn_linear_regression(k):
+    X, y = _regression_data(k=k)
+    ours = lin3.LinearRegression(solver="sgd", lr=0.05, epochs=5).fit(X, y)
+    ported = lin3.to_sklearn(ours)
+    assert_close(ported.predict(X), ours.predict(X), FLOAT64, name="sklearn(ported).predict")
+    assert_close(lin3.to_sklearn(ours.model).predict(X).reshape(len(X), -1),
+                 ours.predict(X).reshape(len(X), -1), FLOAT64, name="port of the bare module")
+    # and back again: the round trip keeps every number
+    back = lin3.from_sklearn(ported)
+    assert torch.equal(back.W, ours.W) and torch.equal(back.b, ours.b)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_from_sklearn_logistic_regression(k):
+    X, y = _classification_data(k=k)
+    reference = _sklearn_logistic(X, y, C=0.5)
+    ours = log3.from_sklearn(reference)
+    expected_type = log3.LogisticRegression if k == 2 else log3.SoftmaxRegression
+    assert type(ours) is expected_type
+    assert_close(ours.decision_function(X), reference.decision_function(X), FLOAT64,
+                 name="decision_function")
+    assert_close(ours.predict_proba(X), reference.predict_proba(X), FLOAT64, name="predict_proba")
+    assert np.array_equal(ours.predict(X).numpy(), reference.predict(X))
+    assert ours.score(X, y) == reference.score(X, y)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_to_sklearn_logistic_regression(k):
+    X, y = _classification_data(k=k)
+    ours = (log3.LogisticRegression(solver="sgd", epochs=3, batch_size=8) if k == 2
+            else log3.SoftmaxRegression(solver="sgd", epochs=3, batch_size=8)).fit(X, y)
+    ported = log3.to_sklearn(ours)
+    assert_close(ported.decision_function(X), ours.decision_function(X), FLOAT64)
+    assert_close(ported.predict_proba(X), ours.predict_proba(X), FLOAT64, name="predict_proba")
+    assert np.array_equal(ported.predict(X), ours.predict(X).numpy())
+    back = log3.from_sklearn(ported)
+    assert torch.equal(back.W, ours.W) and torch.equal(back.b, ours.b)
+
+
+def test_fitted_solutions_equal_sklearn():
+    """The closed form equals sklearn's exactly; gradient descent gets there too."""
+    from sklearn.linear_model import Ridge
+
+    X, y = _regression_data(k=2)
+    ours = lin3.LinearRegression(l2=0.1).fit(X, y)
+    reference = Ridge(alpha=len(X) * 0.1).fit(X, y)  # alpha = N * l2
+    assert_close(ours.W, reference.coef_.T, SKLEARN_SOLUTION, name="W")
+    assert_close(ours.b, reference.intercept_, SKLEARN_SOLUTION, name="b")
+
+    Xc, yc = _classification_data(k=3)
+    gd = log3.SoftmaxRegression(solver="gd", lr=1.0, epochs=400, l2=0.1).fit(Xc, yc)
+    sk = _sklearn_logistic(Xc, yc, C=1 / (len(Xc) * 0.1), tol=1e-12, max_iter=10_000)
+    assert_close(gd.predict_proba(Xc), sk.predict_proba(Xc), tolerance("float32"),
+                 name="gd vs sklearn probabilities")
+
+
+def test_port_refuses_what_it_cannot_represent():
+    from sklearn.linear_model import LinearRegression as SkLinearRegression
+
+    X, y = _classification_data(k=3)
+    with pytest.raises(ValueError, match="FITTED"):
+        lin3.from_sklearn(SkLinearRegression())
+    with pytest.raises(ValueError, match="FITTED"):
+        log3.from_sklearn(object())
+    with pytest.raises(ValueError, match="labels 0..K-1"):
+        log3.from_sklearn(_sklearn_logistic(X, np.array(["a", "b", "c"])[y]))
+    one_vs_rest = _sklearn_logistic(X, y)
+    # scikit-learn < 1.8 fits K > 2 classes with liblinear as one-vs-rest; 1.8+ refuses to,
+    # so relabel a multinomial fit to stand in for such a legacy model
+    one_vs_rest.set_params(solver="liblinear")
+    with pytest.raises(ValueError, match="one-vs-rest"):
+        log3.from_sklearn(one_vs_rest)
+    with pytest.raises(ValueError, match="to_sklearn"):
+        log3.to_sklearn(lin3.LinearRegressionModel(3))
+
+
+# --------------------------------------------------------------------------------------
+# Training behaviour
+# --------------------------------------------------------------------------------------
+
+
+def test_overfits_a_tiny_exact_linear_problem():
+    X = torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.5], [-2.0, 1.0]], dtype=torch.float64)
+    Y = X @ torch.tensor([[2.0], [-1.0]], dtype=torch.float64) + 0.5  # exactly linear
+    model = lin3.LinearRegressionModel(2, 1).double()
+    history = lin3.train(model, X, Y, loss_fn=lin3.HalfSquaredError(), lr=0.1, epochs=400,
+                         batch_size=4, shuffle=False)
+    assert history.train_loss[-1] < 1e-12
+    assert_close(model.linear.weight, torch.tensor([[2.0, -1.0]], dtype=torch.float64),
+                 tolerance("float32"), name="recovered weight")
+
+
+def test_overfits_a_small_separable_batch():
+    X, y = _classification_data(n=16, d=3, k=4, spread=6.0)
+    model = log3.SoftmaxRegressionModel(3, 4).double()
+    history = log3.train(model, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1.0, epochs=300,
+                         batch_size=16, shuffle=False)
+    assert history.train_loss[-1] < 1e-2 and history.train_metric[-1] == 1.0
+
+
+def test_state_dict_round_trip(tmp_path):
+    X, y = _classification_data(k=3)
+    estimator = log3.SoftmaxRegression(solver="sgd", epochs=2, batch_size=8).fit(X, y)
+    save_checkpoint(tmp_path / "softmax.pt", estimator.model, epoch=2)
+    restored = log3.SoftmaxRegressionModel(4, 3).double()
+    assert not torch.equal(restored.linear.weight, estimator.model.linear.weight)
+    load_checkpoint(tmp_path / "softmax.pt", restored)
+    Xt = torch.as_tensor(X)
+    assert torch.equal(restored(Xt), estimator.model(Xt).detach())
+
+
+def test_torch_manual_seed_determinism():
+    torch.manual_seed(123)
+    a = log3.SoftmaxRegressionModel(6, 3)
+    torch.manual_seed(123)
+    b = log3.SoftmaxRegressionModel(6, 3)
+    c = log3.SoftmaxRegressionModel(6, 3)  # the RNG moved on
+    assert torch.equal(a.linear.weight, b.linear.weight)
+    assert not torch.equal(a.linear.weight, c.linear.weight)
+    X, y = _classification_data(k=3, d=6)
+    fits = [log3.SoftmaxRegression(solver="sgd", epochs=3, batch_size=8, seed=7).fit(X, y)
+            for _ in range(2)]
+    assert torch.equal(fits[0].W, fits[1].W) and torch.equal(fits[0].b, fits[1].b)
+
+
+def test_same_result_on_every_device(device):
+    X, y = _classification_data(k=3)
+    cpu = log3.SoftmaxRegression(solver="gd", epochs=20).fit(X, y)
+    here = log3.SoftmaxRegression(solver="gd", epochs=20, device=device).fit(X, y)
+    assert_close(here.predict_proba(X), cpu.predict_proba(X), tolerance("float64", device))
+
+
+def test_float32_input_gives_a_float32_model():
+    X, y = _classification_data(k=2)
+    model = log3.LogisticRegression(epochs=5).fit(X.astype(np.float32), y)
+    assert model.model.linear.weight.dtype == torch.float32
+    assert model.predict_proba(X).dtype == torch.float32
+
+
+def test_bad_inputs_give_clear_errors():
+    X, y = _regression_data()
+    with pytest.raises(ValueError, match=r"2-D array of shape \(N, D\)"):
+        lin3.LinearRegression().fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="49 rows but X has 50"):
+        lin3.LinearRegression().fit(X, y[1:])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        lin3.LinearRegression().fit(np.where(X > 2, np.nan, X), y)
+    with pytest.raises(ValueError, match="X has 2 features, but the model was built for 4"):
+        lin3.LinearRegression().fit(X, y).predict(X[:, :2])
+    with pytest.raises(RuntimeError, match="call fit"):
+        lin3.LinearRegression().predict(X)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        lin3.LinearRegression(solver="lbfgs")
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        log3.SoftmaxRegression(lr=0.0)
+    with pytest.raises(ValueError, match=r"W: expected shape \(D, K\)"):
+        lin3.LinearRegression(4, 2).W = np.zeros((2, 4))
+
+    Xc, yc = _classification_data(k=3)
+    with pytest.raises(ValueError, match="labels 0 or 1"):
+        log3.LogisticRegression().fit(Xc, yc)
+    with pytest.raises(ValueError, match="negative"):
+        log3.SoftmaxRegression().fit(Xc, yc - 1)
+    with pytest.raises(ValueError, match="whole numbers"):
+        log3.SoftmaxRegression().fit(Xc, yc * 0.5)
+    with pytest.raises(RuntimeError, match="call fit"):
+        log3.LogisticRegression().predict_proba(Xc)
+
+
+# --------------------------------------------------------------------------------------
+# Cross-level: L1 (NumPy) == L2 (low-level torch) == L3 (nn.Module) on the same weights
+# --------------------------------------------------------------------------------------
+
+LEVELS = {
+    "linear": (lin1.LinearRegression, lin2.LinearRegression, lin3.LinearRegression),
+    "logistic": (log1.LogisticRegression, log2.LogisticRegression, log3.LogisticRegression),
+    "softmax": (log1.SoftmaxRegression, log2.SoftmaxRegression, log3.SoftmaxRegression),
+}
+
+
+def _problem(model: str):
+    """(X, y, D, K, constructor args) for one of the three models."""
+    if model == "linear":
+        X, y = _regression_data(n=40, d=5, k=3)
+        return X, y, 5, 3, (5, 3)
+    k = 2 if model == "logistic" else 4
+    X, y = _classification_data(n=40, d=5, k=k)
+    return X, y, 5, (1 if k == 2 else k), ((5,) if k == 2 else (5, k))
+
+
+def _three_levels(model: str, W: np.ndarray, b: np.ndarray, args: tuple, **settings):
+    """The model at L1, L2 and L3, all holding the same W (D, K) and b (K,)."""
+    built = []
+    for cls in LEVELS[model]:
+        m = cls(*args, **settings)
+        m.W, m.b = W.copy(), b.copy()
+        built.append(m)
+    return built
+
+
+@pytest.mark.parametrize("model", list(LEVELS))
+def test_same_weights_same_outputs_losses_and_gradients_at_every_level(model):
+    X, y, d, k, args = _problem(model)
+    rng = np.random.default_rng(42)
+    W, b = rng.standard_normal((d, k)), rng.standard_normal(k)
+    l1, l2, l3 = _three_levels(model, W, b, args, l2=0.3)
+
+    outputs = ["predict"] + ([] if model == "linear" else ["decision_function", "predict_proba"])
+    for name in outputs:
+        reference = getattr(l1, name)(X)
+        for level, m in (("L2", l2), ("L3", l3)):
+            got = getattr(m, name)(X)
+            if name == "predict" and model != "linear":
+                assert np.array_equal(got.numpy(), reference), f"{level} {name}"
+            else:
+                assert_close(got, reference, FLOAT64, name=f"{model} {level} {name} vs L1")
+
+    loss = l1.loss(X, y)
+    grads = l1.gradients(X, y)
+    for level, m in (("L2", l2), ("L3", l3)):
+        assert math.isclose(m.loss(X, y), loss, rel_tol=1e-12), f"{level} loss"
+        for key in ("W", "b"):
+            assert_close(m.gradients(X, y)[key], grads[key], FLOAT64,
+                         name=f"{model} {level} dJ/d{key} vs L1")
+    assert math.isclose(l2.score(X, y), l1.score(X, y)) and math.isclose(l3.score(X, y),
+                                                                         l1.score(X, y))
+
+
+@pytest.mark.parametrize("model", list(LEVELS))
+def test_gradient_descent_follows_the_same_path_at_every_level(model):
+    """Full-batch gd from the same start: L1's hand-written update, L2's sgd_step with the
+    penalty in the loss, and L3's torch.optim.SGD with weight_decay all take the same steps."""
+    X, y, d, k, args = _problem(model)
+    rng = np.random.default_rng(7)
+    W, b = rng.standard_normal((d, k)) * 0.1, np.zeros(k)
+    levels = _three_levels(model, W, b, args, solver="gd", lr=0.3, epochs=25, l2=0.05)
+    for m in levels:
+        m.fit(X, y)
+    l1, l2, l3 = levels
+    for level, m in (("L2", l2), ("L3", l3)):
+        assert_close(m.W, l1.W, FLOAT64, name=f"{model} {level} W after 25 gd epochs vs L1")
+        assert_close(m.b, l1.b, FLOAT64, name=f"{model} {level} b after 25 gd epochs vs L1")
+    assert_close(np.array(l2.history), np.array(l1.history), FLOAT64, name="L2 history vs L1")
+    assert not np.allclose(l1.W, W)  # it trained
+
+
+# --------------------------------------------------------------------------------------
+# The scripts on their default (offline) data
+# --------------------------------------------------------------------------------------
+
+
+def test_linear_script_on_diabetes(tmp_path):
+    from sklearn.linear_model import LinearRegression as SkLinearRegression
+
+    from utils.data_loaders import load_arrays
+
+    metrics = lin3.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu"])
+    split = load_arrays("diabetes")
+    reference = SkLinearRegression().fit(split.X_train, split.y_train)
+    # The default split's test set is a hard one: ordinary least squares itself gets 0.33.
+    assert math.isclose(metrics["test_r2"], reference.score(split.X_test, split.y_test),
+                        rel_tol=1e-8)
+    assert metrics["sgd_test_r2"] >= 0.3
+    assert (tmp_path / "loss.png").is_file()
+
+
+@pytest.mark.parametrize("dataset, target", [("breast_cancer", 0.95), ("digits", 0.93)])
+def test_logistic_script_on_default_data(tmp_path, dataset, target):
+    metrics = log3.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
+                         "--device", "cpu"])
+    assert metrics["test_accuracy"] >= target and metrics["train_accuracy"] >= target
+    assert 0 < metrics["final_loss"] < 0.3
+    assert (tmp_path / "confusion.png").is_file()
+
+
+@pytest.mark.slow
+def test_softmax_regression_on_real_mnist(tmp_path, shared_data):
+    metrics = log3.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
+                         str(tmp_path), "--no-progress"])
+    assert metrics["test_accuracy"] >= 0.92
