@@ -47,7 +47,7 @@ Tiny values like e^-1000 underflow to 0.0, which is the correct limit here, so t
 functions below silence NumPy's underflow flag (and only that one).
 
 scikit-learn's ``LogisticRegression(C)`` minimises C sum_i logloss_i + 1/2 ||W||^2,
-which is N C times our J, so C = 1 / (N l2); l2 = 0 is ``penalty=None``.
+which is N C times our J, so C = 1 / (N l2); l2 = 0 is ``C=np.inf`` (no penalty).
 
 Reading order: the stable functions, the two losses, the two models, then ``main``.
 Run ``python 01_Linear_Logistic/numpy/logistic_numpy.py`` from the repository root.

@@ -32,7 +32,7 @@ Conventions shared with L1 and L3 (same names, same maths): ``W`` is (D, K) so
 that ``X @ W`` needs no transpose (``torch.nn.Linear`` stores the transpose,
 (K, D)); ``K = 1`` when ``y`` is 1-D, and then ``predict`` returns shape (N,).
 scikit-learn's ``Ridge(alpha)`` minimises ``||y - Xw - b||^2 + alpha ||w||^2``,
-which is N times our J, so ``alpha = N * l2``.
+which is 2N times our J, so ``alpha = N * l2``.
 
 Run it from the repository root::
 
