@@ -55,7 +55,15 @@ from torch import nn
 
 from utils.cli import add_common_args, prepare_out_dir
 from utils.data_loaders import DatasetNotFoundError, load_arrays, make_loader
-from utils.training_utils import History, accuracy, fit, get_device, seed_everything
+from utils.training_utils import (
+    History,
+    accuracy,
+    cleanup_distributed,
+    fit,
+    is_main_process,
+    seed_everything,
+    setup_distributed,
+)
 from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
 
 SOLVERS = ("gd", "sgd")
@@ -547,8 +555,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         if getattr(args, key) is None:
             setattr(args, key, value)
 
+    # Under `torchrun --nproc_per_node N` this joins the process group and `fit` trains
+    # with DistributedDataParallel (each process sees 1/N of every epoch); on its own
+    # it returns (0, 1, device) and nothing changes.
+    rank, world_size, device = setup_distributed(args.device)
     seed_everything(args.seed)
-    device = get_device(args.device)
     out = prepare_out_dir(args.out)
     try:
         split = load_arrays(args.dataset, data_root=args.data_root)
@@ -578,6 +589,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     train_accuracy = estimator.score(split.X_train, split.y_train)
     test_accuracy = estimator.score(split.X_test, split.y_test)
     final_loss = estimator.loss(split.X_train, split.y_train)
+    metrics = {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy,
+               "final_loss": final_loss}
+    if not is_main_process():  # every process holds the same weights; one reports
+        cleanup_distributed()
+        return metrics
     name = type(estimator.model).__name__
     print(f"{name} on {args.dataset}: train accuracy {train_accuracy:.4f}, "
           f"test accuracy {test_accuracy:.4f}, final J {final_loss:.4f}")
@@ -594,9 +610,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         plot_weights(estimator.model.linear.weight.detach().cpu(),
                      image_shape=IMAGE_SHAPES[args.dataset], path=out / "weights.png",
                      title=f"{title}: one template per class")
-    print(f"plots written to {out}")
-    return {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy,
-            "final_loss": final_loss}
+    print(f"plots written to {out}" + (f" ({world_size} processes)" if world_size > 1 else ""))
+    cleanup_distributed()
+    return metrics
 
 
 if __name__ == "__main__":

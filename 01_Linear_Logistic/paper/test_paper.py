@@ -424,3 +424,32 @@ def test_softmax_regression_on_real_mnist(tmp_path, shared_data):
     metrics = log3.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
                          str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.92
+
+
+@pytest.mark.slow
+def test_logistic_script_trains_under_torchrun_with_two_processes(tmp_path):
+    """`torchrun --nproc_per_node 2` runs the same script with DDP (gloo on the CPU).
+
+    Two processes with batch 16 take the steps of one process with batch 32 (gradients
+    are averaged across processes); only the sample order differs, so the results are
+    close to the single-process run, and rank 0 alone writes the plots.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = Path(log3.__file__)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--standalone", str(script), "--dataset", "digits", "--no-progress",
+           "--device", "cpu", "--batch-size", "16", "--out", str(tmp_path / "ddp")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "(2 processes)" in r.stdout
+    line = next(s for s in r.stdout.splitlines() if "test accuracy" in s)
+    ddp_accuracy = float(line.split("test accuracy")[1].split(",")[0])
+    single = log3.main(["--dataset", "digits", "--no-progress", "--device", "cpu",
+                        "--batch-size", "32", "--out", str(tmp_path / "single")])
+    assert ddp_accuracy >= 0.93
+    assert abs(ddp_accuracy - single["test_accuracy"]) <= 0.03
+    assert (tmp_path / "ddp" / "confusion.png").is_file()
