@@ -25,6 +25,23 @@ import numpy as np
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
+def _available_device(name: str) -> str:
+    """argparse type for --device: a GPU that is absent is a usage error, not a traceback.
+
+    torch is imported only when a GPU is asked for, so L1 scripts (CPU only) never load it.
+    """
+    if name in ("cuda", "mps"):
+        import torch
+
+        present = (torch.cuda.is_available() if name == "cuda"
+                   else torch.backends.mps.is_available())
+        if not present:
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not available on this machine; use --device auto (the best "
+                "device present) or --device cpu")
+    return name
+
+
 def add_common_args(
     parser: argparse.ArgumentParser,
     *,
@@ -51,7 +68,7 @@ def add_common_args(
     g.add_argument("--epochs", type=int, default=epochs, help="default: %(default)s")
     g.add_argument("--batch-size", type=int, default=batch_size, help="default: %(default)s")
     g.add_argument("--lr", type=float, default=lr, help="learning rate (default: %(default)s)")
-    g.add_argument("--device", choices=list(devices), default=devices[0],
+    g.add_argument("--device", type=_available_device, choices=list(devices), default=devices[0],
                    help="default: %(default)s")
     g.add_argument("--seed", type=int, default=seed, help="default: %(default)s")
     g.add_argument("--out", type=Path, default=Path(out),
