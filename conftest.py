@@ -45,6 +45,15 @@ def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs CUDA, and no GPU is available")
     has_cuda = testing.cuda_available()
     for item in items:
+        # Two lessons have files with the same name (02_MLP/numpy/test_numpy.py and
+        # 03_CNN_LeNet/numpy/test_numpy.py). If pytest ever imported one under the
+        # other's module name, the second file would silently run the first one's tests.
+        module = getattr(item, "module", None)
+        if module is not None and Path(module.__file__).resolve() != Path(item.path).resolve():
+            raise pytest.UsageError(
+                f"{item.path} was collected as module {module.__name__!r} from {module.__file__}; "
+                "pytest.ini needs consider_namespace_packages = true"
+            )
         parts = Path(str(item.fspath)).resolve().relative_to(ROOT).parts
         for part in parts[:-1]:
             if part in LEVEL_OF_FOLDER:
