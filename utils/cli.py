@@ -14,6 +14,7 @@ torch so that L1 scripts can use it; `utils.training_utils` adds the torch parts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import sys
@@ -98,3 +99,21 @@ def prepare_out_dir(out: str | os.PathLike) -> Path:
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def limit_blas_threads(threads: int | None) -> contextlib.AbstractContextManager:
+    """A context manager that runs NumPy's BLAS (OpenBLAS, MKL) on at most ``threads`` threads.
+
+    Small, oddly shaped matrix products (a LeNet layer's im2col product, a 100x784
+    batch) gain little from several BLAS threads and can lose a lot on a busy machine,
+    where OpenBLAS's spinning threads wait for each other. L1 scripts use this to pin
+    NumPy to one thread; benchmarks use it to give NumPy and torch the same count.
+
+    Uses threadpoolctl (a scikit-learn dependency, listed in requirements.txt); with
+    ``threads=None`` it changes nothing (the library's default, usually one per core).
+    """
+    if threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
