@@ -7,6 +7,8 @@
 - `shared_data` points at a read-only copy of the real datasets when one is
   available (``MI_SHARED_DATA`` or ``../shared/data``); tests that use it are
   skipped otherwise, so the suite never needs the network.
+- `one_torch_thread` (module scope) pins torch to one CPU thread for a test file
+  that asks for it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
 """
 
 from __future__ import annotations
@@ -89,6 +91,22 @@ def exercise(request):
         return testing.load_module_from_file(folder / f"{name}.py")
 
     return load
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a test module's torch work on one CPU thread, then restore the previous count.
+
+    The lessons' tensors are small: one thread avoids thread start-up costs, is immune to
+    a busy machine's oversubscription and keeps sums in one order. A test file opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch  # here, not at the top: collecting the suite must not need torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ Learners can call these helpers on their own layers too.
 from __future__ import annotations
 
 import ast
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -485,6 +486,158 @@ def load_module_from_file(path: str | Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ---------------------------------------------------------------------------
+# Exercise folders. Every lesson's ``exercises/`` has the same layout:
+#
+#     exercises/01_topic.md              the task text
+#     exercises/solutions/ex01_topic.py  the reference solution
+#     exercises/starters/ex01_topic.py   the same functions, each raising NotImplementedError
+#
+# These checks keep the three from drifting apart; each lesson's test_exercises.py
+# calls them, and they fail with an AssertionError that names the file at fault.
+# ---------------------------------------------------------------------------
+
+
+def exercise_names(exercises_dir: str | Path) -> list[str]:
+    """Sorted names (``ex01_topic``) of the reference solutions in ``exercises_dir/solutions``."""
+    return sorted(p.stem for p in (Path(exercises_dir) / "solutions").glob("ex[0-9][0-9]_*.py"))
+
+
+def public_functions(module) -> dict[str, inspect.Signature]:
+    """name -> signature of every function a module defines (not imports), without a leading _."""
+    return {
+        name: inspect.signature(fn)
+        for name, fn in vars(module).items()
+        if inspect.isfunction(fn) and not name.startswith("_")
+        and fn.__module__ == module.__name__
+    }
+
+
+def public_api(module, class_methods: Iterable[str] = ()) -> dict:
+    """``public_functions(module)``, plus name -> {method: signature} of every public class
+    the module defines itself, for the methods ``class_methods`` (e.g. ``("__init__",
+    "forward", "backward")``). With no ``class_methods``, classes are left out."""
+    api: dict = dict(public_functions(module))
+    class_methods = tuple(class_methods)
+    if class_methods:
+        for name, obj in vars(module).items():
+            if (inspect.isclass(obj) and not name.startswith("_")
+                    and obj.__module__ == module.__name__):
+                api[name] = {m: inspect.signature(getattr(obj, m)) for m in class_methods}
+    return api
+
+
+def check_exercise_files(exercises_dir: str | Path, min_count: int = 3) -> None:
+    """At least ``min_count`` solutions, each with its task text ``NN_topic.md`` and its
+    starter ``starters/exNN_topic.py``. Raises AssertionError naming the missing file."""
+    exercises_dir = Path(exercises_dir)
+    names = exercise_names(exercises_dir)
+    assert len(names) >= min_count, (
+        f"expected at least {min_count} exercises in {exercises_dir / 'solutions'}")
+    for name in names:
+        number_topic = name.removeprefix("ex")  # ex01_regularization -> 01_regularization
+        assert (exercises_dir / f"{number_topic}.md").is_file(), (
+            f"missing task text {number_topic}.md")
+        assert (exercises_dir / "starters" / f"{name}.py").is_file(), (
+            f"missing starter starters/{name}.py")
+
+
+def check_starter_matches_solution(exercises_dir: str | Path, name: str,
+                                   class_methods: Iterable[str] = ()) -> None:
+    """The starter defines the same public functions (and, with ``class_methods``, classes)
+    as the solution, with identical signatures. Raises AssertionError naming the difference."""
+    exercises_dir = Path(exercises_dir)
+    class_methods = tuple(class_methods)
+    solution = public_api(load_module_from_file(exercises_dir / "solutions" / f"{name}.py"),
+                          class_methods)
+    starter = public_api(load_module_from_file(exercises_dir / "starters" / f"{name}.py"),
+                         class_methods)
+    what = "public function or class" if class_methods else "public function"
+    assert solution, f"solutions/{name}.py defines no {what}"
+    assert starter.keys() == solution.keys(), (
+        f"{name}: starter defines {sorted(starter)}, solution defines {sorted(solution)}")
+    for key in solution:
+        if isinstance(solution[key], dict):  # a class: {method: signature}
+            assert starter[key] == solution[key], (
+                f"{name}.{key}: starter {starter[key]} != solution {solution[key]}")
+        else:
+            assert starter[key] == solution[key], (
+                f"{name}.{key}: starter signature {starter[key]} "
+                f"!= solution signature {solution[key]}")
+
+
+def _assert_left_to_learner(fn: Callable, args: tuple, what: str, where: str) -> None:
+    """``fn(*args)`` must raise NotImplementedError whose message contains ``what``."""
+    try:
+        fn(*args)
+    except NotImplementedError as error:
+        assert what in str(error), (
+            f"{where}: {what} raises NotImplementedError({str(error)!r}), "
+            f"which does not name {what!r}")
+        return
+    except Exception as error:  # an implemented starter tripping over the None arguments
+        raise AssertionError(
+            f"{where}: {what} must raise NotImplementedError naming {what!r} (the learner "
+            f"writes it), but it raised {type(error).__name__}: {error}") from error
+    raise AssertionError(f"{where}: {what} must raise NotImplementedError naming {what!r} "
+                         "(the learner writes it), but it returned")
+
+
+def check_starter_left_to_learner(exercises_dir: str | Path, name: str,
+                                  class_methods: Iterable[str] = ()) -> None:
+    """Each starter function raises NotImplementedError naming itself, before anything else
+    (it is called with ``None`` for every required argument).
+
+    With ``class_methods``, each public class is built with its default arguments (the
+    constructors are given) and each listed method other than ``__init__`` must raise
+    NotImplementedError naming ``Class.method`` when called on ``np.ones(3)``.
+    """
+    where = f"starters/{name}.py"
+    module = load_module_from_file(Path(exercises_dir) / "starters" / f"{name}.py")
+    for key, api in public_api(module, class_methods).items():
+        obj = getattr(module, key)
+        if isinstance(api, dict):
+            instance = obj()
+            for method in api:
+                if method != "__init__":
+                    _assert_left_to_learner(getattr(instance, method), (np.ones(3),),
+                                            f"{key}.{method}", where)
+        else:
+            required = [p for p in api.parameters.values() if p.default is p.empty]
+            _assert_left_to_learner(obj, (None,) * len(required), key, where)
+
+
+def check_numpy_only(folder: str | Path) -> None:
+    """The ``ex*.py`` files of ``folder`` pass the L1 purity rules: exercises are L1 work,
+    so no torch, scipy or scikit-learn in the files a learner writes."""
+    violations = find_level_violations(sorted(Path(folder).glob("ex*.py")), "l1")
+    assert not violations, "\n".join(str(v) for v in violations)
+
+
+def check_learner_module(module, exercises_dir: str | Path, name: str,
+                         class_methods: Iterable[str] = ()) -> None:
+    """``module`` (the learner's file, or the reference) defines every public function of
+    the starter (and, with ``class_methods``, every class and those methods) with the same
+    parameter names in the same order. Raises AssertionError saying what is expected."""
+    expected = public_api(load_module_from_file(Path(exercises_dir) / "starters" / f"{name}.py"),
+                          class_methods)
+    for key, api in expected.items():
+        obj = getattr(module, key, None)
+        if isinstance(api, dict):  # a class: {method: signature}
+            assert obj is not None, f"{name}.py must define {key}"
+            for method, signature in api.items():
+                fn = getattr(obj, method, None)
+                assert callable(fn), f"{name}.py: {key} must define a method {method}{signature}"
+                got = list(inspect.signature(fn).parameters)
+                assert got == list(signature.parameters), (
+                    f"{name}.{key}.{method} must take {list(signature.parameters)}; got {got}")
+        else:
+            assert callable(obj), f"{name}.py must define a function {key}{api}"
+            got = list(inspect.signature(obj).parameters)
+            assert got == list(api.parameters), (
+                f"{name}.{key} must take the parameters {list(api.parameters)}; got {got}")
 
 
 def numpy_params_to_torch(params: Mapping[str, np.ndarray], dtype=None, device="cpu") -> dict:

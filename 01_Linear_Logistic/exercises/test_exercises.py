@@ -17,8 +17,6 @@ would let a copy of a bug pass.
 
 from __future__ import annotations
 
-import inspect
-import re
 import warnings
 from pathlib import Path
 
@@ -36,30 +34,24 @@ from utils.testing import (
     SKLEARN_SOLUTION,
     Tol,
     assert_close,
-    find_level_violations,
-    load_module_from_file,
+    check_exercise_files,
+    check_learner_module,
+    check_numpy_only,
+    check_starter_left_to_learner,
+    check_starter_matches_solution,
+    exercise_names,
     numerical_gradient,
 )
 
 HERE = Path(__file__).resolve().parent
 SOLUTIONS = HERE / "solutions"
 STARTERS = HERE / "starters"
-EXERCISES = sorted(p.stem for p in SOLUTIONS.glob("ex[0-9][0-9]_*.py"))
+EXERCISES = exercise_names(HERE)
 
 # Two iterative solvers (ours and scikit-learn's), each stopped by its own tolerance.
 ITERATIVE_VS_SKLEARN = Tol(rtol=1e-7, atol=1e-8)
 # Optimality conditions evaluated at an iterative solver's answer.
 OPTIMALITY = Tol(rtol=0.0, atol=1e-8)
-
-
-def public_functions(module) -> dict[str, inspect.Signature]:
-    """name -> signature of every function a module defines (not imports), without a leading _."""
-    return {
-        name: inspect.signature(fn)
-        for name, fn in vars(module).items()
-        if inspect.isfunction(fn) and not name.startswith("_")
-        and fn.__module__ == module.__name__
-    }
 
 
 # ===========================================================================
@@ -68,53 +60,30 @@ def public_functions(module) -> dict[str, inspect.Signature]:
 
 
 def test_every_exercise_has_its_task_solution_and_starter():
-    assert len(EXERCISES) >= 3, f"expected at least 3 exercises in {SOLUTIONS}"
-    for name in EXERCISES:
-        number_topic = name.removeprefix("ex")  # ex01_regularization -> 01_regularization
-        assert (HERE / f"{number_topic}.md").is_file(), f"missing task text {number_topic}.md"
-        assert (STARTERS / f"{name}.py").is_file(), f"missing starter starters/{name}.py"
+    check_exercise_files(HERE, min_count=3)
 
 
 @pytest.mark.parametrize("name", EXERCISES)
 def test_starter_defines_the_same_functions_as_the_solution(name):
-    solution = public_functions(load_module_from_file(SOLUTIONS / f"{name}.py"))
-    starter = public_functions(load_module_from_file(STARTERS / f"{name}.py"))
-    assert solution, f"solutions/{name}.py defines no public function"
-    assert starter.keys() == solution.keys(), (
-        f"{name}: starter defines {sorted(starter)}, solution defines {sorted(solution)}")
-    for fn in solution:
-        assert starter[fn] == solution[fn], (
-            f"{name}.{fn}: starter signature {starter[fn]} != solution signature {solution[fn]}")
+    check_starter_matches_solution(HERE, name)
 
 
 @pytest.mark.parametrize("name", EXERCISES)
 def test_every_starter_function_is_left_to_the_learner(name):
     """Each starter function raises NotImplementedError naming itself, before anything else."""
-    module = load_module_from_file(STARTERS / f"{name}.py")
-    for fn_name, signature in public_functions(module).items():
-        required = [p for p in signature.parameters.values() if p.default is p.empty]
-        with pytest.raises(NotImplementedError, match=re.escape(fn_name)):
-            getattr(module, fn_name)(*[None] * len(required))
+    check_starter_left_to_learner(HERE, name)
 
 
 @pytest.mark.parametrize("folder", [SOLUTIONS, STARTERS], ids=["solutions", "starters"])
 def test_exercise_files_are_numpy_only(folder):
     """The exercises are L1 work: no torch, scipy or scikit-learn in the files a learner writes."""
-    violations = find_level_violations(sorted(folder.glob("ex*.py")), "l1")
-    assert not violations, "\n".join(str(v) for v in violations)
+    check_numpy_only(folder)
 
 
 @pytest.mark.parametrize("name", EXERCISES)
 def test_your_file_has_the_expected_functions(exercise, name):
     """Your file (or the reference) defines every starter function, with the same parameters."""
-    expected = public_functions(load_module_from_file(STARTERS / f"{name}.py"))
-    module = exercise(name)
-    for fn_name, signature in expected.items():
-        fn = getattr(module, fn_name, None)
-        assert callable(fn), f"{name}.py must define a function {fn_name}{signature}"
-        got = list(inspect.signature(fn).parameters)
-        assert got == list(signature.parameters), (
-            f"{name}.{fn_name} must take the parameters {list(signature.parameters)}; got {got}")
+    check_learner_module(exercise(name), HERE, name)
 
 
 # ===========================================================================

@@ -39,13 +39,7 @@ lin1 = import_lesson("01_Linear_Logistic.numpy.linear_numpy")
 log1 = import_lesson("01_Linear_Logistic.numpy.logistic_numpy")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to a busy CI machine's oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
 
 def _regression_data(n=50, d=4, k=None, seed=0, noise=0.1):

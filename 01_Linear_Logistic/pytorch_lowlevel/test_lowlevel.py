@@ -44,13 +44,7 @@ DTYPES = [torch.float64, torch.float32]
 ITERATIVE_SOLUTION = Tol(rtol=1e-6, atol=1e-6)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to a busy CI machine's oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
 
 def _regression_data(n=60, d=4, k=None, seed=0, noise=0.1):

@@ -17,9 +17,7 @@ reference solution itself, which would let a copy of a bug pass.
 
 from __future__ import annotations
 
-import inspect
 import math
-import re
 import warnings
 from pathlib import Path
 
@@ -40,42 +38,26 @@ from utils.testing import (
     Tol,
     assert_close,
     check_against_autograd,
+    check_exercise_files,
     check_layer_gradients,
-    find_level_violations,
-    load_module_from_file,
+    check_learner_module,
+    check_numpy_only,
+    check_starter_left_to_learner,
+    check_starter_matches_solution,
+    exercise_names,
     numerical_gradient,
 )
 
 HERE = Path(__file__).resolve().parent
 SOLUTIONS = HERE / "solutions"
 STARTERS = HERE / "starters"
-EXERCISES = sorted(p.stem for p in SOLUTIONS.glob("ex[0-9][0-9]_*.py"))
+EXERCISES = exercise_names(HERE)
 
 # Methods of an exercise class that the learner writes or must keep.
 CLASS_METHODS = ("__init__", "forward", "backward")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread avoids thread start-up costs on a 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def public_api(module) -> dict:
-    """name -> signature of every public function, and name -> {method: signature} of every
-    public class, that the module defines itself (not imports)."""
-    api: dict = {}
-    for name, obj in vars(module).items():
-        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
-            continue
-        if inspect.isfunction(obj):
-            api[name] = inspect.signature(obj)
-        elif inspect.isclass(obj):
-            api[name] = {m: inspect.signature(getattr(obj, m)) for m in CLASS_METHODS}
-    return api
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
 
 # ===========================================================================
@@ -84,66 +66,30 @@ def public_api(module) -> dict:
 
 
 def test_every_exercise_has_its_task_solution_and_starter():
-    assert len(EXERCISES) >= 3, f"expected at least 3 exercises in {SOLUTIONS}"
-    for name in EXERCISES:
-        number_topic = name.removeprefix("ex")  # ex01_activation_gradients -> 01_activation_...
-        assert (HERE / f"{number_topic}.md").is_file(), f"missing task text {number_topic}.md"
-        assert (STARTERS / f"{name}.py").is_file(), f"missing starter starters/{name}.py"
+    check_exercise_files(HERE, min_count=3)
 
 
 @pytest.mark.parametrize("name", EXERCISES)
 def test_starter_defines_the_same_api_as_the_solution(name):
-    solution = public_api(load_module_from_file(SOLUTIONS / f"{name}.py"))
-    starter = public_api(load_module_from_file(STARTERS / f"{name}.py"))
-    assert solution, f"solutions/{name}.py defines no public function or class"
-    assert starter.keys() == solution.keys(), (
-        f"{name}: starter defines {sorted(starter)}, solution defines {sorted(solution)}")
-    for key in solution:
-        assert starter[key] == solution[key], (
-            f"{name}.{key}: starter {starter[key]} != solution {solution[key]}")
+    check_starter_matches_solution(HERE, name, CLASS_METHODS)
 
 
 @pytest.mark.parametrize("name", EXERCISES)
 def test_every_starter_function_is_left_to_the_learner(name):
     """Each starter function (or class method) raises NotImplementedError naming itself."""
-    module = load_module_from_file(STARTERS / f"{name}.py")
-    for key, api in public_api(module).items():
-        obj = getattr(module, key)
-        if inspect.isclass(obj):
-            layer = obj()  # the constructors are given: every argument has a default
-            for method in ("forward", "backward"):
-                with pytest.raises(NotImplementedError, match=re.escape(f"{key}.{method}")):
-                    getattr(layer, method)(np.ones(3))
-        else:
-            required = [p for p in api.parameters.values() if p.default is p.empty]
-            with pytest.raises(NotImplementedError, match=re.escape(key)):
-                obj(*[None] * len(required))
+    check_starter_left_to_learner(HERE, name, CLASS_METHODS)
 
 
 @pytest.mark.parametrize("folder", [SOLUTIONS, STARTERS], ids=["solutions", "starters"])
 def test_exercise_files_are_numpy_only(folder):
     """The exercises are L1 work: no torch, scipy or scikit-learn in the files a learner writes."""
-    violations = find_level_violations(sorted(folder.glob("ex*.py")), "l1")
-    assert not violations, "\n".join(str(v) for v in violations)
+    check_numpy_only(folder)
 
 
 @pytest.mark.parametrize("name", EXERCISES)
 def test_your_file_has_the_expected_functions(exercise, name):
     """Your file (or the reference) defines every starter function and class, same parameters."""
-    expected = public_api(load_module_from_file(STARTERS / f"{name}.py"))
-    module = exercise(name)
-    for key, api in expected.items():
-        obj = getattr(module, key, None)
-        assert obj is not None, f"{name}.py must define {key}"
-        if isinstance(api, dict):
-            for method, signature in api.items():
-                got = list(inspect.signature(getattr(obj, method)).parameters)
-                assert got == list(signature.parameters), (
-                    f"{name}.{key}.{method} must take {list(signature.parameters)}; got {got}")
-        else:
-            got = list(inspect.signature(obj).parameters)
-            assert got == list(api.parameters), (
-                f"{name}.{key} must take the parameters {list(api.parameters)}; got {got}")
+    check_learner_module(exercise(name), HERE, name, CLASS_METHODS)
 
 
 # ===========================================================================

@@ -41,13 +41,7 @@ mlp3 = import_lesson("02_MLP.paper.mlp_paper")
 mlp2 = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and immune to a busy machine's oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
 
 def _data(n=32, d=6, k=3, seed=0, dtype=torch.float64):

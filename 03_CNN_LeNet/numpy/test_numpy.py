@@ -62,13 +62,7 @@ FLOAT32_NETWORK = Tol(rtol=1e-4, atol=1e-4)
 few_examples = settings(max_examples=20, deadline=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is fastest, and immune to a busy machine's oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
 
 def _images(shape, seed=0) -> np.ndarray:

@@ -64,19 +64,18 @@ def _table_i_mask() -> torch.Tensor:
     return mask
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread_no_tf32():
-    """One CPU thread (small tensors: fastest, and immune to a busy machine's
-    oversubscription), and no TF32 on a GPU: cuDNN convolutions may round float32 inputs
-    to 10-bit mantissas by default, far beyond the float32 tolerance of these comparisons."""
-    before = (torch.get_num_threads(), torch.backends.cudnn.allow_tf32,
-              torch.backends.cuda.matmul.allow_tf32)
-    torch.set_num_threads(1)
+def _no_tf32():
+    """No TF32 on a GPU: cuDNN convolutions may round float32 inputs to 10-bit mantissas
+    by default, far beyond the float32 tolerance of these comparisons."""
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     yield
-    torch.set_num_threads(before[0])
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before[1:]
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def _count(module: nn.Module) -> int:

@@ -253,3 +253,186 @@ def test_numpy_only_utils_do_not_import_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+# --------------------------------------------------------------------------
+# Exercise folders: task text, starter and solution never drift apart
+# --------------------------------------------------------------------------
+
+SOLUTION = """\
+    import numpy as np
+
+
+    def double(x, scale=2.0):
+        return scale * np.asarray(x)
+
+
+    class Layer:
+        def __init__(self, size=3):
+            self.size = size
+
+        def forward(self, x):
+            return x
+
+        def backward(self, dy):
+            return dy
+    """
+
+STARTER = """\
+    import numpy as np
+
+
+    def double(x, scale=2.0):
+        raise NotImplementedError("double: multiply x by scale")
+
+
+    class Layer:
+        def __init__(self, size=3):
+            self.size = size
+
+        def forward(self, x):
+            raise NotImplementedError("Layer.forward: your code here")
+
+        def backward(self, dy):
+            raise NotImplementedError("Layer.backward: your code here")
+    """
+
+CLASS_METHODS = ("__init__", "forward", "backward")
+
+
+def exercise_folder(tmp_path: Path, solution: str = SOLUTION, starter: str = STARTER,
+                    count: int = 3) -> Path:
+    """A lesson's exercises/ folder with `count` exercises ex01_topic .. exNN_topic."""
+    for k in range(1, count + 1):
+        name = f"ex{k:02d}_topic"
+        write(tmp_path / "solutions", f"{name}.py", solution)
+        write(tmp_path / "starters", f"{name}.py", starter)
+        write(tmp_path, f"{k:02d}_topic.md", "# the task\n")
+    write(tmp_path / "solutions", "helper.py", "x = 1\n")  # not an exercise: no exNN_ prefix
+    return tmp_path
+
+
+def test_a_good_exercise_folder_passes_every_check(tmp_path):
+    folder = exercise_folder(tmp_path)
+    assert testing.exercise_names(folder) == ["ex01_topic", "ex02_topic", "ex03_topic"]
+    testing.check_exercise_files(folder)
+    for methods in ((), CLASS_METHODS):
+        testing.check_starter_matches_solution(folder, "ex02_topic", methods)
+        testing.check_starter_left_to_learner(folder, "ex02_topic", methods)
+        solution = testing.load_module_from_file(folder / "solutions" / "ex02_topic.py")
+        testing.check_learner_module(solution, folder, "ex02_topic", methods)
+    testing.check_numpy_only(folder / "solutions")
+    testing.check_numpy_only(folder / "starters")
+
+
+def test_public_functions_and_api_list_only_what_the_module_defines(tmp_path):
+    module = testing.load_module_from_file(write(tmp_path, "m.py", """\
+        from math import sqrt
+
+        def f(a, b=1):
+            return a
+
+        def _private(a):
+            return a
+
+        class C:
+            def __init__(self, n=2):
+                pass
+            def forward(self, x):
+                return x
+        """))
+    functions = testing.public_functions(module)
+    assert list(functions) == ["f"] and list(functions["f"].parameters) == ["a", "b"]
+    assert list(testing.public_api(module)) == ["f"]  # no class_methods: classes left out
+    api = testing.public_api(module, ("__init__", "forward"))
+    assert sorted(api) == ["C", "f"]
+    assert list(api["C"]["forward"].parameters) == ["self", "x"]
+
+
+def test_check_exercise_files_catches_missing_files(tmp_path):
+    folder = exercise_folder(tmp_path)
+    with pytest.raises(AssertionError, match="at least 4 exercises"):
+        testing.check_exercise_files(folder, min_count=4)
+    (folder / "02_topic.md").unlink()
+    with pytest.raises(AssertionError, match=r"missing task text 02_topic\.md"):
+        testing.check_exercise_files(folder)
+    write(folder, "02_topic.md", "# back\n")
+    (folder / "starters" / "ex03_topic.py").unlink()
+    with pytest.raises(AssertionError, match=r"missing starter starters/ex03_topic\.py"):
+        testing.check_exercise_files(folder)
+
+
+@pytest.mark.parametrize("change, methods, message", [
+    (("def double(x, scale=2.0)", "def double(x, scale=3.0)"), (),
+     r"ex01_topic\.double: starter signature \(x, scale=3\.0\) != solution signature"),
+    (("def double(x, scale=2.0)", "def double(x)"), (), "starter signature"),
+    (("def double(", "def twice("), (), r"starter defines \['twice'\], solution defines"),
+    (("def forward(self, x)", "def forward(self, x, training)"), CLASS_METHODS,
+     r"ex01_topic\.Layer: starter .* != solution"),
+    (("class Layer", "class Block"), CLASS_METHODS, "starter defines"),
+])
+def test_check_starter_matches_solution_catches_drift(tmp_path, change, methods, message):
+    folder = exercise_folder(tmp_path, starter=STARTER.replace(*change), count=1)
+    with pytest.raises(AssertionError, match=message):
+        testing.check_starter_matches_solution(folder, "ex01_topic", methods)
+
+
+def test_check_starter_matches_solution_needs_a_public_function(tmp_path):
+    folder = exercise_folder(tmp_path, solution="x = 1\n", starter="x = 1\n", count=1)
+    with pytest.raises(AssertionError, match="solutions/ex01_topic.py defines no public function"):
+        testing.check_starter_matches_solution(folder, "ex01_topic")
+
+
+@pytest.mark.parametrize("starter, methods, message", [
+    (SOLUTION, (), r"double must raise NotImplementedError naming 'double'.*but it raised "
+                   "TypeError"),
+    (STARTER.replace('raise NotImplementedError("double: multiply x by scale")', "return x"),
+     (), r"double must raise NotImplementedError naming 'double'.*but it returned"),
+    (STARTER.replace('"double: multiply', '"multiply'), (), "does not name 'double'"),
+    (STARTER.replace('raise NotImplementedError("Layer.backward: your code here")',
+                     "return dy"), CLASS_METHODS, "Layer.backward must raise"),
+    (STARTER.replace('"Layer.forward: your', '"forward: your'), CLASS_METHODS,
+     "does not name 'Layer.forward'"),
+])
+def test_check_starter_left_to_learner_catches_implemented_starters(tmp_path, starter, methods,
+                                                                     message):
+    folder = exercise_folder(tmp_path, starter=starter, count=1)
+    with pytest.raises(AssertionError, match=message):
+        testing.check_starter_left_to_learner(folder, "ex01_topic", methods)
+
+
+def test_check_starter_left_to_learner_ignores_classes_without_class_methods(tmp_path):
+    """Lessons whose exercises are functions only pass no class_methods; classes are skipped."""
+    starter = STARTER.replace('raise NotImplementedError("Layer.forward: your code here")', "1")
+    testing.check_starter_left_to_learner(exercise_folder(tmp_path, starter=starter, count=1),
+                                          "ex01_topic")
+
+
+def test_check_numpy_only_catches_torch_in_an_exercise(tmp_path):
+    folder = exercise_folder(tmp_path, solution="import torch\n" + textwrap.dedent(SOLUTION))
+    with pytest.raises(AssertionError, match="ex01_topic.py"):
+        testing.check_numpy_only(folder / "solutions")
+    testing.check_numpy_only(folder / "starters")
+
+
+@pytest.mark.parametrize("learner, methods, message", [
+    (SOLUTION.replace("def double(", "def twice("), (), r"must define a function double\(x"),
+    (SOLUTION.replace("def double(x, scale", "def double(y, scale"), (),
+     r"ex01_topic\.double must take the parameters \['x', 'scale'\]; got \['y', 'scale'\]"),
+    (SOLUTION.replace("class Layer", "class Block"), CLASS_METHODS,
+     "ex01_topic.py must define Layer"),
+    (SOLUTION.replace("def backward(self, dy)", "def backward(self, grad)"), CLASS_METHODS,
+     r"ex01_topic\.Layer\.backward must take \['self', 'dy'\]; got \['self', 'grad'\]"),
+    (SOLUTION.replace("def backward(self, dy)", "def back(self, dy)"), CLASS_METHODS,
+     "Layer must define a method backward"),
+])
+def test_check_learner_module_catches_wrong_names_and_parameters(tmp_path, learner, methods,
+                                                                 message):
+    folder = exercise_folder(tmp_path, count=1)
+    module = testing.load_module_from_file(write(tmp_path / "mine", "ex01_topic.py", learner))
+    with pytest.raises(AssertionError, match=message):
+        testing.check_learner_module(module, folder, "ex01_topic", methods)
+
+
+def test_one_torch_thread_fixture_pins_torch_to_one_thread(one_torch_thread):
+    assert torch.get_num_threads() == 1
