@@ -10,8 +10,9 @@ Run from the repository root::
     convolution shapes with batch 64: C1 (1 -> 6 channels, 5x5, on 32x32) and C3 (6 -> 16,
     5x5, on 14x14). PyTorch is timed in both of its CPU settings: the default, which
     hands convolutions to oneDNN (formerly MKL-DNN), and ``torch.backends.mkldnn.enabled =
-    False``, its own im2col + BLAS path. The target: L1 at most 3x the time of the FASTER
-    PyTorch setting. The table says, per layer, whether this run met it.
+    False``, PyTorch's other CPU kernels (on the x86_64 build measured here: NNPACK for the
+    float32 forward pass, the im2col + BLAS ``slow_conv2d`` in float64). The target: L1 at
+    most 3x the time of the FASTER PyTorch setting. The table says, per layer, whether this run met it.
 (b) Naive loops vs im2col, both L1: ``conv2d_naive`` + ``conv2d_backward_naive`` (a Python
     loop per output element) on a small batch (2 images; it is slow), against ``Conv2D`` on
     the same batch and on batch 64, as time per image.
@@ -102,8 +103,8 @@ def time_l1(layer, x: np.ndarray, dout: np.ndarray, repeats: int) -> float:
 def time_torch(layer, x: np.ndarray, dout: np.ndarray, repeats: int, mkldnn: bool) -> float:
     """Median seconds of F.conv2d forward + autograd backward (dx, dW, db), same weights.
 
-    ``mkldnn`` picks PyTorch's CPU convolution: oneDNN (True, the default) or its native
-    im2col + BLAS path (False).
+    ``mkldnn`` picks PyTorch's CPU convolution: oneDNN (True, the default) or its other,
+    "native" kernels (False: NNPACK or im2col + BLAS, depending on dtype and build).
     """
     x_t = torch.tensor(x, requires_grad=True)  # requires_grad: PyTorch computes dx too, as L1
     weight = torch.tensor(layer.W, requires_grad=True)
