@@ -12,7 +12,8 @@ Run from the repository root::
     hands convolutions to oneDNN (formerly MKL-DNN), and ``torch.backends.mkldnn.enabled =
     False``, PyTorch's other CPU kernels (on the x86_64 build measured here: NNPACK for the
     float32 forward pass, the im2col + BLAS ``slow_conv2d`` in float64). The target: L1 at
-    most 3x the time of the FASTER PyTorch setting. The table says, per layer, whether this run met it.
+    most 3x the time of the FASTER PyTorch setting. The table says, per layer, whether this
+    run met it.
 (b) Naive loops vs im2col, both L1: ``conv2d_naive`` + ``conv2d_backward_naive`` (a Python
     loop per output element) on a small batch (2 images; it is slow), against ``Conv2D`` on
     the same batch and on batch 64, as time per image.
