@@ -439,7 +439,7 @@ def test_same_weights_same_logits_and_gradients_at_every_level(padding, size):
     assert_close(logits1, logits3, FLOAT64, name="L1 logits vs L3")
     assert_close(logits2, logits3, FLOAT64, name="L2 logits vs L3")
     assert math.isclose(loss1, float(loss3.detach()), rel_tol=1e-12)
-    assert math.isclose(float(loss2), float(loss3.detach()), rel_tol=1e-12)
+    assert math.isclose(float(loss2.detach()), float(loss3.detach()), rel_tol=1e-12)
     for name, l2_name in l2_names.items():
         module = getattr(l3, name)
         dW3 = module.weight.grad if name in ("c1", "c3") else module.weight.grad.T
