@@ -1,0 +1,1 @@
+"""Reference solutions of lesson 11's exercises (NumPy only). Try the starters first."""
