@@ -1,0 +1,1 @@
+"""Reference solutions of lesson 05's exercises. Try the starters first."""

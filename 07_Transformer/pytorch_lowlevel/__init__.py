@@ -1,0 +1,15 @@
+"""Level 2 of lesson 07: the Transformer in low-level PyTorch.
+
+Scaled dot-product attention, multi-head attention, layer norm, the feed-forward network,
+sinusoidal positions, encoder and decoder layers and a small encoder-decoder model, all
+from tensors, matmuls and elementwise ops; autograd gives the backward passes. The
+label-smoothed loss, the warm-up schedule and Adam are written out too. The tests check
+every piece, outputs and gradients with copied weights, against ``torch.nn`` /
+``F.scaled_dot_product_attention`` / ``torch.optim``. No ``torch.nn`` layers here: a
+test (``assert_level_purity``) enforces it.
+
+Files (read them in this order):
+
+- ``transformer_lowlevel.py`` attention, blocks, model, loss, schedule, Adam, the script
+- ``test_lowlevel.py``        every piece against torch's own
+"""

@@ -1,0 +1,1024 @@
+"""The Transformer in low-level PyTorch: attention, blocks and training by hand (Level 2).
+
+What this file builds (Vaswani et al. 2017, "Attention Is All You Need")
+-----------------------------------------------------------------------
+Scaled dot-product attention (Section 3.2.1, Equation 1)::
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+    Q (B, h, T_q, d_k), K (B, h, T_k, d_k), V (B, h, T_k, d_v), out (B, h, T_q, d_v)
+
+multi-head attention (Section 3.2.2): h heads of width d_k = d_model / h, each with its own
+projections, concatenated and projected back::
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O
+    head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)
+
+layer normalisation, the position-wise feed-forward network (Section 3.3, Equation 2)::
+
+    FFN(x) = max(0, x W_1 + b_1) W_2 + b_2        d_model -> d_ff -> d_model
+
+the sinusoidal positional encoding (Section 3.5), the encoder and decoder layers (Section
+3.1, post-LN: x = LayerNorm(x + Dropout(Sublayer(x)))), a small encoder-decoder model
+from them (shared embeddings scaled by sqrt(d_model), Section 3.4), the label-smoothed
+cross-entropy (Section 5.4), the warm-up learning-rate schedule (Section 5.3, Equation 3)
+and the Adam step (beta1 0.9, beta2 0.98, eps 1e-9).
+
+Why this level
+--------------
+Autograd gives every backward pass; what must be right is the forward arithmetic: the
+split of d_model into heads and back (a wrong reshape mixes heads silently), where the
+masks go and what they mean, the residual-then-normalise order, where dropout acts. The
+tests check each piece, with copied weights, against ``F.scaled_dot_product_attention``,
+``nn.MultiheadAttention``, ``nn.LayerNorm``, ``nn.TransformerEncoderLayer`` /
+``nn.TransformerDecoderLayer``, ``nn.CrossEntropyLoss`` and ``torch.optim.Adam``: outputs
+and the gradients of inputs and of every parameter. No ``torch.nn`` layers, no
+``F.linear`` / ``F.scaled_dot_product_attention`` / ``F.layer_norm`` / ``F.dropout`` /
+``F.cross_entropy``, no ``torch.optim`` here (a test checks it).
+
+Masks: torch's boolean convention
+---------------------------------
+``attn_mask`` (broadcastable to (B, h, T_q, T_k)) and ``key_padding_mask`` (B, T_k) are
+boolean with True = MASKED OUT (may not be attended), exactly as in ``nn.MultiheadAttention``
+and ``nn.Transformer``. ``F.scaled_dot_product_attention`` uses the opposite meaning (True =
+takes part): pass it ``~mask``. A float ``attn_mask`` is added to the scores instead
+(0 = allowed, -inf = masked), as torch does.
+
+Parameters are plain tensors with ``requires_grad``, held in small classes whose parameter
+names are those of the ``torch.nn`` modules (``self_attn.in_proj_weight``, ``linear1.bias``,
+``norm2.weight``, ...): copying weights either way is a dictionary copy.
+
+Data: the copy task (``make_copy_task``, tokens from 3 up: 0 = <pad>, 1 = <bos>, 2 = <eos>)
+with sequences of random lengths, padded; ``--task reverse`` reverses them. The decoder is
+trained with teacher forcing (its input is <bos> followed by the target shifted right) and
+evaluated by greedy decoding on held-out sequences: exact match of the whole output.
+
+The default model is small enough for a CPU: 1 encoder and 1 decoder layer, d_model 64,
+4 heads, d_ff 128 (84,544 parameters), 400 Adam steps of 64 sequences with warm-up 80 and
+the schedule scaled by --lr 0.7. It plots the loss, the learning rate and the
+encoder-decoder attention of one held-out example (a diagonal for copy, an anti-diagonal
+for reverse).
+
+Run it from the repository root::
+
+    python 07_Transformer/pytorch_lowlevel/transformer_lowlevel.py               # copy task
+    python -m 07_Transformer.pytorch_lowlevel.transformer_lowlevel --task reverse
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from utils.cli import add_common_args, prepare_out_dir
+from utils.data_loaders import make_copy_task, make_reverse_task
+from utils.training_utils import get_device, seed_everything
+
+PAD, BOS, EOS = 0, 1, 2  # special tokens; data tokens start at 3 (reserved=3)
+RESERVED = 3
+
+
+# --------------------------------------------------------------------------------------
+# 1. Masks and scaled dot-product attention (Section 3.2.1)
+# --------------------------------------------------------------------------------------
+
+
+def causal_mask(T: int, device=None) -> torch.Tensor:
+    """The decoder's "no peeking ahead" mask (Section 3.2.3).
+
+    Inputs:  T - sequence length (>= 1); device
+    Returns: (T, T) bool, True above the diagonal: query i may NOT attend key j > i
+             (torch's convention, as ``nn.Transformer.generate_square_subsequent_mask`` but
+             boolean instead of 0 / -inf)
+    """
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"causal_mask: T must be a positive int, got {T!r}")
+    return torch.ones(T, T, dtype=torch.bool, device=device).triu(diagonal=1)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
+
+    Inputs:  x any shape; p in [0, 1]; training - False (evaluation) returns x unchanged;
+             generator - optional torch.Generator on x's device, for reproducible masks
+    Returns: x's shape and dtype. With p = 0 or training=False: x itself (deterministic).
+    The scale keeps E[output] = x, so nothing changes between training and evaluation.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p!r}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return torch.zeros_like(x)
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
+    return x * keep / (1.0 - p)
+
+
+def _combined_mask(attn_mask, key_padding_mask, shape, dtype, device) -> torch.Tensor | None:
+    """The additive float mask, broadcastable to ``shape`` = (B, h, T_q, T_k), or None.
+
+    True entries of the boolean masks become -inf; a float attn_mask is added as it is.
+    The result is on ``device`` (the scores'), wherever the masks were.
+    """
+    B, _, T_q, T_k = shape
+    total = None
+    if attn_mask is not None:
+        if not isinstance(attn_mask, torch.Tensor) or attn_mask.ndim > 4:
+            raise ValueError("attn_mask: expected a tensor broadcastable to (B, h, T_q, T_k) = "
+                             f"{tuple(shape)}, got {getattr(attn_mask, 'shape', attn_mask)!r}")
+        try:
+            torch.broadcast_shapes(attn_mask.shape, shape)
+        except RuntimeError:
+            raise ValueError(f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
+                             f"(B, h, T_q, T_k) = {tuple(shape)}; a (T_q, T_k) = ({T_q}, {T_k}) "
+                             "mask is the usual form") from None
+        if attn_mask.dtype == torch.bool:
+            total = torch.zeros(attn_mask.shape, dtype=dtype, device=device)
+            total = total.masked_fill(attn_mask.to(device), -math.inf)
+        elif attn_mask.is_floating_point():
+            total = attn_mask.to(dtype=dtype, device=device)
+        else:
+            raise ValueError(f"attn_mask: expected a bool (True = masked out) or float (added) "
+                             f"tensor, got {attn_mask.dtype}")
+    if key_padding_mask is not None:
+        if not isinstance(key_padding_mask, torch.Tensor) or key_padding_mask.dtype != torch.bool:
+            raise ValueError("key_padding_mask: expected a bool tensor (B, T_k), True at padding")
+        if tuple(key_padding_mask.shape) != (B, T_k):
+            raise ValueError(f"key_padding_mask: expected shape (B, T_k) = ({B}, {T_k}), got "
+                             f"{tuple(key_padding_mask.shape)}")
+        padding = torch.zeros((B, 1, 1, T_k), dtype=dtype, device=device)
+        padding = padding.masked_fill(key_padding_mask[:, None, None, :].to(device), -math.inf)
+        total = padding if total is None else total + padding  # (B, h|1, T_q|1, T_k)
+    return total
+
+
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 attn_mask: torch.Tensor | None = None,
+                                 key_padding_mask: torch.Tensor | None = None,
+                                 dropout_p: float = 0.0, training: bool = False
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V    (Equation 1)
+
+    Inputs:  q (B, h, T_q, d_k), k (B, h, T_k, d_k), v (B, h, T_k, d_v), one float dtype;
+             attn_mask - bool, True = masked out, or float, added to the scores;
+                 broadcastable to (B, h, T_q, T_k), e.g. causal_mask(T) of shape (T, T)
+             key_padding_mask - (B, T_k) bool, True at padding keys
+             dropout_p, training - dropout on the attention weights (only when training)
+    Returns: out (B, h, T_q, d_v), weights (B, h, T_q, T_k) - the probabilities that
+             multiplied V (after dropout, as ``nn.MultiheadAttention`` returns them)
+
+    Why 1/sqrt(d_k) (Section 3.2.1, footnote 4): with unit-variance entries, q . k sums d_k
+    products and has variance d_k; scaling brings it back to 1 so the softmax does not
+    saturate (tiny gradients) as d_k grows.
+
+    Masking: masked scores are set to -inf, so exp gives exactly 0 weight. A query whose
+    keys are ALL masked (a padded query row with a causal mask, say) would get softmax of a
+    row of -inf = 0/0 = NaN, and the NaN would spread through the gradients. Here such a
+    row gets weights 0 and output 0 (and zero gradient), as ``F.scaled_dot_product_attention``
+    does in torch >= 2.5; ``nn.MultiheadAttention`` returns NaN there instead. Such rows are
+    padding: the loss ignores them anyway.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or not t.is_floating_point():
+            raise ValueError(f"{name}: expected a 4-D float tensor (B, h, T, d), got "
+                             f"{getattr(t, 'shape', type(t).__name__)}")
+    B, h, T_q, d_k = q.shape
+    if k.shape[:2] != (B, h) or k.shape[3] != d_k:
+        raise ValueError(f"k: expected shape (B, h, T_k, d_k) = ({B}, {h}, T_k, {d_k}) to match "
+                         f"q {tuple(q.shape)}, got {tuple(k.shape)}")
+    if v.shape[:3] != k.shape[:3]:
+        raise ValueError(f"v: expected shape (B, h, T_k, d_v) with (B, h, T_k) = "
+                         f"{tuple(k.shape[:3])} as k, got {tuple(v.shape)}")
+    T_k = k.shape[2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B, h, T_q, T_k)
+    mask = _combined_mask(attn_mask, key_padding_mask, (B, h, T_q, T_k), q.dtype, q.device)
+    if mask is None:
+        weights = torch.softmax(scores, dim=-1)
+    else:
+        scores = scores + mask  # -inf where masked
+        # rows with every key masked: softmax over a row of zeros instead (finite, no NaN),
+        # then their weights are set to 0 below
+        dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (B, h, T_q, 1)
+        scores = scores.masked_fill(dead, 0.0)
+        weights = torch.softmax(scores, dim=-1).masked_fill(dead, 0.0)
+    weights = dropout(weights, dropout_p, training)
+    return weights @ v, weights  # (B, h, T_q, d_v), (B, h, T_q, T_k)
+
+
+# --------------------------------------------------------------------------------------
+# 2. Parameters in plain tensors: a tiny container, linear maps, layer norm
+# --------------------------------------------------------------------------------------
+
+
+class Block:
+    """A minimal parameter container: ``params`` (its own leaf tensors) and ``children``.
+
+    Names join with dots like torch's state_dict keys ("layers.0.self_attn.in_proj_weight"),
+    so the weights of a ``torch.nn`` module copy over with ``load_state_dict``.
+    """
+
+    def __init__(self):
+        self.params: dict[str, torch.Tensor] = {}
+        self.children: dict[str, Block] = {}
+        self.training = True
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+        """(dotted name, tensor) for this block's parameters, then each child's."""
+        for name, tensor in self.params.items():
+            yield prefix + name, tensor
+        for name, child in self.children.items():
+            yield from child.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The parameter tensors, in a fixed order (for the optimiser)."""
+        return [t for _, t in self.named_parameters()]
+
+    def num_parameters(self) -> int:
+        """Number of trainable numbers."""
+        return sum(t.numel() for t in self.parameters())
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Detached copies of every parameter, by dotted name."""
+        return {name: t.detach().clone() for name, t in self.named_parameters()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy ``state`` (name -> tensor, e.g. an nn.Module's state_dict()) into the parameters.
+
+        The names must be exactly this block's; shapes must agree. Raises ValueError otherwise.
+        """
+        ours = dict(self.named_parameters())
+        missing, unexpected = set(ours) - set(state), set(state) - set(ours)
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict: missing {sorted(missing)}, unexpected "
+                             f"{sorted(unexpected)}")
+        with torch.no_grad():
+            for name, tensor in ours.items():
+                value = torch.as_tensor(state[name])
+                if value.shape != tensor.shape:
+                    raise ValueError(f"{name}: expected shape {tuple(tensor.shape)}, got "
+                                     f"{tuple(value.shape)}")
+                tensor.copy_(value)
+
+    def train(self, mode: bool = True):
+        """Training mode (dropout on) or, with mode=False, evaluation mode; returns self."""
+        self.training = mode
+        for child in self.children.values():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode: every dropout is off, the outputs are deterministic."""
+        return self.train(False)
+
+
+def _leaf(t: torch.Tensor, dtype, device) -> torch.Tensor:
+    """A trainable leaf tensor: drawn in float64 on the CPU, then cast and moved."""
+    return t.to(dtype=dtype, device=device).requires_grad_(True)
+
+
+def _xavier_uniform(shape, generator) -> torch.Tensor:
+    """U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010), float64."""
+    bound = math.sqrt(6.0 / (shape[0] + shape[1]))
+    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """y = x W^T + b, with W (D_out, D_in) in nn.Linear's layout.
+
+    Inputs: x (..., D_in), weight (D_out, D_in), bias (D_out,) or None; Returns (..., D_out)
+    """
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               eps: float = 1e-5) -> torch.Tensor:
+    """LayerNorm over the last axis (Ba et al. 2016), as nn.LayerNorm(d_model).
+
+        y = (x - mean) / sqrt(var + eps) * gamma + beta,  mean and (biased) var over d_model
+
+    Inputs: x (..., d), weight gamma (d,), bias beta (d,); Returns (..., d)
+    Each token is normalised on its own: no batch statistics, so training and evaluation
+    agree and padding never leaks into real tokens.
+    """
+    mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # biased, as torch
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+class LayerNorm(Block):
+    """Parameters ``weight`` (d,) = 1 and ``bias`` (d,) = 0, as nn.LayerNorm(d)."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5, *, dtype=torch.float32, device="cpu"):
+        super().__init__()
+        self.eps = eps
+        self.params["weight"] = _leaf(torch.ones(d_model), dtype, device)
+        self.params["bias"] = _leaf(torch.zeros(d_model), dtype, device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm(x, self.params["weight"], self.params["bias"], self.eps)
+
+
+# --------------------------------------------------------------------------------------
+# 3. Multi-head attention (Section 3.2.2)
+# --------------------------------------------------------------------------------------
+
+
+class MultiHeadAttention(Block):
+    """Multi-head attention with nn.MultiheadAttention's parameters (batch_first).
+
+    Inputs (constructor): d_model, num_heads (d_model divisible by it), dropout on the
+        attention weights, generator (initialisation), dtype, device
+    Parameters: in_proj_weight (3 d, d) = [W_q; W_k; W_v] stacked, in_proj_bias (3 d,),
+        out_proj.weight (d, d) = W^O, out_proj.bias (d,). Each projection: y = x W^T + b.
+    The paper's per-head W_i^Q (d_model, d_k) are the column blocks of W_q^T: one (d, d)
+    matmul computes all h heads' projections at once, then a reshape separates them.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, *,
+                 generator: torch.Generator | None = None, dtype=torch.float32, device="cpu"):
+        super().__init__()
+        if not (isinstance(d_model, int) and isinstance(num_heads, int) and num_heads >= 1):
+            raise ValueError(f"d_model and num_heads must be positive ints, got {d_model!r}, "
+                             f"{num_heads!r}")
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}: "
+                             "each head gets d_k = d_model / num_heads features")
+        self.d_model, self.num_heads, self.d_k = d_model, num_heads, d_model // num_heads
+        self.dropout = dropout
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.params["in_proj_weight"] = _leaf(_xavier_uniform((3 * d_model, d_model), g),
+                                              dtype, device)
+        self.params["in_proj_bias"] = _leaf(torch.zeros(3 * d_model), dtype, device)
+        self.params["out_proj.weight"] = _leaf(_xavier_uniform((d_model, d_model), g),
+                                               dtype, device)
+        self.params["out_proj.bias"] = _leaf(torch.zeros(d_model), dtype, device)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, d_model) -> (B, h, T, d_k): feature block i of width d_k is head i."""
+        B, T, _ = x.shape
+        return x.reshape(B, T, self.num_heads, self.d_k).transpose(1, 2)  # (B, h, T, d_k)
+
+    def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, h, T, d_k) -> (B, T, d_model): Concat(head_1, ..., head_h)."""
+        B, _, T, _ = x.shape
+        return x.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, h*d_k)
+
+    def __call__(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                 key_padding_mask: torch.Tensor | None = None,
+                 attn_mask: torch.Tensor | None = None,
+                 average_attn_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """MultiHead(Q, K, V) = Concat(head_1..head_h) W^O
+
+        Inputs:  query (B, T_q, d), key (B, T_k, d), value (B, T_k, d);
+                 key_padding_mask (B, T_k) bool, True at padding;
+                 attn_mask bool/float, (T_q, T_k), (B*h, T_q, T_k) as torch, or
+                 broadcastable to (B, h, T_q, T_k); True = masked out
+        Returns: out (B, T_q, d); weights (B, T_q, T_k) averaged over heads, or
+                 (B, h, T_q, T_k) with average_attn_weights=False
+        """
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[-1] != self.d_model:
+                raise ValueError(f"{name}: expected (B, T, d_model={self.d_model}), got "
+                                 f"{getattr(t, 'shape', type(t).__name__)}")
+        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
+            raise ValueError(f"key {tuple(key.shape)} and value {tuple(value.shape)} must share "
+                             f"(B, T_k), and B with query {tuple(query.shape)}")
+        p, d = self.params, self.d_model
+        W_q, W_k, W_v = p["in_proj_weight"].split(d)  # each (d, d)
+        b_q, b_k, b_v = p["in_proj_bias"].split(d)  # each (d,)
+        q = self.split_heads(linear(query, W_q, b_q))  # (B, h, T_q, d_k)
+        k = self.split_heads(linear(key, W_k, b_k))  # (B, h, T_k, d_k)
+        v = self.split_heads(linear(value, W_v, b_v))  # (B, h, T_k, d_k)
+        B, T_q, T_k = query.shape[0], query.shape[1], key.shape[1]
+        if attn_mask is not None and attn_mask.ndim == 3:
+            # torch's 3-D form: one (T_q, T_k) mask per (batch, head), batch-major
+            if tuple(attn_mask.shape) != (B * self.num_heads, T_q, T_k):
+                raise ValueError(f"attn_mask: a 3-D mask must be (B*h, T_q, T_k) = "
+                                 f"({B * self.num_heads}, {T_q}, {T_k}), got "
+                                 f"{tuple(attn_mask.shape)}")
+            attn_mask = attn_mask.reshape(B, self.num_heads, T_q, T_k)
+        heads, weights = scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+            dropout_p=self.dropout, training=self.training)  # (B, h, T_q, d_k), (B, h, T_q, T_k)
+        out = linear(self.merge_heads(heads), p["out_proj.weight"], p["out_proj.bias"])
+        if average_attn_weights:
+            weights = weights.mean(dim=1)  # (B, T_q, T_k)
+        return out, weights
+
+
+# --------------------------------------------------------------------------------------
+# 4. Feed-forward network and positional encoding (Sections 3.3, 3.5)
+# --------------------------------------------------------------------------------------
+
+
+def feed_forward(x: torch.Tensor, params: dict, dropout_p: float = 0.0,
+                 training: bool = False) -> torch.Tensor:
+    """FFN(x) = max(0, x W_1^T + b_1) W_2^T + b_2, the same for every position (Equation 2).
+
+    Inputs:  x (B, T, d_model); params with linear1.weight (d_ff, d), linear1.bias (d_ff,),
+             linear2.weight (d, d_ff), linear2.bias (d,); dropout_p on the hidden ReLU
+             activations (torch's layers do this; the paper does not mention it)
+    Returns: (B, T, d_model)
+    """
+    hidden = torch.relu(linear(x, params["linear1.weight"], params["linear1.bias"]))
+    hidden = dropout(hidden, dropout_p, training)  # (B, T, d_ff)
+    return linear(hidden, params["linear2.weight"], params["linear2.bias"])
+
+
+def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=torch.float32,
+                                   device=None) -> torch.Tensor:
+    """The fixed encodings of Section 3.5.
+
+        PE[pos, 2i]   = sin(pos / 10000^(2i / d_model))
+        PE[pos, 2i+1] = cos(pos / 10000^(2i / d_model))
+
+    Inputs:  max_len - positions 0..max_len-1; d_model (>= 2)
+    Returns: (max_len, d_model). Each pair of columns is a rotation at its own frequency,
+             so PE[pos + k] is a linear function of PE[pos] (exercise 04).
+    """
+    if not (isinstance(max_len, int) and max_len >= 1 and isinstance(d_model, int)
+            and d_model >= 2):
+        raise ValueError(f"positional encoding: need max_len >= 1 and d_model >= 2 ints, got "
+                         f"{max_len!r}, {d_model!r}")
+    pos = torch.arange(max_len, dtype=torch.float64)[:, None]  # (max_len, 1)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(d/2),) = 0, 2, 4, ...
+    angles = pos / 10000.0 ** (two_i / d_model)  # (max_len, ceil(d/2))
+    pe = torch.zeros(max_len, d_model, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(angles)
+    pe[:, 1::2] = torch.cos(angles[:, : d_model // 2])  # an odd d_model has one sin more
+    return pe.to(dtype=dtype, device=device)
+
+
+# --------------------------------------------------------------------------------------
+# 5. Encoder and decoder layers (Section 3.1)
+# --------------------------------------------------------------------------------------
+
+
+class _Layer(Block):
+    """Shared set-up of the encoder and decoder layers."""
+
+    def __init__(self, d_model, num_heads, d_ff, dropout, attn_dropout, ffn_dropout,
+                 norm_first, num_norms, generator, dtype, device):
+        super().__init__()
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.d_model, self.norm_first = d_model, norm_first
+        self.dropout_p, self.ffn_dropout = dropout, ffn_dropout
+        kw = {"dtype": dtype, "device": device}
+        self._new_attention = lambda: MultiHeadAttention(d_model, num_heads, attn_dropout,
+                                                         generator=g, **kw)
+        self.children["self_attn"] = self._new_attention()
+        # the FFN's parameters: weights Xavier-uniform, biases 0
+        self.params["linear1.weight"] = _leaf(_xavier_uniform((d_ff, d_model), g), **kw)
+        self.params["linear1.bias"] = _leaf(torch.zeros(d_ff), **kw)
+        self.params["linear2.weight"] = _leaf(_xavier_uniform((d_model, d_ff), g), **kw)
+        self.params["linear2.bias"] = _leaf(torch.zeros(d_model), **kw)
+        for i in range(1, num_norms + 1):
+            self.children[f"norm{i}"] = LayerNorm(d_model, **kw)
+
+    def _sublayer(self, x: torch.Tensor, norm: str, fn) -> torch.Tensor:
+        """One residual sub-layer (Section 3.1, dropout as Section 5.4).
+
+        post-LN (paper):  x = LayerNorm(x + Dropout(Sublayer(x)))
+        pre-LN:           x = x + Dropout(Sublayer(LayerNorm(x)))
+        """
+        if self.norm_first:
+            return x + dropout(fn(self.children[norm](x)), self.dropout_p, self.training)
+        return self.children[norm](x + dropout(fn(x), self.dropout_p, self.training))
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return feed_forward(x, self.params, self.ffn_dropout, self.training)
+
+
+class EncoderLayer(_Layer):
+    """Self-attention, then the FFN, each a residual sub-layer (Section 3.1, Figure 1 left).
+
+    Inputs (constructor): d_model, num_heads, d_ff, dropout (residual dropout, Section 5.4),
+        attn_dropout (on attention weights), ffn_dropout (on the FFN's hidden ReLU), each
+        0 by default except dropout; norm_first (pre-LN) False = the paper's post-LN;
+        generator, dtype, device
+    Parameters: as nn.TransformerEncoderLayer: self_attn.*, linear1.*, linear2.*, norm1.*,
+        norm2.*. nn.TransformerEncoderLayer(dropout=p) applies p at all three places.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1, *,
+                 attn_dropout: float = 0.0, ffn_dropout: float = 0.0, norm_first: bool = False,
+                 generator: torch.Generator | None = None, dtype=torch.float32, device="cpu"):
+        super().__init__(d_model, num_heads, d_ff, dropout, attn_dropout, ffn_dropout,
+                         norm_first, 2, generator, dtype, device)
+
+    def __call__(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs: x (B, T, d_model); key_padding_mask (B, T) bool; attn_mask (T, T) bool.
+        Returns: (B, T, d_model)"""
+        attn = self.children["self_attn"]
+        x = self._sublayer(x, "norm1", lambda y: attn(y, y, y, key_padding_mask, attn_mask)[0])
+        return self._sublayer(x, "norm2", self._ffn)
+
+
+class DecoderLayer(_Layer):
+    """Masked self-attention, attention over the encoder output ("memory"), then the FFN
+    (Section 3.1, Figure 1 right), each a residual sub-layer.
+
+    Inputs (constructor): as EncoderLayer
+    Parameters: as nn.TransformerDecoderLayer: self_attn.*, multihead_attn.* (the
+        encoder-decoder attention: queries from the decoder, keys and values from memory),
+        linear1.*, linear2.*, norm1.*, norm2.*, norm3.*
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1, *,
+                 attn_dropout: float = 0.0, ffn_dropout: float = 0.0, norm_first: bool = False,
+                 generator: torch.Generator | None = None, dtype=torch.float32, device="cpu"):
+        super().__init__(d_model, num_heads, d_ff, dropout, attn_dropout, ffn_dropout,
+                         norm_first, 3, generator, dtype, device)
+        self.children["multihead_attn"] = self._new_attention()  # encoder-decoder attention
+
+    def __call__(self, x: torch.Tensor, memory: torch.Tensor,
+                 tgt_mask: torch.Tensor | None = None,
+                 tgt_key_padding_mask: torch.Tensor | None = None,
+                 memory_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs: x (B, T, d) decoder states; memory (B, S, d) encoder output;
+        tgt_mask (T, T) bool (causal_mask(T)); tgt_key_padding_mask (B, T) bool;
+        memory_key_padding_mask (B, S) bool (the source padding). Returns (B, T, d)."""
+        self_attn, cross_attn = self.children["self_attn"], self.children["multihead_attn"]
+        x = self._sublayer(x, "norm1", lambda y: self_attn(y, y, y, tgt_key_padding_mask,
+                                                           tgt_mask)[0])
+        x = self._sublayer(x, "norm2", lambda y: self._cross(cross_attn, y, memory,
+                                                             memory_key_padding_mask))
+        return self._sublayer(x, "norm3", self._ffn)
+
+    def _cross(self, cross_attn, y, memory, memory_key_padding_mask):
+        """Encoder-decoder attention; keeps its weights (B, h, T, S), detached, in
+        ``last_cross_attention`` for plots (which source token each output looked at)."""
+        out, weights = cross_attn(y, memory, memory, memory_key_padding_mask,
+                                  average_attn_weights=False)
+        self.last_cross_attention = weights.detach()
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# 6. The encoder-decoder model
+# --------------------------------------------------------------------------------------
+
+
+class Transformer(Block):
+    """A small encoder-decoder Transformer (Figure 1) built from the layers above.
+
+    Inputs (constructor):
+        vocab_size  - joint source/target vocabulary (specials 0 <pad>, 1 <bos>, 2 <eos>)
+        d_model, num_heads, num_encoder_layers, num_decoder_layers, d_ff, dropout - the
+                      paper's base model is 512, 8, 6, 6, 2048, 0.1 (Table 3)
+        max_len     - length of the positional table (longest source or target)
+        pad_idx     - the padding token (masked as a key, ignored by the loss)
+        norm_first  - False: post-LN as the paper; True: pre-LN (then a final LayerNorm
+                      after each stack, named encoder_norm / decoder_norm)
+        seed, dtype, device
+    Parameters: embedding.weight (V, d) - ONE matrix for source embeddings, target
+        embeddings and the pre-softmax projection (Section 3.4), encoder.{i}.*, decoder.{i}.*
+    Embeddings are multiplied by sqrt(d_model) (Section 3.4): with entries ~ N(0, 1/d) the
+    scaled embedding has unit-size entries, comparable with the positional encoding's.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4,
+                 num_encoder_layers: int = 2, num_decoder_layers: int = 2, d_ff: int = 256,
+                 dropout: float = 0.1, *, max_len: int = 64, pad_idx: int = PAD,
+                 norm_first: bool = False, seed: int = 0, dtype=torch.float32, device="cpu"):
+        super().__init__()
+        if not isinstance(vocab_size, int) or vocab_size <= RESERVED:
+            raise ValueError(f"vocab_size must be an int > {RESERVED} (3 special tokens + data), "
+                             f"got {vocab_size!r}")
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        g = torch.Generator().manual_seed(seed)
+        kw = {"dtype": dtype, "device": device}
+        self.vocab_size, self.d_model, self.max_len, self.pad_idx = (vocab_size, d_model,
+                                                                     max_len, pad_idx)
+        self.dropout_p, self.norm_first = dropout, norm_first
+        embedding = torch.randn(vocab_size, d_model, generator=g, dtype=torch.float64)
+        self.params["embedding.weight"] = _leaf(embedding / math.sqrt(d_model), **kw)
+        layer_kw = {"dropout": dropout, "norm_first": norm_first, "generator": g, **kw}
+        for i in range(num_encoder_layers):
+            self.children[f"encoder.{i}"] = EncoderLayer(d_model, num_heads, d_ff, **layer_kw)
+        for i in range(num_decoder_layers):
+            self.children[f"decoder.{i}"] = DecoderLayer(d_model, num_heads, d_ff, **layer_kw)
+        if norm_first:
+            self.children["encoder_norm"] = LayerNorm(d_model, **kw)
+            self.children["decoder_norm"] = LayerNorm(d_model, **kw)
+        self.num_encoder_layers, self.num_decoder_layers = num_encoder_layers, num_decoder_layers
+        self.pe = sinusoidal_positional_encoding(max_len, d_model, **kw)  # (max_len, d), fixed
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token embeddings * sqrt(d_model) + positional encodings, then dropout (Section 5.4).
+
+        Inputs: tokens (B, T) int64 in [0, vocab_size); Returns (B, T, d_model)
+        """
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
+            raise ValueError("tokens: expected an int64 tensor (B, T), got "
+                             f"{getattr(tokens, 'dtype', type(tokens).__name__)} "
+                             f"{tuple(getattr(tokens, 'shape', ()))}")
+        T = tokens.shape[1]
+        if T > self.max_len:
+            raise ValueError(f"a sequence of length {T} is longer than the positional table "
+                             f"(max_len={self.max_len}); build the model with max_len >= {T}")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            raise ValueError(f"tokens must be in [0, {self.vocab_size}), got values in "
+                             f"[{int(tokens.min())}, {int(tokens.max())}]")
+        x = self.params["embedding.weight"][tokens] * math.sqrt(self.d_model)  # (B, T, d)
+        return dropout(x + self.pe[:T], self.dropout_p, self.training)
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs: src (B, S) int64, padded with pad_idx.
+        Returns: memory (B, S, d_model), src_padding (B, S) bool (True at padding)."""
+        src_padding = src == self.pad_idx
+        x = self.embed(src)
+        for i in range(self.num_encoder_layers):
+            x = self.children[f"encoder.{i}"](x, key_padding_mask=src_padding)
+        if self.norm_first:
+            x = self.children["encoder_norm"](x)
+        return x, src_padding
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor,
+               src_padding: torch.Tensor) -> torch.Tensor:
+        """Inputs: tgt_in (B, T) int64 (<bos> + target shifted right), memory (B, S, d),
+        src_padding (B, S) bool. Returns: logits (B, T, vocab_size).
+
+        The output projection is the embedding matrix transposed (Section 3.4).
+        """
+        T = tgt_in.shape[1]
+        x = self.embed(tgt_in)
+        mask = causal_mask(T, device=tgt_in.device)  # (T, T)
+        tgt_padding = tgt_in == self.pad_idx
+        for i in range(self.num_decoder_layers):
+            x = self.children[f"decoder.{i}"](x, memory, mask, tgt_padding, src_padding)
+        if self.norm_first:
+            x = self.children["decoder_norm"](x)
+        return x @ self.params["embedding.weight"].T  # (B, T, V)
+
+    def __call__(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits. Inputs: src (B, S), tgt_in (B, T) int64.
+        Returns: (B, T, vocab_size): position t predicts target token t."""
+        memory, src_padding = self.encode(src)
+        return self.decode(tgt_in, memory, src_padding)
+
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        """Generate by taking the most likely token at each step until <eos>.
+
+        Inputs:  src (B, S) int64; max_new_tokens - steps at most (< max_len)
+        Returns: (B, max_new_tokens) int64; after a sequence's <eos> every token is <pad>.
+        Recomputes the decoder over the whole prefix each step: O(T^2) steps of work, simple
+        and exact; exercise 05 derives the key-value cache that avoids it.
+        """
+        was_training = self.training
+        self.eval()
+        memory, src_padding = self.encode(src)
+        B = src.shape[0]
+        tokens = torch.full((B, 1), BOS, dtype=torch.int64, device=src.device)
+        finished = torch.zeros(B, dtype=torch.bool, device=src.device)
+        for _ in range(max_new_tokens):
+            logits = self.decode(tokens, memory, src_padding)[:, -1]  # (B, V): the last step
+            step = logits.argmax(dim=-1).masked_fill(finished, PAD)  # (B,)
+            tokens = torch.cat([tokens, step[:, None]], dim=1)
+            finished |= step == EOS
+            if bool(finished.all()):
+                break
+        self.train(was_training)
+        out = tokens[:, 1:]
+        if out.shape[1] < max_new_tokens:  # all finished early: pad to a fixed width
+            pad = torch.full((B, max_new_tokens - out.shape[1]), PAD, dtype=torch.int64,
+                             device=src.device)
+            out = torch.cat([out, pad], dim=1)
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# 7. Label-smoothed cross-entropy, the schedule and Adam (Sections 5.3, 5.4)
+# --------------------------------------------------------------------------------------
+
+
+def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                                 smoothing: float = 0.1, ignore_index: int = PAD
+                                 ) -> torch.Tensor:
+    """Cross-entropy against the smoothed target q = (1 - eps) onehot(y) + eps / K.
+
+        loss_n = -sum_k q_k log p_k = (1 - eps) (-log p_y) + eps * mean_k(-log p_k)
+
+    averaged over the tokens whose target is not ``ignore_index`` (padding), as
+    ``nn.CrossEntropyLoss(label_smoothing=eps, ignore_index=...)``. Here eps / K goes to
+    EVERY class including the true one (torch's choice); some implementations spread eps
+    over the K - 1 wrong classes, or K - 2 (excluding padding too): the minimum moves
+    slightly, the idea is the same. Smoothing makes the model less sure; the paper notes it
+    hurts perplexity but improves accuracy and BLEU (Section 5.4).
+
+    Inputs:  logits (..., K) float; target (...) int64 in [0, K); smoothing eps in [0, 1)
+    Returns: scalar; NaN-free 0 if every target is ignored
+    """
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    if logits.shape[:-1] != target.shape:
+        raise ValueError(f"logits (..., K) and target (...) must agree: got "
+                         f"{tuple(logits.shape)} and {tuple(target.shape)}")
+    K = logits.shape[-1]
+    log_p = torch.log_softmax(logits, dim=-1).reshape(-1, K)  # (N, K)
+    target = target.reshape(-1)  # (N,)
+    keep = target != ignore_index  # (N,)
+    safe = target.masked_fill(~keep, 0)  # any valid index for the ignored rows
+    nll = -log_p.gather(1, safe[:, None])[:, 0]  # (N,) -log p_y
+    uniform = -log_p.mean(dim=1)  # (N,) mean_k -log p_k
+    per_token = (1.0 - smoothing) * nll + smoothing * uniform
+    count = keep.sum()
+    return (per_token * keep).sum() / count.clamp(min=1)
+
+
+def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) -> float:
+    """lrate = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)   (Equation 3)
+
+    Linear warm-up for ``warmup`` steps, then decay as 1/sqrt(step); the two meet at
+    step = warmup, the peak factor * (d_model * warmup)^-0.5. Steps count from 1.
+    """
+    if not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"noam_lr: step counts from 1, got {step!r}")
+    if warmup < 1 or d_model < 1:
+        raise ValueError(f"noam_lr: need warmup >= 1 and d_model >= 1, got {warmup}, {d_model}")
+    return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+
+
+def adam_step(params: Sequence[torch.Tensor], lr: float, betas=(0.9, 0.98), eps: float = 1e-9,
+              state: dict | None = None) -> dict:
+    """One Adam step (Kingma & Ba 2015) in torch.optim.Adam's arrangement, in place.
+
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+        p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    Defaults are the paper's beta1 0.9, beta2 0.98, eps 1e-9 (Section 5.3). ``lr`` may
+    change every step (the schedule); the bias corrections use the step count t.
+
+    Inputs:  params - tensors with .grad (those without are skipped); lr > 0;
+             state - what the previous call returned, or None
+    Returns: the state for the next call ({"t": steps, i: (m, v)})
+    """
+    beta1, beta2 = betas
+    if not lr > 0:
+        raise ValueError(f"adam_step: lr must be > 0, got {lr!r}")
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0) or not eps > 0:
+        raise ValueError(f"adam_step: betas must be in [0, 1) and eps > 0, got {betas!r}, {eps!r}")
+    state = {"t": 0} if state is None else state
+    state["t"] += 1
+    t = state["t"]
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            if p.grad is None:
+                continue
+            if i not in state:
+                state[i] = (torch.zeros_like(p), torch.zeros_like(p))
+            m, v = state[i]
+            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)  # first moment
+            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)  # second moment
+            denominator = v.sqrt() / math.sqrt(1 - beta2 ** t) + eps
+            p.sub_(lr / (1 - beta1 ** t) * m / denominator)
+    return state
+
+
+def zero_grad(params: Sequence[torch.Tensor]) -> None:
+    """Forget the gradients of the previous step (autograd adds into .grad)."""
+    for p in params:
+        p.grad = None
+
+
+# --------------------------------------------------------------------------------------
+# 8. Data: copy / reverse with random lengths, padded
+# --------------------------------------------------------------------------------------
+
+TASKS = {"copy": make_copy_task, "reverse": make_reverse_task}
+
+
+def make_sequences(task: str, n: int, min_len: int, max_len: int, vocab: int,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source and target token rows of random lengths in [min_len, max_len], padded.
+
+    Inputs:  task "copy" or "reverse"; n sequences; vocab - the full vocabulary size (data
+             tokens are 3..vocab-1); seed
+    Returns: src (n, max_len) int64 padded with <pad>; tgt (n, max_len + 1) int64: the
+             target followed by <eos>, then <pad>
+    Each length gets its own call of the task generator (``utils.data_loaders``), so the
+    target is that of the task for the real, unpadded sequence.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
+    if not 1 <= min_len <= max_len:
+        raise ValueError(f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(min_len, max_len + 1, size=n)
+    src = np.full((n, max_len), PAD, dtype=np.int64)
+    tgt = np.full((n, max_len + 1), PAD, dtype=np.int64)
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        s, t = TASKS[task](len(rows), int(length), vocab, seed=seed * 1000 + int(length),
+                           reserved=RESERVED)
+        src[rows, :length] = s
+        tgt[rows, :length] = t
+        tgt[rows, length] = EOS
+    return torch.from_numpy(src), torch.from_numpy(tgt)
+
+
+def teacher_forcing_input(tgt: torch.Tensor) -> torch.Tensor:
+    """The decoder input: <bos> followed by the target shifted right by one.
+
+    Inputs: tgt (B, T) int64; Returns (B, T) int64 - position t sees targets < t only
+    """
+    bos = torch.full_like(tgt[:, :1], BOS)
+    return torch.cat([bos, tgt[:, :-1]], dim=1)  # (B, T)
+
+
+def exact_match(predicted: torch.Tensor, tgt: torch.Tensor) -> float:
+    """Fraction of rows whose prediction equals the target everywhere (incl. <eos>, padding)."""
+    return float((predicted == tgt).all(dim=1).float().mean())
+
+
+# --------------------------------------------------------------------------------------
+# 9. Training
+# --------------------------------------------------------------------------------------
+
+
+def train(model: Transformer, src: torch.Tensor, tgt: torch.Tensor, *, steps: int,
+          batch_size: int, warmup: int, lr_factor: float = 1.0, smoothing: float = 0.1,
+          seed: int = 0, progress: bool = False) -> dict[str, list[float]]:
+    """Teacher-forced training with label smoothing, the warm-up schedule and Adam.
+
+    Inputs:  model; src (N, S), tgt (N, T) int64 on the model's device; steps - optimiser
+             steps; batch_size; warmup, lr_factor - the schedule (noam_lr); seed - batch order
+    Returns: {"loss": per-step training loss, "lr": per-step learning rate}
+    """
+    params = model.parameters()
+    order_rng = torch.Generator().manual_seed(seed)
+    n, state = src.shape[0], None
+    history: dict[str, list[float]] = {"loss": [], "lr": []}
+    model.train()
+    bar = tqdm(range(1, steps + 1), desc="Transformer (L2)", disable=not progress, leave=False)
+    order, cursor = torch.randperm(n, generator=order_rng), 0
+    for step in bar:
+        if cursor + batch_size > n:  # a new epoch: reshuffle
+            order, cursor = torch.randperm(n, generator=order_rng), 0
+        rows = order[cursor:cursor + batch_size].to(src.device)
+        cursor += batch_size
+        zero_grad(params)
+        logits = model(src[rows], teacher_forcing_input(tgt[rows]))  # (B, T, V)
+        loss = label_smoothed_cross_entropy(logits, tgt[rows], smoothing, model.pad_idx)
+        loss.backward()
+        lr = noam_lr(step, model.d_model, warmup, lr_factor)
+        state = adam_step(params, lr, state=state)
+        history["loss"].append(float(loss.detach()))
+        history["lr"].append(lr)
+        if not math.isfinite(history["loss"][-1]):
+            raise FloatingPointError(f"the loss became {history['loss'][-1]} at step {step}; "
+                                     "lower --lr-factor")
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+    model.eval()
+    return history
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run the block with torch on ``threads`` CPU threads (0: torch's default), then restore.
+
+    The model is small: one thread avoids waiting for the others on a busy machine."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Train the low-level Transformer on copy (default) or reverse; greedy-decode held-out
+    sequences.
+
+    Returns: {"exact_match" (held-out, greedy), "token_accuracy" (held-out, greedy),
+              "final_loss" (mean of the last 20 steps), "train_seconds"}
+    """
+    parser = argparse.ArgumentParser(
+        description="Encoder-decoder Transformer in low-level PyTorch on a generated task "
+                    "(copy / reverse of random-length sequences), label smoothing, the warm-up "
+                    "schedule, hand-written Adam. Training runs for --steps optimiser steps "
+                    "(--epochs is not used); --lr multiplies the schedule of Equation 3.")
+    add_common_args(parser, datasets=("generated",), epochs=1, batch_size=64, lr=0.7,
+                    out="runs/07_Transformer/l2_transformer")
+    parser.add_argument("--task", choices=sorted(TASKS), default="copy")
+    parser.add_argument("--steps", type=int, default=400, help="optimiser steps (%(default)s)")
+    parser.add_argument("--warmup", type=int, default=80,
+                        help="warm-up steps of the schedule (%(default)s; the paper: 4000)")
+    parser.add_argument("--vocab", type=int, default=13,
+                        help="vocabulary incl. the 3 special tokens (%(default)s)")
+    parser.add_argument("--min-len", type=int, default=3)
+    parser.add_argument("--max-len", type=int, default=10)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--layers", type=int, default=1,
+                        help="encoder layers = decoder layers (%(default)s; the paper: 6)")
+    parser.add_argument("--d-ff", type=int, default=128)
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="residual dropout (%(default)s; the paper: 0.1)")
+    parser.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
+    parser.add_argument("--n-train", type=int, default=4000)
+    parser.add_argument("--n-test", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
+    args = parser.parse_args(argv)
+    for name in ("steps", "warmup", "batch_size", "n_train", "n_test", "min_len", "d_model",
+                 "heads", "layers", "d_ff"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.max_len < args.min_len:
+        parser.error(f"--max-len ({args.max_len}) must be >= --min-len ({args.min_len})")
+    if args.vocab <= RESERVED:
+        parser.error(f"--vocab must be > {RESERVED}: tokens 0, 1, 2 are <pad>, <bos>, <eos>")
+    if args.d_model % args.heads:
+        parser.error(f"--d-model ({args.d_model}) must be divisible by --heads ({args.heads})")
+    with torch_threads(args.threads):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict[str, float]:
+    """The body of ``main``: data, model, training, greedy decoding, plots."""
+    seed_everything(args.seed)
+    device = get_device(args.device)
+    out = prepare_out_dir(args.out)
+    src, tgt = make_sequences(args.task, args.n_train, args.min_len, args.max_len, args.vocab,
+                              seed=args.seed)
+    src_test, tgt_test = make_sequences(args.task, args.n_test, args.min_len, args.max_len,
+                                        args.vocab, seed=args.seed + 1)
+    seen = {tuple(r.tolist()) for r in src}  # keep only test rows never seen in training
+    keep = torch.tensor([tuple(r.tolist()) not in seen for r in src_test])
+    src_test, tgt_test = src_test[keep], tgt_test[keep]
+    print(f"{args.task}: {src.shape[0]} training, {src_test.shape[0]} held-out sequences, "
+          f"lengths {args.min_len}..{args.max_len}, {args.vocab - RESERVED} data tokens")
+
+    model = Transformer(args.vocab, args.d_model, args.heads, args.layers, args.layers,
+                        args.d_ff, args.dropout, max_len=args.max_len + 1, seed=args.seed,
+                        device=device)
+    started = time.perf_counter()
+    history = train(model, src.to(device), tgt.to(device), steps=args.steps,
+                    batch_size=args.batch_size, warmup=args.warmup, lr_factor=args.lr,
+                    smoothing=args.smoothing, seed=args.seed, progress=args.progress)
+    seconds = time.perf_counter() - started
+    predicted = model.greedy_decode(src_test.to(device), tgt_test.shape[1]).cpu()
+    match = exact_match(predicted, tgt_test)
+    real = tgt_test != PAD
+    token_accuracy = float((predicted == tgt_test)[real].float().mean())
+    final_loss = float(np.mean(history["loss"][-20:]))
+    print(f"Transformer (L2) on {args.task}: held-out exact match {match:.4f}, token accuracy "
+          f"{token_accuracy:.4f}, final loss {final_loss:.4f}, {seconds:.1f} s of training on "
+          f"{device} ({model.num_parameters():,} parameters)")
+    for row in range(2):
+        print(f"  src {src_test[row].tolist()} -> {predicted[row].tolist()}")
+    _plot(history, model, src_test[:1].to(device), out, args.task)
+    print(f"plots written to {out}")
+    return {"exact_match": match, "token_accuracy": token_accuracy, "final_loss": final_loss,
+            "train_seconds": seconds}
+
+
+def _plot(history, model: Transformer, src: torch.Tensor, out, task: str) -> None:
+    """Loss and learning-rate curves; the first decoder layer's attention over the source
+    on one example (a diagonal for copy, an anti-diagonal for reverse, in some head)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from utils.visualization import plot_curves
+
+    plot_curves({"training loss": history["loss"]}, path=out / "loss.png",
+                xlabel="step", ylabel="label-smoothed cross-entropy",
+                title=f"L2 Transformer on {task}")
+    plot_curves({"learning rate": history["lr"]}, path=out / "lr.png", xlabel="step", ylabel="lr",
+                title="warm-up schedule (Equation 3)")
+    with torch.no_grad():  # one held-out example, through the model's own greedy output
+        predicted = model.greedy_decode(src, model.max_len)
+        model(src, teacher_forcing_input(predicted))
+    weights = model.children["decoder.0"].last_cross_attention[0]  # (h, T, S)
+    src_len = int((src[0] != PAD).sum())
+    out_len = predicted[0].tolist().index(EOS) + 1 if EOS in predicted[0].tolist() else src_len
+    heads = weights[:, :out_len, :src_len].cpu().numpy()  # (h, output steps, source tokens)
+    fig, axes = plt.subplots(1, heads.shape[0], figsize=(3 * heads.shape[0], 3))
+    for i, ax in enumerate(np.atleast_1d(axes)):
+        ax.imshow(heads[i], cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"head {i}")
+        ax.set_xlabel("source position")
+        ax.set_ylabel("output step")
+    fig.suptitle(f"decoder layer 1, encoder-decoder attention ({task})")
+    fig.tight_layout()
+    fig.savefig(out / "attention.png", dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
