@@ -1,0 +1,505 @@
+"""Tests of lesson 07, Level 3 (the Transformer as Vaswani et al. 2017 describe it).
+
+- parameter counts of Table 3's base and big models against the formula written out here
+  (with the shared 37,000-token vocabulary: 63.1M and 214.2M; the paper says 65M and 213M)
+- MultiHeadAttention equals nn.MultiheadAttention with the same weights (outputs, per-head
+  weights, gradients; bool and float masks, padding, cross-attention)
+- from_torch / to_torch: our model and nn.Transformer give the same outputs both ways,
+  with padding and causal masks, in eval mode and in train mode with dropout 0, post-LN
+  and pre-LN, with and without final norms; embeddings + nn.Transformer + output layer
+  give our logits
+- the sinusoidal table, the embedding scale and tying, the label-smoothed loss and the
+  Section 5.3 schedule equal their formulas
+- decoding: the key/value cache gives the same logits and tokens as recomputing the
+  prefix (greedy and beam search); beam_size 1 is greedy; a beam wide enough to keep
+  every hypothesis finds the best sequence of an exhaustive search
+- overfits a small batch; state-dict round trip; torch.manual_seed determinism
+- bad input (mismatched masks, too long sequences, d_model not divisible by the heads,
+  wrong dtypes) raises a clear error
+
+Run: .venv/bin/python -m pytest 07_Transformer/paper -q
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from utils import import_lesson
+from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
+
+tp = import_lesson("07_Transformer.paper.transformer_paper")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
+
+
+def test_level_purity():
+    assert_level_purity(Path(__file__).parent)
+
+
+def _small_config(**overrides) -> tp.TransformerConfig:
+    sizes = {"vocab_size": 11, "d_model": 16, "n_heads": 4, "d_ff": 24, "n_encoder_layers": 2,
+             "n_decoder_layers": 2, "dropout": 0.0, "max_len": 32}
+    return tp.TransformerConfig(**{**sizes, **overrides})
+
+
+# --------------------------------------------------------------------------------------
+# Parameter counts (Table 3)
+# --------------------------------------------------------------------------------------
+
+
+def _expected_count(vocab: int, d: int, d_ff: int, n: int) -> int:
+    """The formula: shared embedding, N encoder and N decoder layers, no final norms."""
+    attention = 4 * (d * d + d)  # W_q, W_k, W_v, W^O and their biases
+    ffn = (d * d_ff + d_ff) + (d_ff * d + d)  # W1, b1, W2, b2
+    layer_norm = 2 * d  # gain and bias
+    encoder_layer = attention + ffn + 2 * layer_norm
+    decoder_layer = 2 * attention + ffn + 3 * layer_norm
+    embedding = vocab * d  # source = target = output projection (Section 3.4), no bias
+    return embedding + n * (encoder_layer + decoder_layer)
+
+
+@pytest.mark.parametrize("size, d, d_ff, expected, paper", [
+    ("base", 512, 2048, 63_082_496, 65e6),
+    ("big", 1024, 4096, 214_245_376, 213e6),
+])
+def test_parameter_counts_of_table_3(size, d, d_ff, expected, paper, monkeypatch):
+    """The paper's 65M (base) and 213M (big) assume the shared 37,000-token BPE vocabulary of
+    WMT 2014 English-German. With it, the formula gives 63,082,496 and 214,245,376. The
+    paper rounds, and does not give its exact vocabulary size or what it counted: base
+    differs by 1.9M (3,700 vocabulary rows of 512), big by 1.2M, in opposite directions,
+    so no single vocabulary size reproduces both figures; both agree to within 3 %."""
+    cfg = getattr(tp.TransformerConfig, size)()
+    assert (cfg.d_model, cfg.d_ff, cfg.n_encoder_layers, cfg.vocab_size) == (d, d_ff, 6, 37000)
+    assert cfg.n_heads == (8 if size == "base" else 16)
+    assert cfg.dropout == (0.1 if size == "base" else 0.3)
+    assert _expected_count(37000, d, d_ff, 6) == expected
+    # normal_ on the meta device imports torch's reference ops (seconds); shapes need no values
+    monkeypatch.setattr(nn.init, "normal_", lambda tensor, *args, **kwargs: tensor)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        model = tp.Transformer(cfg)
+    assert tp.count_parameters(model) == expected
+    assert abs(expected - paper) / paper < 0.03
+    # with separate source and target embeddings and an output matrix it would be larger
+    unshared = tp.TransformerConfig.base(share_embeddings=False, src_vocab=37000,
+                                         tgt_vocab=37000) if size == "base" else None
+    if unshared is not None:
+        with torch.device("meta"):
+            assert tp.count_parameters(tp.Transformer(unshared)) == expected + 2 * 37000 * d
+
+
+def test_embeddings_are_shared_and_scaled():
+    torch.manual_seed(0)
+    model = tp.Transformer(_small_config()).eval()
+    assert model.src_embed.weight is model.tgt_embed.weight is model.generator.weight
+    tokens = torch.tensor([[3, 4, 5, 0]])
+    expected = model.src_embed.weight[tokens] * 4.0 + model.pos_encoding.pe[:4]  # sqrt(16)
+    assert_close(model.embed(tokens, model.src_embed), expected, tolerance(torch.float32))
+
+
+def test_sinusoidal_table_equals_the_formula():
+    d, length = 10, 7
+    pe = tp.SinusoidalPositionalEncoding(d, length).pe
+    for pos in range(length):
+        for i in range(d // 2):
+            angle = pos / 10000 ** (2 * i / d)
+            assert math.isclose(pe[pos, 2 * i], math.sin(angle), abs_tol=1e-6)
+            assert math.isclose(pe[pos, 2 * i + 1], math.cos(angle), abs_tol=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# Multi-head attention against nn.MultiheadAttention
+# --------------------------------------------------------------------------------------
+
+
+def _mha_pair(d, h, dtype, device, bias=True):
+    torch.manual_seed(0)
+    ours = tp.MultiHeadAttention(d, h, bias=bias).to(dtype=dtype, device=device)
+    ref = nn.MultiheadAttention(d, h, bias=bias, batch_first=True).to(dtype=dtype, device=device)
+    with torch.no_grad():
+        ours.in_proj_weight.normal_(std=0.4)  # moderate values: float32 sums stay exact
+        ours.out_proj.weight.normal_(std=0.3)  # to ~1e-6 relative
+        if bias:
+            ours.in_proj_bias.normal_(std=0.3)
+            ours.out_proj.bias.normal_(std=0.3)
+    ref.load_state_dict(ours.state_dict())  # the same names and layout
+    return ours, ref
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kind", ["self", "cross"])
+def test_multi_head_attention_equals_torch(device, dtype, kind):
+    ours, ref = _mha_pair(16, 4, dtype, device)
+    tol = tolerance(dtype, device)
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(3, 5, 16, generator=g, dtype=dtype).to(device).requires_grad_()
+    if kind == "self":
+        k = v = q
+        attn_mask = tp.causal_mask(5, device=device)
+    else:
+        k = torch.randn(3, 7, 16, generator=g, dtype=dtype).to(device).requires_grad_()
+        v = k
+        attn_mask = torch.rand(5, 7, generator=g).lt(0.3).to(device)
+        attn_mask[:, 0] = False  # every query keeps a key
+    t_k = k.shape[1]
+    pad = torch.zeros(3, t_k, dtype=torch.bool, device=device)
+    pad[1, -2:] = True
+    for need_weights in (False, True):
+        out, w = ours(q, k, v, attn_mask=attn_mask, key_padding_mask=pad,
+                      need_weights=need_weights)
+        ref_out, ref_w = ref(q, k, v, attn_mask=attn_mask, key_padding_mask=pad,
+                             need_weights=True, average_attn_weights=False)
+        assert_close(out, ref_out, tol, "attention output")
+        if need_weights:
+            assert_close(w, ref_w, tol, "per-head weights")
+        else:
+            assert w is None
+        grad = torch.randn_like(out)
+        mine = torch.autograd.grad(out, [q, *ours.parameters()] + ([k] if kind == "cross"
+                                                                    else []), grad)
+        theirs = torch.autograd.grad(ref_out, [q, *ref.parameters()] + ([k] if kind == "cross"
+                                                                         else []), grad)
+        for a, b in zip(mine, theirs):
+            assert_close(a, b, tol, "gradient")
+
+
+def test_multi_head_attention_float_mask_and_no_bias(device):
+    ours, ref = _mha_pair(12, 3, torch.float64, device, bias=False)
+    x = torch.randn(2, 4, 12, dtype=torch.float64, device=device)
+    mask = torch.randn(2 * 3, 4, 4, dtype=torch.float64, device=device)  # (B * h, T, T) float
+    out, w = ours(x, x, x, attn_mask=mask, need_weights=True)
+    ref_out, ref_w = ref(x, x, x, attn_mask=mask, average_attn_weights=False)
+    assert_close(out, ref_out, FLOAT64)
+    assert_close(w, ref_w, FLOAT64)
+
+
+@settings(max_examples=8, deadline=None)
+@given(batch=st.integers(1, 3), t_q=st.integers(1, 6), t_k=st.integers(1, 6),
+       heads=st.integers(1, 4), d_k=st.integers(1, 5))
+def test_multi_head_attention_shapes_property(batch, t_q, t_k, heads, d_k):
+    d = heads * d_k
+    ours, ref = _mha_pair(d, heads, torch.float64, "cpu")
+    q = torch.randn(batch, t_q, d, dtype=torch.float64)
+    kv = torch.randn(batch, t_k, d, dtype=torch.float64)
+    out, w = ours(q, kv, kv, need_weights=True)
+    assert out.shape == (batch, t_q, d) and w.shape == (batch, heads, t_q, t_k)
+    assert_close(out, ref(q, kv, kv, need_weights=False)[0], FLOAT64)
+    assert_close(w.sum(-1), torch.ones(batch, heads, t_q, dtype=torch.float64), FLOAT64)
+
+
+# --------------------------------------------------------------------------------------
+# from_torch / to_torch
+# --------------------------------------------------------------------------------------
+
+
+def _inputs(device, dtype):
+    g = torch.Generator().manual_seed(2)
+    src = torch.randn(3, 7, 16, generator=g, dtype=dtype).to(device)
+    tgt = torch.randn(3, 5, 16, generator=g, dtype=dtype).to(device)
+    src_pad = torch.zeros(3, 7, dtype=torch.bool, device=device)
+    src_pad[0, -3:] = True
+    src_pad[2, -1:] = True
+    tgt_pad = torch.zeros(3, 5, dtype=torch.bool, device=device)
+    tgt_pad[1, -2:] = True
+    return src, tgt, src_pad, tgt_pad
+
+
+def _compare_stacks(model, tt, device, dtype, train):
+    """Encoder memory and decoder output of ours and of tt on the same inputs and masks."""
+    src, tgt, src_pad, tgt_pad = _inputs(device, dtype)
+    causal = tp.causal_mask(5, device=device)
+    tol = tolerance(dtype, device)
+    model.train(train)
+    tt.train(train)
+    memory = model.encoder(src, src_pad)
+    ref_memory = tt.encoder(src, src_key_padding_mask=src_pad)
+    keep = ~src_pad  # nn.TransformerEncoder may zero padded rows; compare the real ones
+    assert_close(memory[keep], ref_memory[keep], tol, "encoder memory")
+    out = model.decoder(tgt, memory, causal, tgt_pad, src_pad)
+    ref_out = tt.decoder(tgt, memory, tgt_mask=causal, tgt_key_padding_mask=tgt_pad,
+                         memory_key_padding_mask=src_pad, tgt_is_causal=True)
+    assert_close(out, ref_out, tol, "decoder output")
+    full = tt(src, tgt, tgt_mask=causal, src_key_padding_mask=src_pad,
+              tgt_key_padding_mask=tgt_pad, memory_key_padding_mask=src_pad)
+    assert_close(out, full, tol, "nn.Transformer.forward")
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("train", [False, True])
+def test_from_torch_gives_the_same_outputs(device, norm_first, train):
+    torch.manual_seed(0)
+    dtype = torch.float64
+    tt = nn.Transformer(16, 4, 2, 2, 24, dropout=0.0, batch_first=True,
+                        norm_first=norm_first).to(dtype=dtype, device=device)
+    tt.encoder.enable_nested_tensor = False
+    model = tp.from_torch(tt, vocab_size=11).to(dtype=dtype, device=device)
+    assert model.config.final_norm and model.config.norm_first == norm_first
+    _compare_stacks(model, tt, device, dtype, train)
+
+
+@pytest.mark.parametrize("norm_first, final_norm", [(False, False), (True, True)])
+def test_to_torch_gives_the_same_outputs_and_logits(device, norm_first, final_norm):
+    torch.manual_seed(0)
+    dtype = torch.float64
+    model = tp.Transformer(_small_config(norm_first=norm_first, final_norm=final_norm))
+    model = model.to(dtype=dtype, device=device)
+    with torch.no_grad():  # non-trivial LayerNorm gains and biases
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    tt = tp.to_torch(model)
+    assert (tt.encoder.norm is None) == (not final_norm)
+    for train in (False, True):
+        _compare_stacks(model, tt, device, dtype, train)
+    # whole model: our embeddings -> nn.Transformer -> our output layer == our logits
+    model.eval()
+    tt.eval()
+    src = torch.tensor([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 3, 4]], device=device)
+    tgt = torch.tensor([[1, 3, 4, 0], [1, 7, 8, 9]], device=device)
+    hidden = tt(model.embed(src, model.src_embed), model.embed(tgt, model.tgt_embed),
+                tgt_mask=tp.causal_mask(4, device=device), src_key_padding_mask=src == 0,
+                tgt_key_padding_mask=tgt == 0, memory_key_padding_mask=src == 0)
+    assert_close(model.generator(hidden), model(src, tgt), FLOAT64, "logits")
+    # and back again: from_torch(to_torch(model)) holds the same stacks
+    again = tp.from_torch(tt, src_embedding=model.src_embed).to(dtype=dtype, device=device)
+    assert_close(again.eval()(src, tgt), model(src, tgt), FLOAT64, "round trip")
+
+
+def test_from_torch_takes_given_embeddings_and_checks_its_input():
+    tt = nn.Transformer(16, 4, 1, 1, 24, dropout=0.1, batch_first=True)
+    src_emb, tgt_emb = nn.Embedding(9, 16), nn.Embedding(13, 16)
+    model = tp.from_torch(tt, src_embedding=src_emb, tgt_embedding=tgt_emb)
+    cfg = model.config
+    assert (cfg.src_vocab, cfg.tgt_vocab, cfg.share_embeddings) == (9, 13, False)
+    assert (cfg.dropout, cfg.attention_dropout, cfg.ffn_dropout) == (0.1, 0.1, 0.1)
+    assert torch.equal(model.src_embed.weight, src_emb.weight)
+    assert torch.equal(model.tgt_embed.weight, tgt_emb.weight)
+    with pytest.raises(TypeError, match="nn.Transformer"):
+        tp.from_torch(nn.Linear(2, 2), vocab_size=5)
+    with pytest.raises(ValueError, match="vocab_size"):
+        tp.from_torch(tt)
+
+
+# --------------------------------------------------------------------------------------
+# Loss and schedule (Sections 5.3, 5.4)
+# --------------------------------------------------------------------------------------
+
+
+def test_label_smoothed_loss_equals_the_formula():
+    cfg = _small_config()
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, cfg.tgt_vocab, generator=g, dtype=torch.float64)
+    target = torch.tensor([3, 4, 0, 5, 0, 2])  # two <pad> targets, ignored
+    log_p = torch.log_softmax(logits, -1)
+    eps, k = 0.1, cfg.tgt_vocab
+    per_token = -(1 - eps) * log_p[torch.arange(6), target] - eps / k * log_p.sum(-1)
+    expected = per_token[target != 0].mean()
+    assert_close(tp.make_loss(cfg)(logits, target), expected, FLOAT64)
+
+
+def test_noam_schedule_equals_section_5_3():
+    d, warmup = 512, 4000
+    lam = tp.noam_lambda(d, warmup)
+    for step in (1, 100, 3999, 4000, 4001, 20000):
+        expected = d ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+        assert math.isclose(lam(step - 1), expected, rel_tol=1e-12)
+    peak = max(range(1, 10000), key=lambda s: lam(s - 1))
+    assert peak == warmup and math.isclose(lam(warmup - 1), (d * warmup) ** -0.5)
+    # through torch.optim: Adam(0.9, 0.98, 1e-9) with lr 1, scaled by the scheduler
+    param = nn.Parameter(torch.zeros(1))
+    opt = tp.make_optimizer(nn.ParameterList([param]))
+    assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-9
+    sched = tp.make_noam_scheduler(opt, d, warmup, factor=2.0)
+    seen = []
+    for _ in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([2.0 * lam(i) for i in range(5)], rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Decoding: cache, greedy, beam search
+# --------------------------------------------------------------------------------------
+
+
+def _random_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    model = tp.Transformer(_small_config(**overrides)).double().eval()
+    with torch.no_grad():  # sharper distributions than at initialisation
+        model.src_embed.weight.mul_(3.0)
+    return model
+
+
+def test_cached_decoding_gives_the_same_logits():
+    model = _random_model()
+    src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0]])
+    tgt = torch.tensor([[1, 5, 6, 7, 8, 9], [1, 3, 3, 4, 10, 2]])
+    memory = model.encode(src)
+    full = model.decode(tgt, memory, src == 0, tgt_key_padding_mask=torch.zeros_like(tgt,
+                                                                                   dtype=bool))
+    cache = model.init_cache()
+    steps = [model.decode(tgt[:, t:t + 1], memory, src == 0, cache=cache) for t in range(6)]
+    assert_close(torch.cat(steps, 1), full, FLOAT64, "one token at a time")
+    cache = model.init_cache()  # several tokens per call: the first 4, then 2
+    chunks = [model.decode(tgt[:, :4], memory, src == 0, cache=cache),
+              model.decode(tgt[:, 4:], memory, src == 0, cache=cache)]
+    assert_close(torch.cat(chunks, 1), full, FLOAT64, "in two chunks")
+    assert cache["pos"] == 6 and cache["layers"][0]["self"]["k"].shape == (2, 4, 6, 4)
+
+
+def test_greedy_and_beam_search_same_with_and_without_cache():
+    model = _random_model()
+    src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0], [5, 5, 5, 5, 5]])
+    greedy = tp.greedy_decode(model, src, max_len=8, use_cache=True)
+    assert torch.equal(greedy, tp.greedy_decode(model, src, max_len=8, use_cache=False))
+    # the greedy tokens, checked step by step against the full forward pass
+    prefix = torch.ones(3, 1, dtype=torch.long)
+    for t in range(greedy.shape[1]):
+        nxt = model(src, prefix)[:, -1].argmax(-1)
+        done = (greedy[:, :t] == 2).any(1) if t else torch.zeros(3, dtype=torch.bool)
+        assert torch.equal(greedy[~done, t], nxt[~done])
+        prefix = torch.cat([prefix, greedy[:, t:t + 1]], 1)
+    for beam in (1, 3):
+        cached = tp.beam_search(model, src, beam, max_len=8, use_cache=True)
+        assert torch.equal(cached, tp.beam_search(model, src, beam, max_len=8, use_cache=False))
+    assert torch.equal(tp.beam_search(model, src, 1, max_len=8), greedy)
+
+
+@torch.no_grad()
+def _sequence_score(model, src, seq, alpha):
+    """log P(seq | src) / lp(len(seq)) by teacher forcing."""
+    dec_in = torch.tensor([[1, *seq[:-1]]])
+    log_p = torch.log_softmax(model(src, dec_in)[0].double(), -1)
+    total = sum(float(log_p[t, tok]) for t, tok in enumerate(seq))
+    return total / ((5 + len(seq)) / 6) ** alpha
+
+
+def test_wide_beam_finds_the_best_sequence_of_an_exhaustive_search():
+    # vocabulary 5 (<pad>, <bos>, <eos>, 3, 4), at most 3 tokens: 5 + 25 + 125 hypotheses,
+    # a beam of 125 keeps them all, so it must return the best-scoring finished one
+    model = _random_model(seed=3, vocab_size=5)
+    src = torch.tensor([[3, 4, 4]])
+    alpha, max_len = 0.6, 3
+    finished = [(*body, 2) for n in range(max_len) for body in itertools.product(range(5),
+                                                                                   repeat=n)]
+    finished = [s for s in finished if 2 not in s[:-1]]
+    best = max(finished, key=lambda s: _sequence_score(model, src, list(s), alpha))
+    found = tp.beam_search(model, src, beam_size=125, max_len=max_len,
+                           length_penalty_alpha=alpha)[0].tolist()
+    found = found[:found.index(2) + 1] if 2 in found else found
+    assert tuple(found) == best
+
+
+# --------------------------------------------------------------------------------------
+# Training, saving, determinism
+# --------------------------------------------------------------------------------------
+
+
+def test_overfits_a_small_batch():
+    torch.manual_seed(0)
+    cfg = _small_config(d_model=32, n_heads=4, d_ff=64, n_encoder_layers=1,
+                        n_decoder_layers=1, vocab_size=10)
+    model = tp.Transformer(cfg)
+    src, tgt = (torch.from_numpy(a) for a in tp.make_reverse_task(8, 5, 10, 0, reserved=3))
+    dec_in, labels = tp.add_bos_eos(tgt, cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = nn.CrossEntropyLoss()  # no smoothing: the loss can go to 0
+    first = None
+    for _ in range(150):
+        loss = loss_fn(model(src, dec_in).reshape(-1, 10), labels.reshape(-1))
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.02 * first
+    assert tp.exact_match(model, src, tgt) == 1.0
+
+
+def test_state_dict_round_trip(tmp_path):
+    model = _random_model(seed=0)
+    path = tmp_path / "transformer.pt"
+    torch.save(model.state_dict(), path)
+    other = _random_model(seed=1)
+    src, tgt = torch.tensor([[3, 4, 5]]), torch.tensor([[1, 6, 7]])
+    assert not torch.allclose(other(src, tgt), model(src, tgt))
+    other.load_state_dict(torch.load(path, weights_only=True))
+    assert torch.equal(other(src, tgt), model(src, tgt))
+    assert other.generator.weight is other.src_embed.weight  # still tied after loading
+    assert "pos_encoding.pe" not in model.state_dict()  # a function of the sizes, not saved
+
+
+def test_manual_seed_determinism():
+    def run():
+        torch.manual_seed(123)
+        model = tp.Transformer(_small_config(dropout=0.3)).train()  # dropout active
+        return model(torch.tensor([[3, 4, 5, 6]]), torch.tensor([[1, 7, 8]]))
+
+    a, b = run(), run()
+    assert torch.equal(a, b)
+    torch.manual_seed(124)
+    other = tp.Transformer(_small_config(dropout=0.3)).train()
+    assert not torch.allclose(other(torch.tensor([[3, 4, 5, 6]]), torch.tensor([[1, 7, 8]])), a)
+
+
+# --------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------
+
+
+def test_bad_input_gives_clear_errors():
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        tp.TransformerConfig(vocab_size=10, d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        tp.MultiHeadAttention(30, 4)
+    with pytest.raises(ValueError, match="share_embeddings"):
+        tp.TransformerConfig(src_vocab=10, tgt_vocab=12)
+    model = _random_model()
+    src, tgt = torch.tensor([[3, 4, 5]]), torch.tensor([[1, 6]])
+    with pytest.raises(ValueError, match="src_key_padding_mask"):
+        model(src, tgt, src_key_padding_mask=torch.zeros(1, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="key_padding_mask"):
+        model.encode(src, torch.zeros(2, 3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="bool"):
+        model.encode(src, torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="positional table"):
+        model(torch.full((1, 33), 3), tgt)
+    with pytest.raises(ValueError, match="token ids must lie"):
+        model(torch.tensor([[3, 11]]), tgt)
+    with pytest.raises(TypeError, match="int64"):
+        model(torch.rand(1, 3), tgt)
+    attention = tp.MultiHeadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    with pytest.raises(ValueError, match="attn_mask"):
+        attention(x, x, x, attn_mask=torch.zeros(4, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="attn_mask"):
+        attention(x, x, x, attn_mask=torch.zeros(3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="query"):
+        attention(torch.randn(2, 3, 6), x, x)
+    with pytest.raises(ValueError, match="beam_size"):
+        tp.beam_search(model, src, beam_size=0)
+
+
+def test_addition_task_is_correct():
+    src, tgt = tp.make_addition_task(50, 3, seed=0)
+    assert src.shape == (50, 7) and tgt.shape == (50, 4)
+    for s, t in zip(src, tgt):
+        text = "".join(tp.tokens_to_text(s, "addition"))
+        a, b = (int(part) for part in text.split("+"))
+        assert int("".join(tp.tokens_to_text(t, "addition"))) == a + b
+    assert "".join(tp.tokens_to_text([4, 5, 6, tp.PLUS, 7, 8, 9], "addition")) == "123+456"
+
+
+@pytest.mark.slow
+def test_default_copy_run_reaches_100_percent(tmp_path):
+    metrics = tp.main(["--out", str(tmp_path), "--no-progress"])
+    assert metrics["exact_match"] == 1.0
+    assert (tmp_path / "attention_cross.png").is_file() and (tmp_path / "loss.png").is_file()

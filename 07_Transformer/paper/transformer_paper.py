@@ -1,0 +1,1278 @@
+"""The Transformer as the paper describes it, in torch.nn (Level 3 of lesson 07).
+
+The paper
+---------
+A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. N. Gomez, L. Kaiser,
+I. Polosukhin (2017), "Attention Is All You Need", NeurIPS. Section 3 describes the model:
+
+- 3.1  an encoder and a decoder, each a stack of N = 6 identical layers. Every sub-layer
+       (attention or feed-forward) is wrapped as  LayerNorm(x + Sublayer(x))  ("post-LN").
+       Decoder self-attention is masked so that position i sees only positions <= i.
+- 3.2  scaled dot-product attention (eq. 1)  Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V,
+       and multi-head attention: h heads, each on its own learned d_k = d_model / h
+       dimensional projections, concatenated and projected back by W^O.
+- 3.3  the position-wise feed-forward network (eq. 2)  FFN(x) = max(0, x W1 + b1) W2 + b2,
+       inner size d_ff = 2048.
+- 3.4  embeddings: one weight matrix shared by the source embedding, the target embedding
+       and the pre-softmax projection; the embeddings are multiplied by sqrt(d_model).
+- 3.5  sinusoidal positional encodings added to the embeddings:
+           PE[pos, 2i] = sin(pos / 10000^(2i / d_model)),  PE[pos, 2i+1] = cos(same angle).
+- 5.3  Adam (beta1 0.9, beta2 0.98, eps 1e-9), learning rate
+           lrate = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5),  warmup = 4000.
+- 5.4  residual dropout P_drop = 0.1 on every sub-layer's output before the residual add,
+       and on the sums of embeddings and positional encodings; label smoothing 0.1.
+- 6.1  beam search with beam size 4 and length penalty alpha = 0.6 (the GNMT penalty).
+- Table 3: base (d_model 512, d_ff 2048, h 8, N 6, dropout 0.1, 65M parameters) and
+       big (d_model 1024, d_ff 4096, h 16, dropout 0.3, 213M parameters).
+
+What we chose where the paper is silent, and what differs from torch.nn.Transformer
+--------------------------------------------------------------------------------
+- Attention layout as ``nn.MultiheadAttention``: ONE in-projection matrix ``in_proj_weight``
+  (3 d, d) holding W_q, W_k, W_v stacked (y = x W^T + b), and ``out_proj`` = W^O. For
+  self-attention one fused matmul computes Q, K and V together (the fastest form, and
+  the layout that ports weights by renaming keys only). Heads: (B, T, d) -> (B, h, T, d_k).
+- When the attention weights are not asked for, the softmax(Q K^T / sqrt(d_k)) V product
+  runs in ``F.scaled_dot_product_attention`` (a fused kernel, same maths, no (T, T)
+  matrix kept for backward on GPUs). With ``need_weights=True`` it is computed step by
+  step so the weights can be returned (the attention pictures use that).
+- Dropout on the attention weights and inside the feed-forward network is not in the
+  paper (Section 5.4 names only the residual and embedding dropout); both exist here as
+  options (``attention_dropout``, ``ffn_dropout``), 0 by default. ``nn.Transformer``
+  applies its one ``dropout`` in both places too; ``from_torch`` copies that.
+- ``nn.Transformer``'s encoder and decoder stacks end with a LayerNorm; the paper's
+  post-LN stacks do not need one (every layer already ends with a LayerNorm), so
+  ``final_norm=False`` by default. Pre-LN stacks (``norm_first=True``, used by GPT-2 and
+  ViT) do need it: set ``final_norm=True`` with them.
+- ``nn.Transformer`` has no embeddings, positional encodings or output projection:
+  ``from_torch`` / ``to_torch`` map the two layer stacks (and their final norms) only,
+  and leave our embeddings as they are (or take given ones).
+- Initialisation: Xavier-uniform for every matrix of the stacks (as ``nn.Transformer``
+  and the authors' tensor2tensor code), embeddings N(0, d_model^-1/2) so that the
+  embedding times sqrt(d_model) has unit variance; LayerNorm eps 1e-5 (torch's default).
+- Label smoothing: ``nn.CrossEntropyLoss(label_smoothing=eps)`` puts 1 - eps on the true
+  class plus eps / K on every class, K = the vocabulary size, padding targets ignored.
+  Some implementations spread eps over K - 1 classes (not the true one) or K - 2 (not
+  the true one nor <pad>); the difference is a few parts in K.
+- Masks follow torch: a boolean ``attn_mask`` broadcastable to (B, h, T_q, T_k) with
+  True = NOT allowed to attend, or a float mask added to the scores; a boolean
+  ``key_padding_mask`` (B, T_k) with True at padding. (``F.scaled_dot_product_attention``
+  takes the opposite boolean meaning, True = take part; we convert before calling it.)
+
+Special tokens of the generated tasks: 0 = <pad>, 1 = <bos>, 2 = <eos>, data from 3.
+
+Run it from the repository root::
+
+    python 07_Transformer/paper/transformer_paper.py                    # copy task
+    python 07_Transformer/paper/transformer_paper.py --task reverse
+    python 07_Transformer/paper/transformer_paper.py --task sort
+    python 07_Transformer/paper/transformer_paper.py --task addition
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from utils.cli import add_common_args, prepare_out_dir
+from utils.data_loaders import make_copy_task, make_reverse_task, make_sort_task
+from utils.training_utils import seed_everything
+from utils.visualization import plot_attention, plot_curves
+
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+RESERVED = 3  # data tokens start here
+
+# --------------------------------------------------------------------------------------
+# 1. Configuration (Table 3)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TransformerConfig:
+    """Every size and option of the model.
+
+    Vocabularies: ``vocab_size`` for a joint source/target vocabulary (the paper's shared
+    37,000-token BPE vocabulary for English-German), or ``src_vocab`` and ``tgt_vocab``
+    separately (then ``share_embeddings=False``). With ``share_embeddings=True`` one matrix
+    serves as source embedding, target embedding and output projection (Section 3.4).
+    """
+
+    vocab_size: int | None = 37000
+    src_vocab: int | None = None  # default: vocab_size
+    tgt_vocab: int | None = None  # default: src_vocab
+    share_embeddings: bool = True
+    d_model: int = 512
+    n_heads: int = 8
+    d_ff: int = 2048
+    n_encoder_layers: int = 6
+    n_decoder_layers: int = 6
+    dropout: float = 0.1  # residual and embedding dropout, Section 5.4
+    attention_dropout: float = 0.0  # not in the paper; nn.Transformer uses `dropout` here
+    ffn_dropout: float = 0.0  # after the ReLU; not in the paper
+    activation: str = "relu"  # "gelu" for BERT / GPT-style blocks
+    max_len: int = 1024  # rows of the positional table
+    label_smoothing: float = 0.1
+    norm_first: bool = False  # False: the paper's post-LN; True: pre-LN
+    final_norm: bool = False  # a LayerNorm after each stack (needed with pre-LN)
+    layer_norm_eps: float = 1e-5
+    pad_id: int = PAD_ID
+    bos_id: int = BOS_ID
+    eos_id: int = EOS_ID
+
+    def __post_init__(self) -> None:
+        if self.src_vocab is None:
+            self.src_vocab = self.vocab_size
+        if self.tgt_vocab is None:
+            self.tgt_vocab = self.src_vocab
+        if self.src_vocab is None or self.src_vocab < 1 or self.tgt_vocab < 1:
+            raise ValueError("TransformerConfig: give vocab_size, or src_vocab (and tgt_vocab), "
+                             f"as positive integers; got vocab_size={self.vocab_size}, "
+                             f"src_vocab={self.src_vocab}, tgt_vocab={self.tgt_vocab}")
+        if self.share_embeddings and self.src_vocab != self.tgt_vocab:
+            raise ValueError(f"share_embeddings=True needs one joint vocabulary, got src_vocab="
+                             f"{self.src_vocab} != tgt_vocab={self.tgt_vocab}; use "
+                             "share_embeddings=False for separate vocabularies")
+        _check_heads(self.d_model, self.n_heads)
+        if self.d_model % 2:
+            raise ValueError(f"d_model must be even for the sin/cos pairs of the positional "
+                             f"encoding, got {self.d_model}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        for name in ("pad_id", "bos_id", "eos_id"):
+            if not 0 <= getattr(self, name) < self.tgt_vocab:
+                raise ValueError(f"{name}={getattr(self, name)} is outside the target "
+                                 f"vocabulary 0..{self.tgt_vocab - 1}")
+
+    @classmethod
+    def base(cls, vocab_size: int = 37000, **overrides) -> TransformerConfig:
+        """Table 3, "base": N 6, d_model 512, d_ff 2048, h 8, d_k = d_v = 64, dropout 0.1."""
+        return cls(vocab_size=vocab_size, **overrides)
+
+    @classmethod
+    def big(cls, vocab_size: int = 37000, **overrides) -> TransformerConfig:
+        """Table 3, "big": N 6, d_model 1024, d_ff 4096, h 16, dropout 0.3."""
+        sizes = {"d_model": 1024, "d_ff": 4096, "n_heads": 16, "dropout": 0.3}
+        return cls(vocab_size=vocab_size, **{**sizes, **overrides})
+
+
+def _check_heads(d_model: int, n_heads: int) -> None:
+    if n_heads < 1 or d_model < 1 or d_model % n_heads:
+        raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads "
+                         f"({n_heads}): each head gets d_k = d_model / n_heads dimensions")
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu,
+                                                                   "gelu": F.gelu}
+
+# --------------------------------------------------------------------------------------
+# 2. Masks
+# --------------------------------------------------------------------------------------
+
+
+def causal_mask(size: int, device=None) -> torch.Tensor:
+    """(size, size) bool, True ABOVE the diagonal: query i may not see keys j > i (Section 3.1).
+
+    Same meaning as ``nn.Transformer.generate_square_subsequent_mask`` (which returns the
+    float form: -inf above the diagonal, 0 elsewhere).
+    """
+    return torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
+
+
+def _merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
+                 batch: int, t_q: int, t_k: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """One additive float mask broadcastable to (B, h, T_q, T_k): 0 = attend, -inf = do not.
+
+    Checks the shapes and dtypes and says what was expected when they are wrong.
+    """
+    merged = None
+    if attn_mask is not None:
+        if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
+            raise TypeError(f"attn_mask must be bool (True = masked) or float (added to the "
+                            f"scores), got {attn_mask.dtype}")
+        if attn_mask.ndim not in (2, 3, 4) or attn_mask.shape[-2:] != (t_q, t_k):
+            raise ValueError(f"attn_mask: expected shape (T_q, T_k) = ({t_q}, {t_k}), or "
+                             f"(B, h, T_q, T_k) broadcastable, got {tuple(attn_mask.shape)}")
+        if attn_mask.ndim == 3:  # (B * h, T_q, T_k) as nn.MultiheadAttention takes it
+            if attn_mask.shape[0] % batch:
+                raise ValueError(f"attn_mask: a 3-D mask must be (B * h, T_q, T_k), got "
+                                 f"{tuple(attn_mask.shape)} for B = {batch}")
+            attn_mask = attn_mask.view(batch, -1, t_q, t_k)  # (B, h, T_q, T_k)
+        if attn_mask.dtype == torch.bool:
+            merged = torch.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device)
+            merged = merged.masked_fill(attn_mask, float("-inf"))
+        else:
+            merged = attn_mask.to(dtype)
+    if key_padding_mask is not None:
+        if key_padding_mask.dtype != torch.bool:
+            raise TypeError(f"key_padding_mask must be bool (True at padding), got "
+                            f"{key_padding_mask.dtype}")
+        if tuple(key_padding_mask.shape) != (batch, t_k):
+            raise ValueError(f"key_padding_mask: expected (B, T_k) = ({batch}, {t_k}), got "
+                             f"{tuple(key_padding_mask.shape)}")
+        pad = torch.zeros(batch, 1, 1, t_k, dtype=dtype, device=key_padding_mask.device)
+        pad = pad.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        merged = pad if merged is None else merged + pad
+    return merged
+
+
+# --------------------------------------------------------------------------------------
+# 3. Multi-head attention (Section 3.2)
+# --------------------------------------------------------------------------------------
+
+
+class MultiHeadAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
+    head_i = softmax(Q W_i^Q (K W_i^K)^T / sqrt(d_k)) V W_i^V      (Section 3.2.2, eq. 1).
+
+    Parameters, laid out as ``nn.MultiheadAttention``'s: ``in_proj_weight`` (3 d, d) =
+    [W_q; W_k; W_v] (the h heads' projections side by side in each), ``in_proj_bias`` (3 d,)
+    (None with bias=False), ``out_proj`` = Linear(d, d) = W^O.
+
+    Constructor: d_model (d), n_heads (h, must divide d), dropout (on the attention
+    weights; 0 in the paper), bias.
+
+    forward(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), attn_mask=None,
+            key_padding_mask=None, cache=None, need_weights=False)
+    Returns: (out (B, T_q, d), weights (B, h, T_q, T_k) per head, or None).
+
+    Masks as torch's: ``attn_mask`` bool (True = masked) or float (added), shape (T_q, T_k),
+    (B * h, T_q, T_k) or broadcastable to (B, h, T_q, T_k); ``key_padding_mask`` (B, T_k)
+    bool, True at padding. Unlike nn.MultiheadAttention (which averages the heads by
+    default), the weights come back per head.
+
+    ``cache`` (a dict, for incremental decoding): self-attention passes an empty dict at
+    the first step; each call appends this step's keys and values to ``cache["k"]`` /
+    ``cache["v"]`` (B, h, T_so_far, d_k) and attends over all of them, so one new query
+    costs O(T) instead of recomputing the prefix. A dict with ``cache["static"] = True``
+    (cross-attention: the encoder memory never changes) computes K and V on the first call
+    and reuses them afterwards, ignoring ``key`` and ``value``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        _check_heads(d_model, n_heads)
+        self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
+        self.dropout = dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        if bias:
+            self.in_proj_bias = nn.Parameter(torch.empty(3 * d_model))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform for the stacked in-projection and W^O; zero biases (as torch)."""
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.xavier_uniform_(self.out_proj.weight)
+        if self.in_proj_bias is not None:
+            nn.init.zeros_(self.in_proj_bias)
+            nn.init.zeros_(self.out_proj.bias)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.n_heads, self.d_k).transpose(1, 2)  # (B, h, T, d_k)
+
+    def _project(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
+        """x W^T + b with the rows ``rows`` of the stacked in-projection."""
+        bias = None if self.in_proj_bias is None else self.in_proj_bias[rows]
+        return F.linear(x, self.in_proj_weight[rows], bias)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                attn_mask: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None, cache: dict | None = None,
+                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        d = self.d_model
+        if query.ndim != 3 or query.shape[-1] != d:
+            raise ValueError(f"query: expected (B, T_q, d_model={d}), got {tuple(query.shape)}")
+        if key.ndim != 3 or key.shape != value.shape or key.shape[-1] != d \
+                or key.shape[0] != query.shape[0]:
+            raise ValueError(f"key and value: expected the same shape (B={query.shape[0]}, T_k, "
+                             f"d_model={d}), got {tuple(key.shape)} and {tuple(value.shape)}")
+        static = cache is not None and cache.get("static", False)
+        if static and "k" in cache:  # cross-attention, later steps: memory already projected
+            q = self._split_heads(self._project(query, slice(0, d)))
+            k, v = cache["k"], cache["v"]
+        elif query is key and key is value:  # self-attention: one fused matmul for Q, K, V
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3d)
+            q, k, v = (self._split_heads(t) for t in qkv.chunk(3, dim=-1))  # (B, h, T, d_k)
+        else:
+            q = self._split_heads(self._project(query, slice(0, d)))
+            if key is value:  # encoder-decoder attention: K and V in one matmul
+                k, v = self._project(key, slice(d, 3 * d)).chunk(2, dim=-1)
+            else:
+                k, v = self._project(key, slice(d, 2 * d)), self._project(value,
+                                                                          slice(2 * d, 3 * d))
+            k, v = self._split_heads(k), self._split_heads(v)  # (B, h, T_k, d_k)
+        if cache is not None and not (static and "k" in cache):
+            if not static and "k" in cache:  # self-attention: append this step's K, V
+                k = torch.cat([cache["k"], k], dim=2)  # (B, h, T_past + T_q, d_k)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+
+        batch, t_q, t_k = query.shape[0], query.shape[1], k.shape[2]
+        mask = _merge_masks(attn_mask, key_padding_mask, batch, t_q, t_k, q.dtype)
+        p = self.dropout if self.training else 0.0
+        if not need_weights:
+            # the fused kernel; its additive float mask has our meaning (-inf = masked)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            weights = None
+        else:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)  # (B, h, T_q, T_k), eq. 1
+            if mask is not None:
+                scores = scores + mask
+            weights = torch.softmax(scores, dim=-1)
+            out = F.dropout(weights, p, training=self.training) @ v  # (B, h, T_q, d_k)
+        out = out.transpose(1, 2).reshape(batch, t_q, d)  # concat heads: (B, T_q, h * d_k)
+        return self.out_proj(out), weights
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, n_heads={self.n_heads}, dropout={self.dropout}"
+
+
+# --------------------------------------------------------------------------------------
+# 4. Feed-forward network (Section 3.3), positional encoding (Section 3.5)
+# --------------------------------------------------------------------------------------
+
+
+class PositionwiseFeedForward(nn.Module):
+    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2), the same two layers at every position.
+
+    Constructor: d_model, d_ff (2048 in the base model), dropout (after the activation;
+    0 in the paper), activation "relu" (paper) or "gelu" (BERT, GPT).
+    forward: x (B, T, d_model) -> (B, T, d_model).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        self.linear1 = nn.Linear(d_model, d_ff)  # W1 (d_ff, d_model), b1
+        self.linear2 = nn.Linear(d_ff, d_model)  # W2 (d_model, d_ff), b2
+        self.dropout = nn.Dropout(dropout)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = ACTIVATIONS[self.activation](self.linear1(x))  # (B, T, d_ff)
+        return self.linear2(self.dropout(hidden))
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...) (Section 3.5),
+    then dropout (Section 5.4: dropout on the sums of embeddings and positional encodings).
+
+    Constructor: d_model (even), max_len (rows of the table), dropout.
+    forward(x (B, T, d), start=0) -> (B, T, d): positions start .. start + T - 1 (start > 0
+    when decoding one token at a time). The table is a non-persistent buffer: it is a
+    function of (max_len, d), not a learned weight, so it is not saved with the state.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 1024, dropout: float = 0.0):
+        super().__init__()
+        if d_model % 2:
+            raise ValueError(f"d_model must be even for sin/cos pairs, got {d_model}")
+        # built on the CPU whatever the default device (then moved with the module by .to())
+        cpu64 = {"dtype": torch.float64, "device": "cpu"}
+        position = torch.arange(max_len, **cpu64)[:, None]  # (L, 1)
+        # 1 / 10000^(2i/d) for i = 0 .. d/2 - 1
+        inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, **cpu64)
+                             / d_model)
+        angle = position * inv_freq  # (L, d/2)
+        table = torch.empty(max_len, d_model, **cpu64)
+        table[:, 0::2], table[:, 1::2] = torch.sin(angle), torch.cos(angle)
+        # kept in float64 (cast to the input's dtype when added): a float64 model gets the
+        # exact table, a float32 one the same values as a float32 table would hold
+        self.register_buffer("pe", table, persistent=False)  # (L, d)
+        self.dropout = nn.Dropout(dropout)
+        self.max_len = max_len
+
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        t = x.shape[1]
+        if start + t > self.max_len:
+            raise ValueError(f"sequence of {start + t} positions is longer than the positional "
+                             f"table (max_len={self.max_len}); build the model with a larger "
+                             "max_len")
+        return self.dropout(x + self.pe[start:start + t].to(x.dtype))
+
+
+# --------------------------------------------------------------------------------------
+# 5. Encoder and decoder layers (Section 3.1)
+# --------------------------------------------------------------------------------------
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then the feed-forward network, each wrapped as (Section 3.1, 5.4)
+
+        post-LN (paper):  x = LayerNorm(x + Dropout(Sublayer(x)))
+        pre-LN (option):  x = x + Dropout(Sublayer(LayerNorm(x)))
+
+    Submodule names match ``nn.TransformerEncoderLayer`` (self_attn, norm1, norm2) except
+    the feed-forward network, ``ffn.linear1`` / ``ffn.linear2``.
+
+    forward(x (B, T, d), attn_mask=None, key_padding_mask=None (B, T), need_weights=False)
+    Returns: x (B, T, d); with need_weights=True, (x, self-attention weights (B, h, T, T)).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
+                 attention_dropout: float = 0.0, ffn_dropout: float = 0.0,
+                 activation: str = "relu", norm_first: bool = False,
+                 layer_norm_eps: float = 1e-5):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.ffn = PositionwiseFeedForward(d_model, d_ff, ffn_dropout, activation)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = False):
+        def attend(h):
+            return self.self_attn(h, h, h, attn_mask, key_padding_mask,
+                                  need_weights=need_weights)
+
+        if self.norm_first:
+            a, weights = attend(self.norm1(x))
+            x = x + self.dropout1(a)
+            x = x + self.dropout2(self.ffn(self.norm2(x)))
+        else:
+            a, weights = attend(x)
+            x = self.norm1(x + self.dropout1(a))
+            x = self.norm2(x + self.dropout2(self.ffn(x)))
+        return (x, weights) if need_weights else x
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention, encoder-decoder (cross) attention, feed-forward (Section 3.1),
+    each wrapped like the encoder's sub-layers (post-LN by default, pre-LN with norm_first).
+
+    Submodule names: self_attn, cross_attn (nn.TransformerDecoderLayer's multihead_attn),
+    ffn, norm1 (self), norm2 (cross), norm3 (ffn).
+
+    forward(x (B, T, d), memory (B, S, d), tgt_mask=None (T, T), tgt_key_padding_mask=None
+            (B, T), memory_key_padding_mask=None (B, S), cache=None, need_weights=False)
+    Returns: x (B, T, d); with need_weights=True, (x, {"self": (B, h, T, T),
+             "cross": (B, h, T, S)}).
+    ``cache``: {"self": {}, "cross": {"static": True}} for incremental decoding (see
+    MultiHeadAttention); then x holds only the new positions and tgt_mask is not needed.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
+                 attention_dropout: float = 0.0, ffn_dropout: float = 0.0,
+                 activation: str = "relu", norm_first: bool = False,
+                 layer_norm_eps: float = 1e-5):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
+        self.ffn = PositionwiseFeedForward(d_model, d_ff, ffn_dropout, activation)
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
+        self.norm_first = norm_first
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor,
+                tgt_mask: torch.Tensor | None = None,
+                tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None, cache: dict | None = None,
+                need_weights: bool = False):
+        self_cache = None if cache is None else cache["self"]
+        cross_cache = None if cache is None else cache["cross"]
+
+        def self_block(h):
+            return self.self_attn(h, h, h, tgt_mask, tgt_key_padding_mask, cache=self_cache,
+                                  need_weights=need_weights)
+
+        def cross_block(h):
+            return self.cross_attn(h, memory, memory, None, memory_key_padding_mask,
+                                   cache=cross_cache, need_weights=need_weights)
+
+        if self.norm_first:
+            a, w_self = self_block(self.norm1(x))
+            x = x + self.dropout1(a)
+            a, w_cross = cross_block(self.norm2(x))
+            x = x + self.dropout2(a)
+            x = x + self.dropout3(self.ffn(self.norm3(x)))
+        else:
+            a, w_self = self_block(x)
+            x = self.norm1(x + self.dropout1(a))
+            a, w_cross = cross_block(x)
+            x = self.norm2(x + self.dropout2(a))
+            x = self.norm3(x + self.dropout3(self.ffn(x)))
+        return (x, {"self": w_self, "cross": w_cross}) if need_weights else x
+
+
+# --------------------------------------------------------------------------------------
+# 6. The stacks and the whole model (Sections 3.1, 3.4)
+# --------------------------------------------------------------------------------------
+
+
+def _layer_kwargs(cfg: TransformerConfig) -> dict:
+    return {"dropout": cfg.dropout, "attention_dropout": cfg.attention_dropout,
+            "ffn_dropout": cfg.ffn_dropout, "activation": cfg.activation,
+            "norm_first": cfg.norm_first, "layer_norm_eps": cfg.layer_norm_eps}
+
+
+class Encoder(nn.Module):
+    """N encoder layers (and an optional final LayerNorm), on embedded inputs.
+
+    forward(x (B, S, d), key_padding_mask=None (B, S), need_weights=False)
+    Returns: memory (B, S, d); with need_weights, (memory, [per layer (B, h, S, S)]).
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            EncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, **_layer_kwargs(cfg))
+            for _ in range(cfg.n_encoder_layers))
+        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.final_norm else None
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                need_weights: bool = False):
+        maps = []
+        for layer in self.layers:
+            x = layer(x, None, key_padding_mask, need_weights=need_weights)
+            if need_weights:
+                x, w = x
+                maps.append(w)
+        if self.norm is not None:
+            x = self.norm(x)
+        return (x, maps) if need_weights else x
+
+
+class Decoder(nn.Module):
+    """N decoder layers (and an optional final LayerNorm), on embedded targets.
+
+    forward(x (B, T, d), memory (B, S, d), tgt_mask=None, tgt_key_padding_mask=None,
+            memory_key_padding_mask=None, cache=None (a list, one dict per layer),
+            need_weights=False)
+    Returns: (B, T, d); with need_weights, (out, [per layer {"self", "cross"}]).
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            DecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, **_layer_kwargs(cfg))
+            for _ in range(cfg.n_decoder_layers))
+        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.final_norm else None
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor,
+                tgt_mask: torch.Tensor | None = None,
+                tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None,
+                cache: list[dict] | None = None, need_weights: bool = False):
+        maps = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask,
+                      cache=None if cache is None else cache[i], need_weights=need_weights)
+            if need_weights:
+                x, w = x
+                maps.append(w)
+        if self.norm is not None:
+            x = self.norm(x)
+        return (x, maps) if need_weights else x
+
+
+class Transformer(nn.Module):
+    """The encoder-decoder Transformer of Figure 1, with embeddings and the output layer.
+
+        memory = Encoder(Dropout(E_src[src] * sqrt(d) + PE))
+        logits = Decoder(Dropout(E_tgt[tgt] * sqrt(d) + PE), memory) W_out^T
+
+    With ``share_embeddings`` E_src = E_tgt = W_out (Section 3.4): one (V, d) matrix.
+    No bias on the output projection (a shared matrix has none).
+
+    Inputs:  src (B, S) int64, tgt (B, T) int64 - the decoder input, <bos> y_1 .. y_{T-1}
+             (teacher forcing). Padding masks default to ``tokens == pad_id``.
+    Returns: forward -> logits (B, T, tgt_vocab), float.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        self.src_embed = nn.Embedding(cfg.src_vocab, cfg.d_model)
+        self.tgt_embed = (self.src_embed if cfg.share_embeddings
+                          else nn.Embedding(cfg.tgt_vocab, cfg.d_model))
+        self.pos_encoding = SinusoidalPositionalEncoding(cfg.d_model, cfg.max_len, cfg.dropout)
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.generator = nn.Linear(cfg.d_model, cfg.tgt_vocab, bias=False)
+        if cfg.share_embeddings:
+            self.generator.weight = self.tgt_embed.weight  # tied: one matrix, three uses
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform for every matrix of the stacks (LayerNorms: 1 and 0), embeddings
+        N(0, 1/d) so that sqrt(d) * embedding has unit variance."""
+        for name, p in self.named_parameters():
+            if name.startswith(("encoder.", "decoder.")):
+                if p.ndim > 1:
+                    nn.init.xavier_uniform_(p)
+                elif "norm" not in name:
+                    nn.init.zeros_(p)
+        for module in {self.src_embed, self.tgt_embed}:
+            nn.init.normal_(module.weight, std=self.config.d_model ** -0.5)
+        if not self.config.share_embeddings:
+            nn.init.normal_(self.generator.weight, std=self.config.d_model ** -0.5)
+
+    # -- the pieces ---------------------------------------------------------------------
+    def _check_tokens(self, tokens: torch.Tensor, vocab: int, name: str) -> None:
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64,
+                                                                        torch.int32):
+            raise TypeError(f"{name}: expected an int64 tensor of token ids (B, T), got "
+                            f"{type(tokens).__name__} {getattr(tokens, 'dtype', '')}")
+        if tokens.ndim != 2:
+            raise ValueError(f"{name}: expected token ids of shape (B, T), got "
+                             f"{tuple(tokens.shape)}")
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab):
+            raise ValueError(f"{name}: token ids must lie in 0..{vocab - 1}, got "
+                             f"{int(tokens.min())}..{int(tokens.max())}")
+
+    def embed(self, tokens: torch.Tensor, embedding: nn.Embedding, start: int = 0):
+        """Dropout(E[tokens] * sqrt(d_model) + PE[start:start+T]) (Sections 3.4, 3.5, 5.4)."""
+        x = embedding(tokens) * math.sqrt(self.config.d_model)  # (B, T, d)
+        return self.pos_encoding(x, start)
+
+    def encode(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None,
+               need_weights: bool = False):
+        """src (B, S) -> memory (B, S, d) (with need_weights: and the maps per layer)."""
+        self._check_tokens(src, self.config.src_vocab, "src")
+        if src_key_padding_mask is None:
+            src_key_padding_mask = src == self.config.pad_id
+        return self.encoder(self.embed(src, self.src_embed), src_key_padding_mask,
+                            need_weights=need_weights)
+
+    def decode(self, tgt: torch.Tensor, memory: torch.Tensor,
+               memory_key_padding_mask: torch.Tensor | None = None,
+               tgt_key_padding_mask: torch.Tensor | None = None, cache: dict | None = None,
+               need_weights: bool = False):
+        """Decoder output projected to the vocabulary.
+
+        Inputs:  tgt (B, T) int64; memory (B, S, d); memory_key_padding_mask (B, S) bool;
+                 cache - from ``init_cache()``: tgt then holds only the NEW tokens, which
+                 take positions cache["pos"] .. and are appended to the cached keys/values.
+        Returns: logits (B, T, tgt_vocab) (with need_weights: and the maps per layer).
+        """
+        self._check_tokens(tgt, self.config.tgt_vocab, "tgt")
+        start = 0 if cache is None else cache["pos"]
+        x = self.embed(tgt, self.tgt_embed, start)
+        if cache is None:
+            # no cache: the whole prefix at once, and the causal mask (Section 3.1)
+            tgt_mask = causal_mask(tgt.shape[1], device=tgt.device)
+            if tgt_key_padding_mask is None:
+                tgt_key_padding_mask = tgt == self.config.pad_id
+        else:
+            # a cache holds only the past, so the new token(s) may see every cached key;
+            # several new tokens at once still need the mask among themselves
+            t = tgt.shape[1]
+            tgt_mask = None if t == 1 else torch.cat(
+                [torch.zeros(t, start, dtype=torch.bool, device=tgt.device),
+                 causal_mask(t, device=tgt.device)], dim=1)
+            tgt_key_padding_mask = None  # decoding: no padding among the generated tokens
+        out = self.decoder(x, memory, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask,
+                           cache=None if cache is None else cache["layers"],
+                           need_weights=need_weights)
+        if cache is not None:
+            cache["pos"] = start + tgt.shape[1]
+        if need_weights:
+            out, maps = out
+            return self.generator(out), maps
+        return self.generator(out)
+
+    def init_cache(self) -> dict:
+        """An empty decoding cache: {"pos": 0, "layers": [{"self": {}, "cross": {...}}]}."""
+        return {"pos": 0, "layers": [{"self": {}, "cross": {"static": True}}
+                                     for _ in self.decoder.layers]}
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor,
+                src_key_padding_mask: torch.Tensor | None = None,
+                tgt_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing: logits (B, T, tgt_vocab) for every target position at once."""
+        self._check_tokens(src, self.config.src_vocab, "src")
+        if src_key_padding_mask is None:
+            src_key_padding_mask = src == self.config.pad_id
+        if src_key_padding_mask.shape != src.shape:
+            raise ValueError(f"src_key_padding_mask: expected the shape of src "
+                             f"{tuple(src.shape)}, got {tuple(src_key_padding_mask.shape)}")
+        memory = self.encode(src, src_key_padding_mask)
+        return self.decode(tgt, memory, src_key_padding_mask, tgt_key_padding_mask)
+
+    @torch.no_grad()
+    def attention_maps(self, src: torch.Tensor, tgt: torch.Tensor) -> dict[str, list]:
+        """Every head's weights on one forward pass (eval mode; for the pictures).
+
+        Returns: {"encoder": [(B, h, S, S) per layer], "decoder_self": [(B, h, T, T)],
+                  "cross": [(B, h, T, S)]}.
+        """
+        pad = src == self.config.pad_id
+        memory, enc = self.encode(src, pad, need_weights=True)
+        _, dec = self.decode(tgt, memory, pad, need_weights=True)
+        return {"encoder": enc, "decoder_self": [m["self"] for m in dec],
+                "cross": [m["cross"] for m in dec]}
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of distinct parameters (a tied matrix counts once, as ``.parameters()`` does)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def reorder_cache(cache: dict, index: torch.Tensor) -> None:
+    """In place: keep rows ``index`` (1-D int64) of every cached key/value (beam search)."""
+    for layer in cache["layers"]:
+        for part in layer.values():
+            for name in ("k", "v"):
+                if name in part:
+                    part[name] = part[name].index_select(0, index)
+
+
+# --------------------------------------------------------------------------------------
+# 7. Decoding: greedy and beam search (Section 6.1)
+# --------------------------------------------------------------------------------------
+
+
+def _prepare_decode(model: Transformer, src: torch.Tensor, src_key_padding_mask):
+    cfg = model.config
+    if src_key_padding_mask is None:
+        src_key_padding_mask = src == cfg.pad_id
+    if src_key_padding_mask.shape != src.shape:
+        raise ValueError(f"src_key_padding_mask: expected the shape of src {tuple(src.shape)}, "
+                         f"got {tuple(src_key_padding_mask.shape)}")
+    return src_key_padding_mask
+
+
+@torch.no_grad()
+def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int,
+                  src_key_padding_mask: torch.Tensor | None = None,
+                  use_cache: bool = True) -> torch.Tensor:
+    """Generate y_1, y_2, ... taking the most probable next token each step.
+
+    Inputs:  src (B, S) int64; max_len - most tokens to generate (the <eos> included).
+             use_cache - True: one new token through the decoder per step, earlier keys and
+             values kept (O(T) per step); False: the whole prefix again each step (O(T^2)).
+             Both give the same tokens.
+    Returns: (B, L) int64, L <= max_len, <bos> not included; a row stops at its <eos>
+             (kept) and is filled with <pad> after it. The model is put in eval mode.
+    """
+    model.eval()
+    cfg = model.config
+    pad_mask = _prepare_decode(model, src, src_key_padding_mask)
+    memory = model.encode(src, pad_mask)
+    batch = src.shape[0]
+    prefix = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    cache = model.init_cache() if use_cache else None
+    for _ in range(max_len):
+        if use_cache:
+            logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
+        else:
+            logits = model.decode(prefix, memory, pad_mask)
+        next_token = logits[:, -1].argmax(-1)  # (B,)
+        next_token = next_token.masked_fill(done, cfg.pad_id)
+        prefix = torch.cat([prefix, next_token[:, None]], dim=1)
+        done |= next_token == cfg.eos_id
+        if bool(done.all()):
+            break
+    return prefix[:, 1:]
+
+
+def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^alpha (Wu et al. 2016), used with alpha 0.6 (Sec. 6.1)."""
+    return ((5.0 + length.to(torch.float64)) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_len: int = 50,
+                length_penalty_alpha: float = 0.6,
+                src_key_padding_mask: torch.Tensor | None = None,
+                use_cache: bool = True) -> torch.Tensor:
+    """Keep the ``beam_size`` best prefixes per example; return the best finished one.
+
+    A hypothesis Y is scored by log P(Y | x) / lp(Y) (``length_penalty``); candidates are
+    ranked by that score every step. A finished hypothesis (it produced <eos>) stays in the
+    beam with its score unchanged, extended by <pad>. With beam_size 1 every candidate of
+    a step has the same length, so the ranking is by log-probability alone: greedy decoding.
+
+    Inputs:  src (B, S) int64; beam_size >= 1; max_len - most tokens generated;
+             length_penalty_alpha - 0 ranks by the raw log-probability.
+    Returns: (B, L) int64 like ``greedy_decode``'s output.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    model.eval()
+    cfg = model.config
+    pad_mask = _prepare_decode(model, src, src_key_padding_mask)
+    batch, k, device = src.shape[0], beam_size, src.device
+    memory = model.encode(src, pad_mask)
+    # every example's memory repeated for its k beams: row b * k + j is beam j of example b
+    memory = memory.repeat_interleave(k, dim=0)  # (B k, S, d)
+    pad_mask = pad_mask.repeat_interleave(k, dim=0)  # (B k, S)
+    prefix = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
+    log_p = torch.zeros(batch, k, dtype=torch.float64, device=device)
+    log_p[:, 1:] = float("-inf")  # at the start all beams are the same: keep one
+    lengths = torch.zeros(batch, k, dtype=torch.long, device=device)
+    done = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    cache = model.init_cache() if use_cache else None
+    vocab = cfg.tgt_vocab
+    for _ in range(max_len):
+        if use_cache:
+            logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
+        else:
+            logits = model.decode(prefix, memory, pad_mask)
+        step = torch.log_softmax(logits[:, -1].double(), dim=-1).view(batch, k, vocab)
+        # a finished beam has one continuation, <pad>, that costs nothing
+        finished_row = torch.full((vocab,), float("-inf"), dtype=torch.float64, device=device)
+        finished_row[cfg.pad_id] = 0.0
+        step = torch.where(done[..., None], finished_row, step)
+        cand_log_p = log_p[..., None] + step  # (B, k, V)
+        cand_len = torch.where(done, lengths, lengths + 1)[..., None].expand(-1, -1, vocab)
+        score = cand_log_p / length_penalty(cand_len, length_penalty_alpha)
+        best = score.view(batch, k * vocab).topk(k, dim=-1).indices  # (B, k)
+        beam, token = best // vocab, best % vocab  # which beam each winner extends, and how
+        log_p = cand_log_p.view(batch, -1).gather(1, best)
+        lengths = cand_len.reshape(batch, -1).gather(1, best)
+        done = done.gather(1, beam) | (token == cfg.eos_id)
+        rows = (beam + torch.arange(batch, device=device)[:, None] * k).view(-1)  # (B k,)
+        prefix = torch.cat([prefix.index_select(0, rows), token.view(-1, 1)], dim=1)
+        if use_cache:
+            reorder_cache(cache, rows)
+        if bool(done.all()):
+            break
+    final = log_p / length_penalty(lengths, length_penalty_alpha)
+    final = torch.where(done, final, final - 1e9)  # prefer finished hypotheses
+    choice = final.argmax(-1)  # (B,)
+    rows = choice + torch.arange(batch, device=device) * k
+    return prefix.index_select(0, rows)[:, 1:]
+
+
+# --------------------------------------------------------------------------------------
+# 8. Training pieces: the schedule (Section 5.3), the loss (Section 5.4)
+# --------------------------------------------------------------------------------------
+
+
+def noam_lambda(d_model: int, warmup: int = 4000,
+                factor: float = 1.0) -> Callable[[int], float]:
+    """lrate(step) = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) (Sec. 5.3).
+
+    Rises linearly for ``warmup`` steps, peaks at d^-0.5 warmup^-0.5, then decays as
+    1/sqrt(step). The returned function takes LambdaLR's counter (0 for the first update)
+    and evaluates lrate at step = counter + 1, so the first update uses lrate(1) > 0.
+    """
+    if d_model < 1 or warmup < 1:
+        raise ValueError(f"d_model and warmup must be >= 1, got {d_model}, {warmup}")
+
+    def lam(counter: int) -> float:
+        step = counter + 1
+        return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+
+    return lam
+
+
+def make_noam_scheduler(optimizer: torch.optim.Optimizer, d_model: int, warmup: int = 4000,
+                        factor: float = 1.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR with ``noam_lambda``; step it after every optimizer step.
+
+    LambdaLR multiplies each group's initial lr by the lambda: create the optimizer with
+    lr=1.0 (``make_optimizer`` does) for the paper's values.
+    """
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(d_model, warmup, factor))
+
+
+def make_optimizer(model: nn.Module) -> torch.optim.Adam:
+    """Adam(beta1 0.9, beta2 0.98, eps 1e-9) (Section 5.3), lr 1 for the schedule to scale."""
+    return torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+
+
+def make_loss(cfg: TransformerConfig) -> nn.CrossEntropyLoss:
+    """Cross-entropy with label smoothing eps (Section 5.4), <pad> targets ignored."""
+    return nn.CrossEntropyLoss(ignore_index=cfg.pad_id, label_smoothing=cfg.label_smoothing)
+
+
+# --------------------------------------------------------------------------------------
+# 9. Conversion to and from torch.nn.Transformer
+# --------------------------------------------------------------------------------------
+
+# our submodule names -> nn.Transformer's, inside each layer
+_TORCH_NAMES = {"cross_attn.": "multihead_attn.", "ffn.linear1.": "linear1.",
+                "ffn.linear2.": "linear2."}
+
+
+def _to_torch_key(key: str) -> str:
+    for ours, theirs in _TORCH_NAMES.items():
+        key = key.replace(ours, theirs)
+    return key
+
+
+def from_torch(tt: nn.Transformer, *, vocab_size: int | None = None,
+               src_embedding: nn.Embedding | None = None,
+               tgt_embedding: nn.Embedding | None = None,
+               max_len: int = 1024, **config) -> Transformer:
+    """A ``Transformer`` whose layer stacks hold the weights of ``tt``.
+
+    ``nn.Transformer`` has the two stacks (each ending with a LayerNorm, or none if its
+    ``norm`` was set to None) and nothing else. Sizes, dropout, norm_first, activation and
+    the final norms are read from ``tt``; the embeddings are new (our initialisation) unless
+    ``src_embedding`` / ``tgt_embedding`` are given (their weights are copied; one module
+    given for both, or only ``src_embedding``, means shared embeddings). Extra keyword
+    arguments go to TransformerConfig (e.g. pad_id).
+
+    Inputs:  tt - nn.Transformer (batch_first True or False; the weights are the same);
+             vocab_size - the joint vocabulary when no embedding is given.
+    Returns: Transformer (tt's dtype, device and training/eval mode).
+    """
+    if not isinstance(tt, nn.Transformer):
+        raise TypeError(f"from_torch: expected an nn.Transformer, got {type(tt).__name__}")
+    layer = tt.encoder.layers[0]
+    activation = getattr(layer, "activation", F.relu)
+    if activation is F.relu or isinstance(activation, nn.ReLU):
+        act = "relu"
+    elif activation is F.gelu or isinstance(activation, nn.GELU):
+        act = "gelu"
+    else:
+        raise ValueError(f"from_torch: unsupported activation {activation!r} (relu or gelu)")
+    if tt.encoder.norm is None and tt.decoder.norm is not None or \
+            tt.encoder.norm is not None and tt.decoder.norm is None:
+        raise ValueError("from_torch: both stacks must have a final norm, or neither")
+    if src_embedding is not None:
+        share = tgt_embedding is None or tgt_embedding is src_embedding
+        vocab = {"src_vocab": src_embedding.num_embeddings,
+                 "tgt_vocab": (tgt_embedding or src_embedding).num_embeddings}
+    else:
+        if vocab_size is None:
+            raise ValueError("from_torch: nn.Transformer has no embeddings; give vocab_size "
+                             "or src_embedding (and tgt_embedding)")
+        share, vocab = True, {"vocab_size": vocab_size}
+    cfg = TransformerConfig(
+        **vocab, share_embeddings=config.pop("share_embeddings", share), d_model=tt.d_model,
+        n_heads=tt.nhead, d_ff=layer.linear1.out_features,
+        n_encoder_layers=len(tt.encoder.layers), n_decoder_layers=len(tt.decoder.layers),
+        dropout=layer.dropout1.p, attention_dropout=layer.self_attn.dropout,
+        ffn_dropout=layer.dropout.p, activation=act, norm_first=layer.norm_first,
+        final_norm=tt.encoder.norm is not None, layer_norm_eps=layer.norm1.eps,
+        max_len=max_len, **config)
+    weight = layer.linear1.weight
+    model = Transformer(cfg).to(dtype=weight.dtype, device=weight.device)  # tt's dtype
+    theirs = {f"{stack}.{key}": value for stack in ("encoder", "decoder")
+              for key, value in getattr(tt, stack).state_dict().items()}
+    with torch.no_grad():
+        for key, param in model.state_dict().items():
+            if key.startswith(("encoder.", "decoder.")):
+                param.copy_(theirs[_to_torch_key(key)])
+        if src_embedding is not None:
+            model.src_embed.weight.copy_(src_embedding.weight)
+            if tgt_embedding is not None and not cfg.share_embeddings:
+                model.tgt_embed.weight.copy_(tgt_embedding.weight)
+    return model.train(tt.training)
+
+
+def to_torch(model: Transformer, batch_first: bool = True) -> nn.Transformer:
+    """An ``nn.Transformer`` holding our two layer stacks' weights.
+
+    Without our final norms (``final_norm=False``, the paper's post-LN) the stacks'
+    ``norm`` is set to None, which nn.TransformerEncoder / Decoder allow. Nested tensors
+    are switched off in the encoder so that padded positions are computed as ours are.
+    Embeddings, positional encodings and the output projection stay with ``model``:
+    ``model.embed`` and ``model.generator`` give them.
+
+    Returns: nn.Transformer (``model``'s dtype, device and mode; ReLU or GELU as configured).
+    """
+    cfg = model.config
+    if cfg.n_encoder_layers < 1 or cfg.n_decoder_layers < 1:
+        raise ValueError("to_torch: nn.Transformer needs at least one layer in each stack")
+    if cfg.attention_dropout != cfg.dropout or cfg.ffn_dropout != cfg.dropout:
+        if model.training and (cfg.attention_dropout or cfg.ffn_dropout or cfg.dropout):
+            raise ValueError("to_torch: nn.Transformer uses one dropout for the residuals, "
+                             "the attention weights and the FFN; this model's differ "
+                             f"({cfg.dropout}, {cfg.attention_dropout}, {cfg.ffn_dropout})")
+    weight = model.src_embed.weight
+    with warnings.catch_warnings():  # "nested tensors are off with norm_first": we know
+        warnings.simplefilter("ignore", UserWarning)
+        tt = nn.Transformer(d_model=cfg.d_model, nhead=cfg.n_heads,
+                            num_encoder_layers=cfg.n_encoder_layers,
+                            num_decoder_layers=cfg.n_decoder_layers, dim_feedforward=cfg.d_ff,
+                            dropout=cfg.dropout, activation=cfg.activation,
+                            layer_norm_eps=cfg.layer_norm_eps, batch_first=batch_first,
+                            norm_first=cfg.norm_first, dtype=weight.dtype, device=weight.device)
+    tt.encoder.enable_nested_tensor = False
+    if not cfg.final_norm:
+        tt.encoder.norm = None
+        tt.decoder.norm = None
+    ours = model.state_dict()
+    with torch.no_grad():
+        for stack in ("encoder", "decoder"):
+            for key, param in getattr(tt, stack).state_dict().items():
+                mine = {_to_torch_key(k): k for k in ours if k.startswith(stack + ".")}
+                param.copy_(ours[mine[f"{stack}.{key}"]])
+    return tt.train(model.training)
+
+
+# --------------------------------------------------------------------------------------
+# 10. The generated tasks
+# --------------------------------------------------------------------------------------
+
+TASKS = ("copy", "reverse", "sort", "addition")
+DIGIT_OFFSET = RESERVED  # addition: digit d is token 3 + d
+PLUS = RESERVED + 10  # addition: the "+" sign, token 13
+ADDITION_VOCAB = PLUS + 1
+
+
+def make_addition_task(n: int, digits: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-digit addition as token sequences: "123+456" -> "579".
+
+    Both operands have ``digits`` digits, written most significant first (leading zeros
+    kept, so every source has 2 * digits + 1 tokens); the sum has digits + 1 digits,
+    leading zeros kept too ("050+060" -> "0110"). Tokens: digit d -> 3 + d, "+" -> 13.
+
+    Returns: src (n, 2 digits + 1) int64, tgt (n, digits + 1) int64.
+    """
+    if n < 1 or digits < 1:
+        raise ValueError(f"n and digits must be >= 1, got {n}, {digits}")
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 10 ** digits, size=n)
+    b = rng.integers(0, 10 ** digits, size=n)
+
+    def to_digits(values: np.ndarray, width: int) -> np.ndarray:
+        powers = 10 ** np.arange(width - 1, -1, -1)  # most significant first
+        return (values[:, None] // powers) % 10  # (n, width)
+
+    src = np.concatenate([to_digits(a, digits), np.full((n, 1), PLUS - DIGIT_OFFSET),
+                          to_digits(b, digits)], axis=1) + DIGIT_OFFSET
+    tgt = to_digits(a + b, digits + 1) + DIGIT_OFFSET
+    return src.astype(np.int64), tgt.astype(np.int64)
+
+
+def tokens_to_text(tokens: Sequence[int], task: str) -> list[str]:
+    """Readable labels for the pictures: digits and "+" for addition, numbers otherwise."""
+    names = {PAD_ID: "<pad>", BOS_ID: "<bos>", EOS_ID: "<eos>"}
+    out = []
+    for t in tokens:
+        t = int(t)
+        if t in names:
+            out.append(names[t])
+        elif task == "addition":
+            out.append("+" if t == PLUS else str(t - DIGIT_OFFSET))
+        else:
+            out.append(str(t))
+    return out
+
+
+# per task: sequence length (digits per operand for addition), vocabulary (data tokens 3 ..
+# vocab - 1), optimizer steps, training examples, model size, and the schedule's factor and
+# warm-up (peak lr = factor * d_model^-0.5 * warmup^-0.5)
+TASK_DEFAULTS = {
+    "copy": {"seq_len": 10, "vocab": 13, "steps": 300, "n_train": 20000, "d_model": 64,
+             "layers": 2, "lr": 0.5, "warmup": 50},
+    "reverse": {"seq_len": 10, "vocab": 13, "steps": 300, "n_train": 20000, "d_model": 64,
+                "layers": 2, "lr": 0.5, "warmup": 50},
+    "sort": {"seq_len": 12, "vocab": 23, "steps": 1500, "n_train": 50000, "d_model": 64,
+             "layers": 2, "lr": 0.5, "warmup": 100},
+    "addition": {"seq_len": 3, "vocab": ADDITION_VOCAB, "steps": 3000, "n_train": 50000,
+                 "d_model": 128, "layers": 2, "lr": 0.5, "warmup": 200},
+}
+
+
+def make_task(task: str, n: int, seq_len: int, vocab: int, seed: int):
+    """src (n, S), tgt (n, T) int64 with data tokens >= 3 (0, 1, 2 are <pad>, <bos>, <eos>)."""
+    if task == "copy":
+        return make_copy_task(n, seq_len, vocab, seed, reserved=RESERVED)
+    if task == "reverse":
+        return make_reverse_task(n, seq_len, vocab, seed, reserved=RESERVED)
+    if task == "sort":
+        return make_sort_task(n, seq_len, vocab, seed, reserved=RESERVED)
+    if task == "addition":
+        return make_addition_task(n, seq_len, seed)
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def add_bos_eos(tgt: torch.Tensor, cfg: TransformerConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(decoder input <bos> y_1 .. y_T, labels y_1 .. y_T <eos>), both (B, T + 1)."""
+    bos = torch.full((tgt.shape[0], 1), cfg.bos_id, dtype=tgt.dtype)
+    eos = torch.full((tgt.shape[0], 1), cfg.eos_id, dtype=tgt.dtype)
+    return torch.cat([bos, tgt], 1), torch.cat([tgt, eos], 1)
+
+
+@torch.no_grad()
+def exact_match(model: Transformer, src: torch.Tensor, tgt: torch.Tensor,
+                batch_size: int = 500) -> float:
+    """Fraction of examples whose greedy output equals the target followed by <eos>."""
+    cfg = model.config
+    _, labels = add_bos_eos(tgt, cfg)
+    hits = 0
+    for i in range(0, src.shape[0], batch_size):
+        pred = greedy_decode(model, src[i:i + batch_size], max_len=labels.shape[1])
+        want = labels[i:i + batch_size]
+        if pred.shape[1] < want.shape[1]:  # every row ended early (wrong anyway)
+            pred = F.pad(pred, (0, want.shape[1] - pred.shape[1]), value=cfg.pad_id)
+        hits += int((pred == want).all(dim=1).sum())
+    return hits / src.shape[0]
+
+
+# --------------------------------------------------------------------------------------
+# 11. The script
+# --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run the block with torch on ``threads`` CPU threads (0: torch's default)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Train a small Transformer on a generated task; report held-out exact match.
+
+    Returns: {"exact_match" (greedy, held-out), "token_accuracy", "final_loss",
+             "train_seconds", "steps"}
+    """
+    parser = argparse.ArgumentParser(
+        description="The Transformer (Vaswani et al. 2017) on generated seq2seq tasks: post-LN "
+                    "encoder-decoder, shared embeddings, label smoothing, Adam with the "
+                    "warm-up schedule; greedy decoding for the held-out exact match.")
+    add_common_args(parser, datasets=TASKS, epochs=1, batch_size=64, lr=None,
+                    out="runs/07_Transformer/paper")
+    parser.add_argument("--task", dest="dataset", choices=TASKS, default=argparse.SUPPRESS,
+                        help="the same as --dataset")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (task default)")
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="sequence length (addition: digits per operand)")
+    parser.add_argument("--d-model", type=int, default=None)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--layers", type=int, default=None, help="encoder and decoder layers")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="residual dropout (paper 0.1; 0 learns these tiny tasks faster)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="warm-up steps (paper 4000; task default); --lr is the factor "
+                             "that multiplies the Section 5.3 schedule")
+    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
+    args = parser.parse_args(argv)
+    defaults = TASK_DEFAULTS[args.dataset]
+    args.steps = args.steps or defaults["steps"]
+    args.seq_len = args.seq_len or defaults["seq_len"]
+    args.d_model = args.d_model or defaults["d_model"]
+    args.layers = args.layers or defaults["layers"]
+    args.lr = args.lr or defaults["lr"]
+    args.warmup = args.warmup or defaults["warmup"]
+    if min(args.steps, args.seq_len, args.d_model, args.layers, args.n_test, args.warmup) < 1:
+        parser.error("--steps, --seq-len, --d-model, --layers, --warmup and --n-test must be "
+                     ">= 1")
+    with torch_threads(args.threads):
+        return _run(args, defaults)
+
+
+def _run(args: argparse.Namespace, defaults: dict) -> dict[str, float]:
+    seed_everything(args.seed)
+    out = prepare_out_dir(args.out)
+    device = torch.device("cpu" if args.device == "auto" and not torch.cuda.is_available()
+                          else ("cuda" if args.device == "auto" else args.device))
+    task, vocab = args.dataset, defaults["vocab"]
+    src, tgt = make_task(task, defaults["n_train"] + args.n_test, args.seq_len, vocab, args.seed)
+    src, tgt = torch.from_numpy(src), torch.from_numpy(tgt)
+    # held-out examples: the last n_test, minus any source that also occurs in training
+    train_src, train_tgt = src[:-args.n_test], tgt[:-args.n_test]
+    seen = {tuple(r) for r in train_src.tolist()}
+    keep = torch.tensor([tuple(r) not in seen for r in src[-args.n_test:].tolist()])
+    test_src, test_tgt = src[-args.n_test:][keep], tgt[-args.n_test:][keep]
+
+    cfg = TransformerConfig(vocab_size=vocab, d_model=args.d_model, n_heads=args.heads,
+                            d_ff=4 * args.d_model, n_encoder_layers=args.layers,
+                            n_decoder_layers=args.layers, dropout=args.dropout, max_len=64)
+    model = Transformer(cfg).to(device)
+    optimizer = make_optimizer(model)
+    scheduler = make_noam_scheduler(optimizer, cfg.d_model, args.warmup, factor=args.lr)
+    loss_fn = make_loss(cfg)
+    print(f"{task}: {train_src.shape[0]} training / {test_src.shape[0]} held-out examples, "
+          f"source length {src.shape[1]}; Transformer d_model {cfg.d_model}, {cfg.n_heads} "
+          f"heads, {args.layers}+{args.layers} layers, {count_parameters(model):,} parameters")
+
+    generator = torch.Generator().manual_seed(args.seed)
+    losses, lrs = [], []
+    started = time.perf_counter()
+    model.train()
+    progress = range(args.steps)
+    if args.progress:
+        from tqdm import tqdm
+        progress = tqdm(progress, desc=f"L3 Transformer, {task}", leave=False)
+    for _ in progress:
+        idx = torch.randint(0, train_src.shape[0], (args.batch_size,), generator=generator)
+        dec_in, labels = add_bos_eos(train_tgt[idx], cfg)
+        logits = model(train_src[idx].to(device), dec_in.to(device))  # (B, T + 1, V)
+        loss = loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device).reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+        losses.append(loss.item())
+        if args.progress:
+            progress.set_postfix(loss=f"{losses[-1]:.3f}")
+    seconds = time.perf_counter() - started
+
+    model.eval()
+    em = exact_match(model, test_src.to(device), test_tgt.to(device))
+    with torch.no_grad():
+        dec_in, labels = add_bos_eos(test_tgt, cfg)
+        logits = model(test_src.to(device), dec_in.to(device))
+        token_acc = float((logits.argmax(-1).cpu() == labels).float().mean())
+        final_loss = float(loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device)
+                                   .reshape(-1)))
+    metrics = {"exact_match": em, "token_accuracy": token_acc, "final_loss": final_loss,
+               "train_seconds": seconds, "steps": args.steps}
+    print(f"L3 Transformer on {task}: held-out exact match {em:.4f} (greedy), token accuracy "
+          f"{token_acc:.4f}, loss {final_loss:.4f} (label-smoothed), {seconds:.1f} s for "
+          f"{args.steps} steps on {device}")
+    _plots(model, task, test_src[:1].to(device), test_tgt[:1], losses, lrs, args, out)
+    return metrics
+
+
+def _plots(model: Transformer, task: str, src, tgt, losses, lrs, args, out) -> None:
+    """Loss curve, learning-rate schedule, every head's attention on one held-out example."""
+    cfg = model.config
+    window = max(1, len(losses) // 50)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    # with label smoothing the loss cannot reach 0: its minimum is the entropy of the
+    # smoothed target, q = 1 - eps + eps/K on the true token and eps/K on the others
+    eps, k = cfg.label_smoothing, cfg.tgt_vocab
+    q_true, q_other = 1 - eps + eps / k, eps / k
+    floor = -(q_true * math.log(q_true) + (k - 1) * q_other * math.log(q_other)) if eps else 0
+    plot_curves({"training loss (per step)": losses, f"mean of {window} steps": smooth,
+                 "smallest possible (entropy of the smoothed target)": [floor] * len(losses)},
+                path=out / "loss.png", xlabel="step", ylabel="label-smoothed cross-entropy",
+                title=f"L3 Transformer on {task}", logy=True)
+    plot_curves({"learning rate": lrs}, path=out / "lr_schedule.png", xlabel="step",
+                ylabel="lr", title=f"Section 5.3 schedule: d_model {cfg.d_model}, warm-up "
+                                   f"{args.warmup}, factor {args.lr:g}")
+    dec_in, _ = add_bos_eos(tgt, cfg)
+    maps = model.attention_maps(src, dec_in.to(src.device))
+    src_text = tokens_to_text(src[0].tolist(), task)
+    tgt_text = tokens_to_text(dec_in[0].tolist(), task)
+    last = len(maps["encoder"]) - 1
+    for kind, x_tokens, y_tokens in (("encoder", src_text, src_text),
+                                     ("decoder_self", tgt_text, tgt_text),
+                                     ("cross", src_text, tgt_text)):
+        # the last layer's heads (drawing every layer would take longer than training)
+        plot_attention(maps[kind][last][0].cpu(), x_tokens=x_tokens, y_tokens=y_tokens,
+                       path=out / f"attention_{kind}.png",
+                       title=f"{task}: {kind.replace('_', ' ')} attention, every head of "
+                             f"layer {last + 1}")
+    print(f"plots written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Lesson 07's demos in the tour (`make demo`), and the target each must reach.
+
+Every level trains a small encoder-decoder Transformer on a generated sequence task
+(offline, tokens from ``utils.data_loaders``) and reports the held-out exact match of
+greedy decoding: the whole output sequence must be right. L2 is built from tensors and
+autograd; L3 from torch.nn modules as the paper describes them. Targets are set below what
+the scripts measure with their defaults (see the lesson README), so a miss means something
+broke, not bad luck.
+"""
+
+from utils.tour import TourStop
+
+LESSON = "07_Transformer"
+
+STOPS = [
+    TourStop("Transformer (low-level)", "L2", f"{LESSON}.pytorch_lowlevel.transformer_lowlevel",
+             "generated", "exact_match", 0.95, args=("--task", "copy")),
+    TourStop("Transformer (paper)", "L3", f"{LESSON}.paper.transformer_paper", "copy",
+             "exact_match", 0.97),
+    TourStop("Transformer (paper)", "L3", f"{LESSON}.paper.transformer_paper", "reverse",
+             "exact_match", 0.97),
+]
