@@ -1,0 +1,1 @@
+"""Reference solutions of lesson 04's exercises (NumPy only). Try the starters first."""
