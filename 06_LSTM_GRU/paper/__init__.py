@@ -1,0 +1,14 @@
+"""Level 3 of lesson 06: LSTM and GRU as the papers describe them, and the tasks they solve.
+
+``LSTM`` follows Hochreiter & Schmidhuber (1997) with the forget gate of Gers et al. (2000);
+``GRU`` follows Cho et al. (2014, eq. 5-8), with PyTorch's reset-after form as an option;
+``RNN`` is the vanilla network they improve on. All three have nn.LSTM / nn.GRU / nn.RNN's
+constructor, call signature and parameter names, and run an explicit loop over time.
+
+Files (read them in this order):
+
+- ``rnn_paper.py``  the cells, the modules, from_torch / to_torch, the adding problem
+- ``sentiment.py``  IMDB sentiment with a bidirectional LSTM over packed sequences
+- ``char_lm.py``    a character-level LSTM language model on Tiny Shakespeare
+- ``test_paper.py`` outputs and gradients against nn.LSTM / nn.GRU / nn.RNN, and more
+"""

@@ -1,0 +1,23 @@
+"""Lesson 06's demos in the tour (`make demo`), and the target each must reach.
+
+Every stop trains an LSTM on the adding problem (Hochreiter & Schmidhuber 1997, experiment
+4; generated, offline): L1 the NumPy layer with hand-written BPTT (T = 30), L2 the cell
+written from tensors with hand-written clipping and Adam (T = 20, 300 steps), L3 the
+nn.LSTM-compatible module (T = 30, 400 steps). The metric
+is the test MSE; always predicting 1 scores about 0.167. Targets are set well above what
+the scripts measure with their defaults (see the lesson README), so a miss means something
+broke, not bad luck.
+"""
+
+from utils.tour import TourStop
+
+LESSON = "06_LSTM_GRU"
+
+STOPS = [
+    TourStop("LSTM (adding problem)", "L1", f"{LESSON}.numpy.rnn_numpy", "adding",
+             "test_mse", 0.02, higher_is_better=False),
+    TourStop("LSTM (adding problem)", "L2", f"{LESSON}.pytorch_lowlevel.rnn_lowlevel", "adding",
+             "test_mse", 0.06, higher_is_better=False),
+    TourStop("LSTM (adding problem)", "L3", f"{LESSON}.paper.rnn_paper", "adding",
+             "test_mse", 0.03, higher_is_better=False),
+]
