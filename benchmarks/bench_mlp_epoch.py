@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m benchmarks.bench_mlp_epoch --data-root /work/shared/data
+    python -m benchmarks.bench_mlp_epoch --data-root DIR
     python -m benchmarks.bench_mlp_epoch --synthetic        # no MNIST at hand: random data
 
 Both sides do exactly the same work per mini-batch: index a shuffled batch of 100
