@@ -548,13 +548,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=["digits", "mnist"], epochs=None, batch_size=None,
                     lr=None, out="runs/11_VAE/numpy_vae", devices=("cpu",))
     parser.add_argument("--hidden", type=int, default=None, help="hidden units (per dataset)")
-    parser.add_argument("--latent-dim", type=int, default=None, help="J (per dataset)")
+    parser.add_argument("--latent-dim", "--latent", dest="latent_dim", type=int, default=None,
+                        help="latent dimensions J (per dataset)")
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
                         help="hidden units' non-linearity (per dataset)")
     parser.add_argument("--binarize", choices=["threshold", "dynamic"], default="dynamic",
                         help="threshold: x > 0.5; dynamic: x ~ Bernoulli(grey level), "
                              "redrawn every epoch for training, drawn once (fixed seed) for test")
-    parser.add_argument("--iw-samples", type=int, default=None,
+    parser.add_argument("--iw-samples", "--iw-k", dest="iw_samples", type=int, default=None,
                         help="K of the importance-weighted log p(x) estimate (0: skip it)")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="threads for NumPy's matrix products (0: the library's default); "

@@ -325,10 +325,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=None, lr=1e-3,
                     out="runs/11_VAE/l3_vae")
     parser.add_argument("--hidden", type=int, default=None)
-    parser.add_argument("--latent", type=int, default=None)
+    parser.add_argument("--latent-dim", "--latent", dest="latent", type=int, default=None,
+                        help="latent dimensions J")
     parser.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
     parser.add_argument("--binarize", choices=_lowlevel.BINARIZE, default="dynamic")
-    parser.add_argument("--iw-k", type=int, default=None,
+    parser.add_argument("--iw-k", "--iw-samples", dest="iw_k", type=int, default=None,
                         help="importance samples per test image (0: skip)")
     parser.add_argument("--iw-count", type=int, default=None,
                         help="test images for the IW estimate (0: all)")

@@ -304,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=None, lr=1e-3,
                     out="runs/11_VAE/l2_vae")
     parser.add_argument("--hidden", type=int, default=None, help="hidden units per MLP")
-    parser.add_argument("--latent", type=int, default=None, help="latent dimensions J")
+    parser.add_argument("--latent-dim", "--latent", dest="latent", type=int, default=None,
+                        help="latent dimensions J")
     parser.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
     parser.add_argument("--binarize", choices=BINARIZE, default="dynamic")
     args = parser.parse_args(argv)
