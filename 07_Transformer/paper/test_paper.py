@@ -503,3 +503,18 @@ def test_default_copy_run_reaches_100_percent(tmp_path):
     metrics = tp.main(["--out", str(tmp_path), "--no-progress"])
     assert metrics["exact_match"] == 1.0
     assert (tmp_path / "attention_cross.png").is_file() and (tmp_path / "loss.png").is_file()
+
+
+def test_reversed_addition_writes_the_sum_least_significant_digit_first():
+    src, tgt = tp.make_addition_task(50, 3, seed=0)
+    src_r, tgt_r = tp.make_addition_task(50, 3, seed=0, reverse_sum=True)
+    assert torch.equal(torch.from_numpy(src_r), torch.from_numpy(src))
+    for s, t in zip(src_r, tgt_r):
+        a, b = (int(part) for part in "".join(tp.tokens_to_text(s, "addition")).split("+"))
+        digits = "".join(tp.tokens_to_text(t, "addition-reversed"))
+        assert int(digits[::-1]) == a + b and len(digits) == 4
+    assert "".join(tp.tokens_to_text(tgt_r[0], "addition-reversed")) == \
+        "".join(tp.tokens_to_text(tgt[0], "addition"))[::-1]
+    src_t, tgt_t = tp.make_task("addition-reversed", 5, 3, tp.ADDITION_VOCAB, seed=1)
+    assert torch.equal(torch.from_numpy(tgt_t),
+                       torch.from_numpy(tp.make_addition_task(5, 3, 1, reverse_sum=True)[1]))
