@@ -153,6 +153,30 @@ def _available_devices() -> list[str]:
     return names
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run the block with torch on ``threads`` CPU threads (0: leave torch's default), then
+    restore the previous setting.
+
+    The lessons' models are small: splitting each matrix product over several threads gains
+    little, and on a busy machine the threads wait for each other (lesson 03 measured a LeNet
+    training step 4-7 times slower with 2 threads than with 1 on a loaded 2-core machine).
+    Hence the scripts' ``--threads`` option, 1 by default in most of them.
+
+        with torch_threads(args.threads):
+            return _run(args)
+    """
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0: torch's default), got {threads}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def get_device(name: str | torch.device = "auto") -> torch.device:
     """Turn a ``--device`` value into a ``torch.device``, checking that it exists.
 

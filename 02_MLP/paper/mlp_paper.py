@@ -50,7 +50,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 
@@ -70,6 +69,7 @@ from utils.training_utils import (
     save_checkpoint,
     seed_everything,
     setup_distributed,
+    torch_threads,  # n CPU threads, restored after
 )
 from utils.visualization import (
     plot_confusion_matrix,
@@ -327,17 +327,6 @@ def load_dataset(name: str, data_root=None, seed: int = 0) -> Split:
     split.X_train = np.asarray(split.X_train, dtype=np.float32)
     split.X_test = np.asarray(split.X_test, dtype=np.float32)
     return split
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run the block with ``n`` intra-op threads (small models: one is fastest), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

@@ -49,7 +49,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 
@@ -60,7 +59,11 @@ from tqdm.auto import tqdm
 
 from utils.cli import add_common_args, prepare_out_dir
 from utils.data_loaders import DatasetNotFoundError, Split, load_arrays, make_moons
-from utils.training_utils import get_device, seed_everything
+from utils.training_utils import (
+    get_device,
+    seed_everything,
+    torch_threads,  # n CPU threads, restored after
+)
 from utils.visualization import (
     plot_confusion_matrix,
     plot_curves,
@@ -751,22 +754,6 @@ DATASET_DEFAULTS = {
     # Simard, Steinkraus & Platt (2003): 784-800-10, cross-entropy, no distortions: 1.6 %
     "mnist": {"hidden": "800", "epochs": 20, "batch_size": 128, "lr": {"sgd": 0.05, "adam": 1e-3}},
 }
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run the block with ``n`` intra-op threads, then restore the previous number.
-
-    The matrices of the small datasets (64-128-10 on digits) are far too small to
-    split across threads; waking and synchronising the threads then costs more than
-    the arithmetic, many times more on a busy machine, so they train on one.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def load_dataset(name: str, data_root=None, seed: int = 0) -> Split:

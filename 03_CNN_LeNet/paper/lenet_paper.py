@@ -78,7 +78,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from collections.abc import Sequence
 
@@ -98,6 +97,7 @@ from utils.training_utils import (
     make_lr_scheduler,
     seed_everything,
     setup_distributed,
+    torch_threads,  # n CPU threads, restored after
 )
 from utils.visualization import (
     plot_confusion_matrix,
@@ -587,24 +587,6 @@ def load_images(dataset: str, data_root=None):
 # --------------------------------------------------------------------------------------
 # 8. The script
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block with torch on ``threads`` CPU threads (0: leave torch's default).
-
-    LeNet's matrix products are small; splitting each over several threads gains little,
-    and on a busy machine the threads wait for each other: we measured a training step
-    4-7 times SLOWER with 2 threads than with 1 on a loaded 2-core machine. Hence the
-    default of 1 thread (``--threads``); the previous setting is restored afterwards.
-    """
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 DATASET_DEFAULTS = {

@@ -76,7 +76,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -88,7 +87,11 @@ from tqdm.auto import tqdm
 
 from utils.cli import add_common_args, prepare_out_dir
 from utils.data_loaders import DatasetNotFoundError, load_arrays
-from utils.training_utils import get_device, seed_everything
+from utils.training_utils import (
+    get_device,
+    seed_everything,
+    torch_threads,  # n CPU threads, restored after
+)
 from utils.visualization import (
     plot_confusion_matrix,
     plot_curves,
@@ -686,24 +689,6 @@ def load_images(dataset: str, data_root=None):
 # --------------------------------------------------------------------------------------
 # 9. The script
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block with torch on ``threads`` CPU threads (0: leave torch's default).
-
-    LeNet's matrix products are small; splitting each over several threads gains little,
-    and on a busy machine the threads wait for each other: we measured a training step
-    4-7 times SLOWER with 2 threads than with 1 on a loaded 2-core machine. Hence the
-    default of 1 thread (``--threads``); the previous setting is restored afterwards.
-    """
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 DATASET_DEFAULTS = {

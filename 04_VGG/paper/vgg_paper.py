@@ -63,7 +63,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import time
 from collections.abc import Sequence
@@ -85,6 +84,7 @@ from utils.training_utils import (
     make_lr_scheduler,
     seed_everything,
     setup_distributed,
+    torch_threads,  # n CPU threads, restored after
 )
 from utils.visualization import plot_confusion_matrix, plot_curves, plot_feature_maps
 
@@ -702,20 +702,6 @@ def predict(model: nn.Module, X, batch_size: int = 500) -> np.ndarray:
     out = [model(X[i:i + batch_size].to(device)).argmax(1).cpu()
            for i in range(0, X.shape[0], batch_size)]
     return torch.cat(out).numpy()
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block with torch on ``threads`` CPU threads (0: torch's default), then restore.
-
-    On a busy shared CPU one thread per process is often fastest (see lesson 03)."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 AUGMENTS = ("none", "crop", "crop-flip")

@@ -59,7 +59,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -71,7 +70,11 @@ from tqdm.auto import tqdm
 
 from utils.cli import add_common_args, prepare_out_dir
 from utils.data_loaders import DatasetNotFoundError, load_arrays
-from utils.training_utils import get_device, seed_everything
+from utils.training_utils import (
+    get_device,
+    seed_everything,
+    torch_threads,  # n CPU threads, restored after
+)
 from utils.visualization import plot_curves, plot_feature_maps
 
 # Table 1 of the paper (the same lists as the Level 3 file): an int C is a conv3-C, a pair
@@ -590,18 +593,6 @@ def load_images(dataset: str, data_root=None):
 # --------------------------------------------------------------------------------------
 # 8. The script
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block with torch on ``threads`` CPU threads (0: torch's default), then restore."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 DATASET_DEFAULTS = {

@@ -60,7 +60,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from collections.abc import Sequence
 
@@ -79,6 +78,7 @@ from utils.training_utils import (
     is_main_process,
     seed_everything,
     setup_distributed,
+    torch_threads,  # n CPU threads, restored after
 )
 from utils.visualization import plot_confusion_matrix, plot_curves
 
@@ -587,19 +587,6 @@ def train(model: nn.Module, X, y, *, lr: float, epochs: int, batch_size: int,
     return fit(model, loader, loss_fn=nn.CrossEntropyLoss(), optimizer=opt, epochs=epochs,
                val_loader=val_loader, metric_fn=accuracy, scheduler=scheduler, device=device,
                progress=progress, log=log)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block on ``threads`` torch CPU threads (0: torch's default), then restore.
-    Small convolutions gain little from a second thread on a busy machine."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 DATASET_DEFAULTS = {

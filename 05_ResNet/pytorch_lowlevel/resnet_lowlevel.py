@@ -27,7 +27,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -39,7 +38,11 @@ from tqdm.auto import tqdm
 
 from utils.cli import add_common_args, prepare_out_dir
 from utils.data_loaders import DatasetNotFoundError, load_arrays
-from utils.training_utils import get_device, seed_everything
+from utils.training_utils import (
+    get_device,
+    seed_everything,
+    torch_threads,  # n CPU threads, restored after
+)
 from utils.visualization import plot_confusion_matrix, plot_curves
 
 BN_EPS = 1e-5  # PyTorch's default epsilon for batch norm
@@ -493,18 +496,6 @@ def train(model: CifarResNet, X: torch.Tensor, y: torch.Tensor, *, epochs: int,
 # --------------------------------------------------------------------------------------
 # 8. The script
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block on ``threads`` torch CPU threads (0: torch's default), then restore."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 DATASET_DEFAULTS = {

@@ -63,7 +63,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import time
@@ -76,6 +75,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from utils.cli import add_common_args, prepare_out_dir, seed_everything
 from utils.data_loaders import make_adding_problem
+from utils.training_utils import torch_threads  # n CPU threads, restored after
 
 # --------------------------------------------------------------------------------------
 # 1. One time step of each cell. `xp` is the input projection W_ih x_t + b_ih, computed
@@ -630,22 +630,6 @@ def hidden_gradient_norms(model: AddingModel, X: torch.Tensor, y: torch.Tensor) 
 # --------------------------------------------------------------------------------------
 # 6. The script
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block on ``threads`` torch CPU threads (0: torch's default), then restore.
-
-    One step of a recurrent network is a handful of small products; extra threads only
-    wait for each other, most of all on a busy machine. Hence 1 thread by default.
-    """
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

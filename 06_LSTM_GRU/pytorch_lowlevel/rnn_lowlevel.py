@@ -34,7 +34,6 @@ Run it from the repository root (the adding problem, Hochreiter & Schmidhuber 19
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -43,6 +42,7 @@ import torch
 
 from utils.cli import add_common_args, prepare_out_dir, seed_everything
 from utils.data_loaders import make_adding_problem
+from utils.training_utils import torch_threads  # n CPU threads, restored after
 
 PARAM_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -339,18 +339,6 @@ class AddingRegressor:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         hs = self.layer(x)  # (N, T, H)
         return hs[:, -1] @ self.w + self.b  # (N,)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """torch on ``threads`` CPU threads inside the block (0: leave the default), restored."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

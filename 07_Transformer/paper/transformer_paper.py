@@ -71,7 +71,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 import warnings
@@ -85,7 +84,10 @@ from torch import nn
 
 from utils.cli import add_common_args, prepare_out_dir
 from utils.data_loaders import make_copy_task, make_reverse_task, make_sort_task
-from utils.training_utils import seed_everything
+from utils.training_utils import (
+    seed_everything,
+    torch_threads,  # n CPU threads, restored after
+)
 from utils.visualization import plot_attention, plot_curves
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -1134,18 +1136,6 @@ def exact_match(model: Transformer, src: torch.Tensor, tgt: torch.Tensor,
 # --------------------------------------------------------------------------------------
 # 11. The script
 # --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block with torch on ``threads`` CPU threads (0: torch's default)."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

@@ -67,7 +67,6 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -78,7 +77,11 @@ from tqdm.auto import tqdm
 
 from utils.cli import add_common_args, prepare_out_dir
 from utils.data_loaders import make_copy_task, make_reverse_task
-from utils.training_utils import get_device, seed_everything
+from utils.training_utils import (
+    get_device,
+    seed_everything,
+    torch_threads,  # n CPU threads, restored after
+)
 
 PAD, BOS, EOS = 0, 1, 2  # special tokens; data tokens start at 3 (reserved=3)
 RESERVED = 3
@@ -883,20 +886,6 @@ def train(model: Transformer, src: torch.Tensor, tgt: torch.Tensor, *, steps: in
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
     model.eval()
     return history
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block with torch on ``threads`` CPU threads (0: torch's default), then restore.
-
-    The model is small: one thread avoids waiting for the others on a busy machine."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:

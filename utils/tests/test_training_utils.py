@@ -630,3 +630,18 @@ def test_ddp_two_processes_equal_one_process_with_double_batch(tmp_path):
     for key in ("train_loss", "train_metric", "val_loss", "val_metric", "lr"):
         assert ddp_history[key] == pytest.approx(getattr(single_history, key),
                                                  abs=FLOAT32_TOL), key
+
+
+def test_torch_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    with tu.torch_threads(target):
+        assert torch.get_num_threads() == target
+    assert torch.get_num_threads() == before
+    with tu.torch_threads(0):  # 0: leave torch's default alone
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), tu.torch_threads(target):
+        raise RuntimeError("restored even when the block fails")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 0"), tu.torch_threads(-1):
+        pass
