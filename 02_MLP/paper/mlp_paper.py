@@ -58,7 +58,8 @@ import torch
 from torch import nn
 
 from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, Split, load_arrays, make_loader, make_moons
+from utils.data_loaders import DatasetNotFoundError, make_loader
+from utils.lessons import import_lesson
 from utils.training_utils import (
     History,
     cleanup_distributed,
@@ -284,8 +285,9 @@ def first_to_last_gradient_ratio(grads: Mapping[str, torch.Tensor]) -> float:
 # 3. The script
 # --------------------------------------------------------------------------------------
 
-MOONS_NOISE = 0.2
-MOONS_SIZES = (800, 200)  # train, test (the same data as L2)
+# The data are L2's, loaded by the same function: digits standardised, moons 800 / 200,
+# MNIST flattened (see load_dataset in 02_MLP/pytorch_lowlevel/mlp_lowlevel.py).
+load_dataset = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel").load_dataset
 
 # Per-dataset defaults: widths, epochs, batch size, lr for SGD (momentum 0.9) / for Adam.
 DATASET_DEFAULTS = {
@@ -309,24 +311,6 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     if any(w < 1 for w in widths):
         raise ValueError(f"--hidden: every width must be a positive integer, got {text!r}")
     return widths
-
-
-def load_dataset(name: str, data_root=None, seed: int = 0) -> Split:
-    """The train/test split of ``name`` with X as float32 (as L2's ``load_dataset``)."""
-    if name == "moons":
-        X, y = make_moons(sum(MOONS_SIZES), noise=MOONS_NOISE, seed=seed)
-        n_train = MOONS_SIZES[0]
-        split = Split(X[:n_train], y[:n_train], X[n_train:], y[n_train:], name="moons",
-                      task="multiclass", classes=["upper moon", "lower moon"])
-    elif name == "digits":
-        split = load_arrays("digits")
-    elif name == "mnist":
-        split = load_arrays("mnist", data_root=data_root, flatten=True)
-    else:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
-    split.X_train = np.asarray(split.X_train, dtype=np.float32)
-    split.X_test = np.asarray(split.X_test, dtype=np.float32)
-    return split
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
