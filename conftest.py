@@ -39,6 +39,55 @@ def pytest_addoption(parser):
         help="check YOUR exercise files in DIR (same file names as exercises/solutions/) "
         "instead of the reference solutions",
     )
+    parser.addoption(
+        "--tolerance-report",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="CSV",
+        help="after the run, print the share of its tolerance that each assert_close used "
+        "(worst first; float32 checks over 25 %% are flagged); with CSV, also write every "
+        "check there",
+    )
+
+
+FLOAT32_BUDGET = 0.25  # a float32 check may use at most this share of its tolerance here
+
+
+def pytest_configure(config):
+    if config.getoption("--tolerance-report") is not None:
+        testing.TOLERANCE_LEDGER = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    target = config.getoption("--tolerance-report")
+    ledger = testing.TOLERANCE_LEDGER
+    if target is None or ledger is None:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("tolerance report: error / allowed, worst element of each check")
+    for dtype in ("float32", "float64"):
+        uses = sorted((u for u in ledger if u.dtype == dtype and u.passed), key=lambda u: -u.ratio)
+        if not uses:
+            continue
+        over = [u for u in uses if u.ratio > FLOAT32_BUDGET]
+        write(f"{dtype}: {len(uses)} passing checks, worst ratio {uses[0].ratio:.3g}"
+              + (f", {len(over)} over {FLOAT32_BUDGET:.0%}" if dtype == "float32" else ""))
+        for u in uses[:10]:
+            flag = "  <-- over budget" if dtype == "float32" and u.ratio > FLOAT32_BUDGET else ""
+            write(f"  {u.ratio:9.3g}  {u.test} [{u.name}]{flag}")
+    failed = sum(not u.passed for u in ledger)
+    write(f"{failed} checks failed (this includes those that tests expect to fail)")
+    if target != "-":
+        import csv
+
+        with open(target, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["test", "name", "dtype", "ratio", "passed", "rtol", "atol", "scaled"])
+            for u in ledger:
+                out.writerow([u.test, u.name, u.dtype, f"{u.ratio:.4g}", u.passed, u.tol.rtol,
+                              u.tol.atol, u.tol.scaled])
+        write(f"all {len(ledger)} checks written to {target}")
 
 
 def pytest_collection_modifyitems(config, items):

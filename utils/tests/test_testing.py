@@ -19,6 +19,7 @@ from utils.testing import (
     FINITE_DIFF,
     FLOAT32,
     FLOAT32_CUDA,
+    Tol,
     FLOAT64,
     assert_close,
     assert_level_purity,
@@ -93,11 +94,85 @@ def test_assert_close_reports_where_it_fails():
     a = np.zeros((2, 3))
     b = a.copy()
     b[1, 2] = 1e-3
-    with pytest.raises(AssertionError, match=r"index \(1, 2\)"):
+    with pytest.raises(AssertionError, match=r"1 of 6 elements .* index \(1, 2\)"):
         assert_close(a, b, FLOAT64, "thing")
     assert_close(torch.zeros(2, 3), a, FLOAT64)  # tensors and arrays mix
     with pytest.raises(AssertionError, match="shape"):
         assert_close(np.zeros(3), np.zeros(4))
+
+
+def test_assert_close_names_the_element_that_violates_the_tolerance_most():
+    # Element 0 has the largest absolute difference but passes (|e| is large); element 1
+    # has a smaller difference and fails. The message must point at element 1.
+    expected = np.array([1000.0, 0.0, 0.0])
+    actual = expected + np.array([5e-4, 2e-4, 1e-4])
+    with pytest.raises(AssertionError) as err:
+        assert_close(actual, expected, Tol(rtol=1e-6, atol=1e-5), "x")
+    assert "2 of 3 elements" in str(err.value)
+    assert "index (1,)" in str(err.value)
+
+
+def test_assert_close_fails_on_nan_and_accepts_equal_infinities():
+    with pytest.raises(AssertionError, match="index \\(1,\\)"):
+        assert_close(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
+    assert_close(np.array([np.inf, -np.inf]), np.array([np.inf, -np.inf]))
+    with pytest.raises(AssertionError):
+        assert_close(np.array([np.inf]), np.array([-np.inf]))
+
+
+def test_float32_tolerance_is_relative_to_the_scale_of_the_tensor():
+    # A gradient element of -0.7 inside a tensor whose entries are ~30: float32 rounding
+    # scales with the partial sums (~30), so an error of 2e-5 there is rounding, not a bug.
+    expected = np.full(100, 30.0)
+    expected[0] = -0.7
+    actual = expected.copy()
+    actual[0] += 2.1e-5
+    assert_close(actual.astype(np.float32), expected, FLOAT32, "dL/dx")
+    # ... but an error of the size of a real bug is still caught,
+    actual[0] += 1e-3
+    with pytest.raises(AssertionError, match="index \\(0,\\)"):
+        assert_close(actual.astype(np.float32), expected, FLOAT32, "dL/dx")
+    # and an explicit scale is honoured.
+    assert_close(np.float32(1.0 + 1e-4), np.float64(1.0), FLOAT32, scale=100.0)
+    with pytest.raises(AssertionError):
+        assert_close(np.float32(1.0 + 1e-4), np.float64(1.0), FLOAT32)
+
+
+def test_float32_tol_grows_with_the_square_root_of_the_number_of_terms():
+    assert testing.float32_tol(4).rtol == pytest.approx(2 * testing.float32_tol(1).rtol)
+    assert testing.float32_tol(1).rtol == pytest.approx(testing.FLOAT32_SAFETY * 2.0 ** -23)
+    assert FLOAT32 == testing.float32_tol(1024) and FLOAT32.scaled
+    with pytest.raises(ValueError, match="terms"):
+        testing.float32_tol(0)
+    with pytest.raises(ValueError, match="assert_close"):
+        FLOAT32.kwargs()
+
+
+def test_float32_tolerance_holds_for_a_real_float32_product_in_any_summation_order():
+    # The same float32 dot products summed in three orders (BLAS, pairwise, left to right,
+    # as different CPU kernels would) all pass FLOAT32 against the float64 result, with
+    # room to spare; the old absolute 1e-5 did not scale with the partial sums.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 1000)).astype(np.float32)
+    w = rng.standard_normal((1000, 8)).astype(np.float32)
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    sequential = np.zeros((64, 8), np.float32)
+    for k in range(1000):
+        sequential += x[:, k:k + 1] * w[k]
+    for result in (x @ w, np.sum(x[:, :, None] * w[None], axis=1), sequential):
+        assert_close(result, exact, FLOAT32)
+        allowed = FLOAT32.rtol * (np.abs(exact) + np.sqrt(np.mean(exact ** 2)))
+        assert np.max(np.abs(result - exact) / allowed) < 0.5
+
+
+def test_tolerance_ledger_records_the_share_of_tolerance_used(monkeypatch):
+    monkeypatch.setattr(testing, "TOLERANCE_LEDGER", [])
+    assert_close(np.array([1.0 + 5e-11]), np.array([1.0]), Tol(rtol=0.0, atol=1e-10), "half")
+    assert_close(np.float32([1.0]), np.array([1.0]), FLOAT32, "exact")
+    half, exact = testing.TOLERANCE_LEDGER
+    assert (half.name, half.dtype) == ("half", "float64")
+    assert half.ratio == pytest.approx(0.5, rel=1e-4)
+    assert (exact.dtype, exact.ratio) == ("float32", 0.0)
 
 
 def test_named_tolerances():
