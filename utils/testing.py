@@ -231,8 +231,11 @@ def assert_close(actual, expected, tol: Tol = FLOAT64, name: str = "value",
     excess = np.where(bad, excess, -np.inf)
     idx = np.unravel_index(int(np.argmax(excess)), diff.shape)
     rel = diff[idx] / max(abs(float(e64[idx])), 1e-300)
-    how = (f"rtol={tol.rtol:.3g} x (|expected| + rms {float(allowed[idx] / tol.rtol - abs(e64[idx])):.3g})"
-           if tol.scaled else f"rtol={tol.rtol:g}, atol={tol.atol:g}")
+    if tol.scaled:
+        rms = float(allowed[idx] / tol.rtol - abs(e64[idx]))
+        how = f"rtol={tol.rtol:.3g} x (|expected| + scale {rms:.3g})"
+    else:
+        how = f"rtol={tol.rtol:g}, atol={tol.atol:g}"
     raise AssertionError(
         f"{name}: {int(bad.sum())} of {a.size} elements outside the tolerance; worst at index "
         f"{tuple(int(i) for i in idx)}: got {a[idx]!r}, expected {e[idx]!r}, abs error "
