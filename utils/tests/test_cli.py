@@ -67,3 +67,74 @@ def test_seed_everything_seeds_torch_only_when_loaded():
 def test_prepare_out_dir_creates_parents(tmp_path):
     out = cli.prepare_out_dir(tmp_path / "a" / "b")
     assert out.is_dir() and out == tmp_path / "a" / "b"
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--epochs", "0", "an integer >= 1"),
+    ("--epochs", "two", "an integer >= 1"),
+    ("--batch-size", "-3", "an integer >= 1"),
+    ("--lr", "-1", "a number > 0"),
+    ("--lr", "0", "a number > 0"),
+    ("--lr", "nan", "a number > 0"),
+])
+def test_bad_numbers_are_usage_errors_naming_the_option(capsys, option, value, expected):
+    with pytest.raises(SystemExit) as err:
+        parser().parse_args([option, value])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert f"argument {option}" in message and expected in message
+
+
+@pytest.mark.parametrize("kind, good, bad", [
+    (cli.positive_int, {"1": 1, "12": 12}, ["0", "-1", "1.5", "x"]),
+    (cli.non_negative_int, {"0": 0, "3": 3}, ["-1", "x"]),
+    (cli.positive_float, {"0.5": 0.5, "1e-3": 1e-3}, ["0", "-0.1", "inf", "nan"]),
+    (cli.non_negative_float, {"0": 0.0, "2": 2.0}, ["-1e-9", "inf"]),
+    (cli.probability, {"0": 0.0, "0.5": 0.5}, ["1", "-0.1", "1.5"]),
+])
+def test_option_types(kind, good, bad):
+    for text, value in good.items():
+        assert kind(text) == value
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            kind(text)
+
+
+def test_l1_device_error_suggests_only_what_l1_accepts(capsys):
+    with pytest.raises(SystemExit) as err:
+        parser(devices=("cpu",)).parse_args(["--device", "cuda"])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert "CPU only (--device cpu)" in message and "auto" not in message
+
+
+def test_parse_args_fills_per_dataset_defaults_and_help_never_says_none(capsys):
+    defaults = {"a": {"epochs": 3, "hidden": 16}, "b": {"epochs": 9, "hidden": 64}}
+
+    def make():
+        p = parser(epochs=None, lr=None)
+        p.add_argument("--hidden", type=cli.positive_int, default=None)
+        p.add_argument("--note", default=None, help="free text (default: %(default)s)")
+        return p
+
+    args = cli.parse_args(make(), ["--dataset", "b"], defaults)
+    assert (args.epochs, args.hidden, args.lr) == (9, 64, None)
+    assert cli.parse_args(make(), ["--epochs", "2"], defaults).epochs == 2
+    with pytest.raises(SystemExit):
+        cli.parse_args(make(), ["--help"], defaults)
+    text = capsys.readouterr().out
+    assert "None" not in text
+    assert "per dataset: a 3, b 9" in " ".join(text.split())
+    assert "per dataset: a 16, b 64" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("error", ["DatasetNotFoundError", "DatasetChecksumError",
+                                   "DatasetFormatError"])
+def test_data_errors_become_one_message_and_exit_status_1(error):
+    from utils import data_loaders
+
+    with pytest.raises(SystemExit) as err, cli.data_errors():
+        raise getattr(data_loaders, error)("mnist: train-images-idx3-ubyte.gz is truncated")
+    assert err.value.code == "error: mnist: train-images-idx3-ubyte.gz is truncated"
+    with pytest.raises(ZeroDivisionError), cli.data_errors():  # anything else is a bug: loud
+        1 / 0  # noqa: B018
