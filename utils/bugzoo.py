@@ -63,12 +63,15 @@ class Bug:
 
 
 def lessons_with_bugs(root: Path = ROOT) -> list[str]:
-    """Lesson folders (``06_LSTM_GRU``) that have a ``bugs.py``, in order."""
-    return sorted(p.parent.name for p in root.glob("[0-9][0-9]_*/bugs.py"))
+    """Lesson folders (``06_LSTM_GRU``) that have a ``bugs.py``, in order, then ``utils``
+    (the shared training loop, loaders and test helpers have their classic bugs too)."""
+    lessons = sorted(p.parent.name for p in root.glob("[0-9][0-9]_*/bugs.py"))
+    return lessons + (["utils"] if (root / "utils" / "bugs.py").is_file() else [])
 
 
 def resolve_lesson(name: str) -> str:
-    """``06``, ``06_LSTM_GRU`` or ``06_LSTM_GRU/`` -> ``06_LSTM_GRU``; a clear error otherwise."""
+    """``06``, ``06_LSTM_GRU`` or ``06_LSTM_GRU/`` -> ``06_LSTM_GRU`` (or ``utils``); a clear
+    error otherwise."""
     name = name.rstrip("/\\")
     known = lessons_with_bugs()
     matches = [lesson for lesson in known if lesson == name or lesson.split("_")[0] == name]

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from utils import testing
 from utils import training_utils as tu
@@ -645,3 +645,103 @@ def test_torch_threads_sets_and_restores_the_thread_count():
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads must be >= 0"), tu.torch_threads(-1):
         pass
+
+
+# ----------------------------------------------------------------------------------------
+# Training semantics: shuffling, DistributedSampler epochs, eval mode, safe loading
+# ----------------------------------------------------------------------------------------
+
+
+class _Recorder(nn.Module):
+    """A linear model that records the first feature (the sample id) of every batch it sees
+    in training mode, and whether it was in training mode at each call."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 2)
+        self.seen: list[list[int]] = []
+        self.modes: list[bool] = []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        if self.training:
+            self.seen.append(x[:, 0].long().tolist())
+        return self.linear(x)
+
+
+def _id_data(n: int) -> TensorDataset:
+    x = torch.stack([torch.arange(n, dtype=torch.float32), torch.zeros(n)], dim=1)
+    return TensorDataset(x, torch.arange(n) % 2)
+
+
+def _epochs_seen(loader, epochs: int = 3, val_loader=None) -> tuple[list[list[int]], _Recorder]:
+    model = _Recorder()
+    tu.fit(model, loader, loss_fn=nn.CrossEntropyLoss(), epochs=epochs, val_loader=val_loader,
+           optimizer=torch.optim.SGD(model.parameters(), lr=0.0), **_quiet())
+    per_epoch = len(model.seen) // epochs
+    return [sum(model.seen[e * per_epoch:(e + 1) * per_epoch], []) for e in range(epochs)], model
+
+
+def test_fit_reshuffles_every_epoch():
+    torch.manual_seed(0)
+    orders, _ = _epochs_seen(DataLoader(_id_data(24), batch_size=4, shuffle=True))
+    for order in orders:
+        assert sorted(order) == list(range(24))  # each epoch sees every sample once
+    assert orders[0] != list(range(24))
+    assert len({tuple(o) for o in orders}) == 3, "the same order in two epochs"
+
+
+def test_fit_calls_set_epoch_on_a_distributed_sampler():
+    # Rank 0 of 2 (no process group needed when num_replicas and rank are given): without
+    # set_epoch every epoch would repeat epoch 0's shuffle.
+    data = _id_data(24)
+    sampler = DistributedSampler(data, num_replicas=2, rank=0, shuffle=True, seed=7)
+    orders, _ = _epochs_seen(DataLoader(data, batch_size=4, sampler=sampler))
+    assert len({tuple(o) for o in orders}) == 3, "the sampler repeated an epoch's order"
+    for epoch, order in enumerate(orders):
+        for rank in (0, 1):
+            expected = DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=7)
+            expected.set_epoch(epoch)
+            if rank == 0:
+                assert order == list(expected)  # the shuffle of that epoch, as every rank has it
+            else:
+                assert sorted(order + list(expected)) == list(range(24))  # ranks split the data
+
+
+def test_fit_evaluates_in_eval_mode_and_trains_in_train_mode():
+    data = _id_data(8)
+    _, model = _epochs_seen(DataLoader(data, batch_size=4), epochs=2,
+                            val_loader=DataLoader(data, batch_size=4))
+    # per epoch: 2 training batches (train mode), then 2 validation batches (eval mode)
+    assert model.modes == [True, True, False, False] * 2
+
+
+def test_evaluate_with_dropout_is_deterministic_and_restores_the_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 2))
+    x, y = _separable_data(32, seed=1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8)
+    first = tu.evaluate(model, loader, loss_fn=nn.CrossEntropyLoss())
+    assert tu.evaluate(model, loader, loss_fn=nn.CrossEntropyLoss()) == first
+    with torch.no_grad():
+        expected = F.cross_entropy(model.eval()(x), y).item()
+    model.train()
+    assert first[0] == pytest.approx(expected, rel=1e-6)
+    tu.evaluate(model, loader, loss_fn=nn.CrossEntropyLoss())
+    assert model.training
+
+
+class _Payload:
+    """Unpickling this would run code chosen by whoever wrote the file."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def test_load_checkpoint_refuses_a_pickled_object(tmp_path, capsys):
+    model = _mlp()
+    path = tmp_path / "evil.pt"
+    torch.save({"model": model.state_dict(), "extra": _Payload()}, path)
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        tu.load_checkpoint(path, _mlp())
+    assert "this ran while loading" not in capsys.readouterr().out
