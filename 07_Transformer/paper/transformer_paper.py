@@ -71,6 +71,7 @@ Run it from the repository root::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 import warnings
@@ -82,7 +83,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.cli import add_common_args, prepare_out_dir
+from utils.cli import (
+    add_common_args,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    probability,
+)
 from utils.data_loaders import make_copy_task, make_reverse_task, make_sort_task
 from utils.training_utils import (
     seed_everything,
@@ -191,7 +199,8 @@ def causal_mask(size: int, device=None) -> torch.Tensor:
 
 
 def _merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
-                 batch: int, t_q: int, t_k: int, dtype: torch.dtype) -> torch.Tensor | None:
+                 batch: int, heads: int, t_q: int, t_k: int,
+                 dtype: torch.dtype) -> torch.Tensor | None:
     """One additive float mask broadcastable to (B, h, T_q, T_k): 0 = attend, -inf = do not.
 
     Checks the shapes and dtypes and says what was expected when they are wrong.
@@ -205,10 +214,15 @@ def _merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor 
             raise ValueError(f"attn_mask: expected shape (T_q, T_k) = ({t_q}, {t_k}), or "
                              f"(B, h, T_q, T_k) broadcastable, got {tuple(attn_mask.shape)}")
         if attn_mask.ndim == 3:  # (B * h, T_q, T_k) as nn.MultiheadAttention takes it
-            if attn_mask.shape[0] % batch:
-                raise ValueError(f"attn_mask: a 3-D mask must be (B * h, T_q, T_k), got "
-                                 f"{tuple(attn_mask.shape)} for B = {batch}")
-            attn_mask = attn_mask.view(batch, -1, t_q, t_k)  # (B, h, T_q, T_k)
+            if attn_mask.shape[0] != batch * heads:
+                raise ValueError(f"attn_mask: a 3-D mask must be (B * h, T_q, T_k) = "
+                                 f"({batch * heads}, {t_q}, {t_k}), got {tuple(attn_mask.shape)}")
+            attn_mask = attn_mask.view(batch, heads, t_q, t_k)  # (B, h, T_q, T_k)
+        elif attn_mask.ndim == 4 and (attn_mask.shape[0] not in (1, batch)
+                                      or attn_mask.shape[1] not in (1, heads)):
+            raise ValueError(f"attn_mask: a 4-D mask must be (B, h, T_q, T_k) = ({batch}, "
+                             f"{heads}, {t_q}, {t_k}), with 1 allowed for B or h (broadcast), "
+                             f"got {tuple(attn_mask.shape)}")
         if attn_mask.dtype == torch.bool:
             merged = torch.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device)
             merged = merged.masked_fill(attn_mask, float("-inf"))
@@ -251,6 +265,11 @@ class MultiHeadAttention(nn.Module):
     (B * h, T_q, T_k) or broadcastable to (B, h, T_q, T_k); ``key_padding_mask`` (B, T_k)
     bool, True at padding. Unlike nn.MultiheadAttention (which averages the heads by
     default), the weights come back per head.
+
+    A query whose keys are ALL masked (a padded position under a causal mask, say) gets
+    weights 0 and attention output 0 (so ``out_proj``'s bias alone), with need_weights True
+    or False alike, and zero gradient; softmax over a row of -inf would give 0/0 = NaN
+    (``nn.MultiheadAttention`` returns NaN there). Such rows are padding: the loss ignores them.
 
     ``cache`` (a dict, for incremental decoding): self-attention passes an empty dict at
     the first step; each call appends this step's keys and values to ``cache["k"]`` /
@@ -297,10 +316,12 @@ class MultiHeadAttention(nn.Module):
         d = self.d_model
         if query.ndim != 3 or query.shape[-1] != d:
             raise ValueError(f"query: expected (B, T_q, d_model={d}), got {tuple(query.shape)}")
-        if key.ndim != 3 or key.shape != value.shape or key.shape[-1] != d \
-                or key.shape[0] != query.shape[0]:
-            raise ValueError(f"key and value: expected the same shape (B={query.shape[0]}, T_k, "
-                             f"d_model={d}), got {tuple(key.shape)} and {tuple(value.shape)}")
+        if key.ndim != 3 or key.shape != value.shape or key.shape[-1] != d:
+            raise ValueError(f"key and value: expected the same shape (B, T_k, d_model={d}), "
+                             f"got {tuple(key.shape)} and {tuple(value.shape)}")
+        if key.shape[0] != query.shape[0]:
+            raise ValueError(f"query {tuple(query.shape)} and key/value {tuple(key.shape)}: "
+                             "expected the same batch size B")
         static = cache is not None and cache.get("static", False)
         if static and "k" in cache:  # cross-attention, later steps: memory already projected
             q = self._split_heads(self._project(query, slice(0, d)))
@@ -323,7 +344,11 @@ class MultiHeadAttention(nn.Module):
             cache["k"], cache["v"] = k, v
 
         batch, t_q, t_k = query.shape[0], query.shape[1], k.shape[2]
-        mask = _merge_masks(attn_mask, key_padding_mask, batch, t_q, t_k, q.dtype)
+        mask = _merge_masks(attn_mask, key_padding_mask, batch, self.n_heads, t_q, t_k, q.dtype)
+        dead = None  # query rows whose keys are all masked: weights 0 and output 0, not NaN
+        if mask is not None:
+            dead = torch.isneginf(mask).all(dim=-1, keepdim=True)  # (B|1, h|1, T_q, 1)
+            mask = mask.masked_fill(dead, 0.0)  # a finite row for the softmax, zeroed below
         p = self.dropout if self.training else 0.0
         if not need_weights:
             # the fused kernel; its additive float mask has our meaning (-inf = masked)
@@ -334,7 +359,11 @@ class MultiHeadAttention(nn.Module):
             if mask is not None:
                 scores = scores + mask
             weights = torch.softmax(scores, dim=-1)
+            if dead is not None:
+                weights = weights.masked_fill(dead, 0.0)
             out = F.dropout(weights, p, training=self.training) @ v  # (B, h, T_q, d_k)
+        if dead is not None:
+            out = out.masked_fill(dead, 0.0)  # (B, h, T_q, d_k)
         out = out.transpose(1, 2).reshape(batch, t_q, d)  # concat heads: (B, T_q, h * d_k)
         return self.out_proj(out), weights
 
@@ -634,8 +663,8 @@ class Transformer(nn.Module):
                                                                         torch.int32):
             raise TypeError(f"{name}: expected an int64 tensor of token ids (B, T), got "
                             f"{type(tokens).__name__} {getattr(tokens, 'dtype', '')}")
-        if tokens.ndim != 2:
-            raise ValueError(f"{name}: expected token ids of shape (B, T), got "
+        if tokens.ndim != 2 or tokens.shape[1] < 1:
+            raise ValueError(f"{name}: expected token ids of shape (B, T) with T >= 1, got "
                              f"{tuple(tokens.shape)}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab):
             raise ValueError(f"{name}: token ids must lie in 0..{vocab - 1}, got "
@@ -662,11 +691,21 @@ class Transformer(nn.Module):
         """Decoder output projected to the vocabulary.
 
         Inputs:  tgt (B, T) int64; memory (B, S, d); memory_key_padding_mask (B, S) bool;
+                 tgt_key_padding_mask (B, T) bool, default ``tgt == pad_id``;
                  cache - from ``init_cache()``: tgt then holds only the NEW tokens, which
                  take positions cache["pos"] .. and are appended to the cached keys/values.
+                 With a cache there is no target padding (decoding generates every row to
+                 the same length): a ``tgt_key_padding_mask`` is refused, not dropped.
         Returns: logits (B, T, tgt_vocab) (with need_weights: and the maps per layer).
         """
         self._check_tokens(tgt, self.config.tgt_vocab, "tgt")
+        if memory.ndim != 3 or memory.shape[0] != tgt.shape[0]:
+            raise ValueError(f"memory (B, S, d_model) and tgt (B, T) must have the same batch "
+                             f"size B: got memory {tuple(memory.shape)}, tgt {tuple(tgt.shape)}")
+        if cache is not None and tgt_key_padding_mask is not None:
+            raise ValueError("decode: tgt_key_padding_mask cannot be used with a cache (the "
+                             "cached keys of earlier steps have no padding mask); decode "
+                             "without a cache to mask target padding")
         start = 0 if cache is None else cache["pos"]
         x = self.embed(tgt, self.tgt_embed, start)
         if cache is None:
@@ -681,7 +720,6 @@ class Transformer(nn.Module):
             tgt_mask = None if t == 1 else torch.cat(
                 [torch.zeros(t, start, dtype=torch.bool, device=tgt.device),
                  causal_mask(t, device=tgt.device)], dim=1)
-            tgt_key_padding_mask = None  # decoding: no padding among the generated tokens
         out = self.decoder(x, memory, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask,
                            cache=None if cache is None else cache["layers"],
                            need_weights=need_weights)
@@ -702,6 +740,10 @@ class Transformer(nn.Module):
                 tgt_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing: logits (B, T, tgt_vocab) for every target position at once."""
         self._check_tokens(src, self.config.src_vocab, "src")
+        self._check_tokens(tgt, self.config.tgt_vocab, "tgt")
+        if src.shape[0] != tgt.shape[0]:
+            raise ValueError(f"src (B, S) and tgt (B, T) must have the same batch size B: got "
+                             f"src {tuple(src.shape)}, tgt {tuple(tgt.shape)}")
         if src_key_padding_mask is None:
             src_key_padding_mask = src == self.config.pad_id
         if src_key_padding_mask.shape != src.shape:
@@ -712,14 +754,15 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, src: torch.Tensor, tgt: torch.Tensor) -> dict[str, list]:
-        """Every head's weights on one forward pass (eval mode; for the pictures).
+        """Every head's weights on one forward pass (in eval mode; for the pictures).
 
         Returns: {"encoder": [(B, h, S, S) per layer], "decoder_self": [(B, h, T, T)],
                   "cross": [(B, h, T, S)]}.
         """
         pad = src == self.config.pad_id
-        memory, enc = self.encode(src, pad, need_weights=True)
-        _, dec = self.decode(tgt, memory, pad, need_weights=True)
+        with evaluation(self):
+            memory, enc = self.encode(src, pad, need_weights=True)
+            _, dec = self.decode(tgt, memory, pad, need_weights=True)
         return {"encoder": enc, "decoder_self": [m["self"] for m in dec],
                 "cross": [m["cross"] for m in dec]}
 
@@ -743,6 +786,18 @@ def reorder_cache(cache: dict, index: torch.Tensor) -> None:
 # --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def evaluation(model: nn.Module):
+    """Eval mode (dropout off) inside the ``with`` block; the model's own mode restored after,
+    so decoding in the middle of training does not switch training's dropout off."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def _prepare_decode(model: Transformer, src: torch.Tensor, src_key_padding_mask):
     cfg = model.config
     if src_key_padding_mask is None:
@@ -764,28 +819,29 @@ def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int,
              values kept (O(T) per step); False: the whole prefix again each step (O(T^2)).
              Both give the same tokens.
     Returns: (B, L) int64, L <= max_len, <bos> not included; a row stops at its <eos>
-             (kept) and is filled with <pad> after it. The model is put in eval mode.
+             (kept) and is filled with <pad> after it. The model is in eval mode while
+             decoding (no dropout: the same tokens every call); its mode is restored after.
     """
-    model.eval()
-    cfg = model.config
-    pad_mask = _prepare_decode(model, src, src_key_padding_mask)
-    memory = model.encode(src, pad_mask)
-    batch = src.shape[0]
-    prefix = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
-    done = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    cache = model.init_cache() if use_cache else None
-    for _ in range(max_len):
-        if use_cache:
-            logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
-        else:
-            logits = model.decode(prefix, memory, pad_mask)
-        next_token = logits[:, -1].argmax(-1)  # (B,)
-        next_token = next_token.masked_fill(done, cfg.pad_id)
-        prefix = torch.cat([prefix, next_token[:, None]], dim=1)
-        done |= next_token == cfg.eos_id
-        if bool(done.all()):
-            break
-    return prefix[:, 1:]
+    with evaluation(model):  # dropout off while decoding; the mode restored after
+        cfg = model.config
+        pad_mask = _prepare_decode(model, src, src_key_padding_mask)
+        memory = model.encode(src, pad_mask)
+        batch = src.shape[0]
+        prefix = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+        cache = model.init_cache() if use_cache else None
+        for _ in range(max_len):
+            if use_cache:
+                logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
+            else:
+                logits = model.decode(prefix, memory, pad_mask)
+            next_token = logits[:, -1].argmax(-1)  # (B,)
+            next_token = next_token.masked_fill(done, cfg.pad_id)
+            prefix = torch.cat([prefix, next_token[:, None]], dim=1)
+            done |= next_token == cfg.eos_id
+            if bool(done.all()):
+                break
+        return prefix[:, 1:]
 
 
 def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -797,7 +853,7 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
 def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_len: int = 50,
                 length_penalty_alpha: float = 0.6,
                 src_key_padding_mask: torch.Tensor | None = None,
-                use_cache: bool = True) -> torch.Tensor:
+                use_cache: bool = True, return_scores: bool = False):
     """Keep the ``beam_size`` best prefixes per example; return the best finished one.
 
     A hypothesis Y is scored by log P(Y | x) / lp(Y) (``length_penalty``); candidates are
@@ -807,54 +863,60 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
 
     Inputs:  src (B, S) int64; beam_size >= 1; max_len - most tokens generated;
              length_penalty_alpha - 0 ranks by the raw log-probability.
-    Returns: (B, L) int64 like ``greedy_decode``'s output.
+    Returns: (B, L) int64 like ``greedy_decode``'s output; with return_scores, also the
+             chosen hypotheses' scores log P(Y | x) / lp(Y), (B,) float64, where |Y| counts
+             the tokens up to and including <eos> (not <bos>, not the <pad> after it).
+             The model is in eval mode while decoding; its mode is restored after.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-    model.eval()
-    cfg = model.config
-    pad_mask = _prepare_decode(model, src, src_key_padding_mask)
-    batch, k, device = src.shape[0], beam_size, src.device
-    memory = model.encode(src, pad_mask)
-    # every example's memory repeated for its k beams: row b * k + j is beam j of example b
-    memory = memory.repeat_interleave(k, dim=0)  # (B k, S, d)
-    pad_mask = pad_mask.repeat_interleave(k, dim=0)  # (B k, S)
-    prefix = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
-    log_p = torch.zeros(batch, k, dtype=torch.float64, device=device)
-    log_p[:, 1:] = float("-inf")  # at the start all beams are the same: keep one
-    lengths = torch.zeros(batch, k, dtype=torch.long, device=device)
-    done = torch.zeros(batch, k, dtype=torch.bool, device=device)
-    cache = model.init_cache() if use_cache else None
-    vocab = cfg.tgt_vocab
-    for _ in range(max_len):
-        if use_cache:
-            logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
-        else:
-            logits = model.decode(prefix, memory, pad_mask)
-        step = torch.log_softmax(logits[:, -1].double(), dim=-1).view(batch, k, vocab)
-        # a finished beam has one continuation, <pad>, that costs nothing
-        finished_row = torch.full((vocab,), float("-inf"), dtype=torch.float64, device=device)
-        finished_row[cfg.pad_id] = 0.0
-        step = torch.where(done[..., None], finished_row, step)
-        cand_log_p = log_p[..., None] + step  # (B, k, V)
-        cand_len = torch.where(done, lengths, lengths + 1)[..., None].expand(-1, -1, vocab)
-        score = cand_log_p / length_penalty(cand_len, length_penalty_alpha)
-        best = score.view(batch, k * vocab).topk(k, dim=-1).indices  # (B, k)
-        beam, token = best // vocab, best % vocab  # which beam each winner extends, and how
-        log_p = cand_log_p.view(batch, -1).gather(1, best)
-        lengths = cand_len.reshape(batch, -1).gather(1, best)
-        done = done.gather(1, beam) | (token == cfg.eos_id)
-        rows = (beam + torch.arange(batch, device=device)[:, None] * k).view(-1)  # (B k,)
-        prefix = torch.cat([prefix.index_select(0, rows), token.view(-1, 1)], dim=1)
-        if use_cache:
-            reorder_cache(cache, rows)
-        if bool(done.all()):
-            break
-    final = log_p / length_penalty(lengths, length_penalty_alpha)
-    final = torch.where(done, final, final - 1e9)  # prefer finished hypotheses
-    choice = final.argmax(-1)  # (B,)
-    rows = choice + torch.arange(batch, device=device) * k
-    return prefix.index_select(0, rows)[:, 1:]
+    with evaluation(model):  # dropout off while decoding; the mode restored after
+        cfg = model.config
+        pad_mask = _prepare_decode(model, src, src_key_padding_mask)
+        batch, k, device = src.shape[0], beam_size, src.device
+        memory = model.encode(src, pad_mask)
+        # each example's memory repeated for its k beams: row b * k + j is beam j of example b
+        memory = memory.repeat_interleave(k, dim=0)  # (B k, S, d)
+        pad_mask = pad_mask.repeat_interleave(k, dim=0)  # (B k, S)
+        prefix = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
+        log_p = torch.zeros(batch, k, dtype=torch.float64, device=device)
+        log_p[:, 1:] = float("-inf")  # at the start all beams are the same: keep one
+        lengths = torch.zeros(batch, k, dtype=torch.long, device=device)
+        done = torch.zeros(batch, k, dtype=torch.bool, device=device)
+        cache = model.init_cache() if use_cache else None
+        vocab = cfg.tgt_vocab
+        for _ in range(max_len):
+            if use_cache:
+                logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
+            else:
+                logits = model.decode(prefix, memory, pad_mask)
+            step = torch.log_softmax(logits[:, -1].double(), dim=-1).view(batch, k, vocab)
+            # a finished beam has one continuation, <pad>, that costs nothing
+            finished_row = torch.full((vocab,), float("-inf"), dtype=torch.float64,
+                                      device=device)
+            finished_row[cfg.pad_id] = 0.0
+            step = torch.where(done[..., None], finished_row, step)
+            cand_log_p = log_p[..., None] + step  # (B, k, V)
+            cand_len = torch.where(done, lengths, lengths + 1)[..., None].expand(-1, -1, vocab)
+            score = cand_log_p / length_penalty(cand_len, length_penalty_alpha)
+            best = score.view(batch, k * vocab).topk(k, dim=-1).indices  # (B, k)
+            beam, token = best // vocab, best % vocab  # which beam each winner extends, and how
+            log_p = cand_log_p.view(batch, -1).gather(1, best)
+            lengths = cand_len.reshape(batch, -1).gather(1, best)
+            done = done.gather(1, beam) | (token == cfg.eos_id)
+            rows = (beam + torch.arange(batch, device=device)[:, None] * k).view(-1)  # (B k,)
+            prefix = torch.cat([prefix.index_select(0, rows), token.view(-1, 1)], dim=1)
+            if use_cache:
+                reorder_cache(cache, rows)
+            if bool(done.all()):
+                break
+        final = log_p / length_penalty(lengths, length_penalty_alpha)  # (B, k)
+        choice = torch.where(done, final, final - 1e9).argmax(-1)  # prefer finished: (B,)
+        rows = choice + torch.arange(batch, device=device) * k
+        tokens = prefix.index_select(0, rows)[:, 1:]
+        if return_scores:
+            return tokens, final.gather(1, choice[:, None])[:, 0]
+        return tokens
 
 
 # --------------------------------------------------------------------------------------
@@ -935,6 +997,10 @@ def from_torch(tt: nn.Transformer, *, vocab_size: int | None = None,
     if not isinstance(tt, nn.Transformer):
         raise TypeError(f"from_torch: expected an nn.Transformer, got {type(tt).__name__}")
     layer = tt.encoder.layers[0]
+    if layer.linear1.bias is None or layer.self_attn.in_proj_bias is None:
+        raise ValueError("from_torch: this nn.Transformer was built with bias=False; our "
+                         "Transformer expects biases in every attention projection, linear "
+                         "layer and LayerNorm (the paper's model has them)")
     activation = getattr(layer, "activation", F.relu)
     if activation is F.relu or isinstance(activation, nn.ReLU):
         act = "relu"
@@ -1133,6 +1199,50 @@ def exact_match(model: Transformer, src: torch.Tensor, tgt: torch.Tensor,
     return hits / src.shape[0]
 
 
+def train(model: Transformer, src: torch.Tensor, tgt: torch.Tensor, *, steps: int,
+          batch_size: int, warmup: int, lr_factor: float, seed: int = 0,
+          progress: bool = False) -> dict[str, list[float]]:
+    """Teacher-forced training with the paper's recipe: Adam (0.9, 0.98, 1e-9), the Section
+    5.3 schedule (``lr_factor`` times it, warm-up ``warmup``), label smoothing (Section 5.4).
+
+    Inputs:  model; src (N, S), tgt (N, T) int64 (targets without <bos> / <eos>, on any
+             device: each batch moves to the model's); steps - optimizer steps; batch_size;
+             seed - each step draws batch_size random examples (with replacement) from a
+             generator seeded with it, so every step sees a new random batch
+    Returns: {"loss": per-step training loss, "lr": per-step learning rate}; the model is
+             left in training mode
+    """
+    cfg = model.config
+    device = next(model.parameters()).device
+    optimizer = make_optimizer(model)
+    scheduler = make_noam_scheduler(optimizer, cfg.d_model, warmup, factor=lr_factor)
+    loss_fn = make_loss(cfg)
+    generator = torch.Generator().manual_seed(seed)
+    history: dict[str, list[float]] = {"loss": [], "lr": []}
+    model.train()
+    bar = range(steps)
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(bar, desc="L3 Transformer", leave=False)
+    for _ in bar:
+        idx = torch.randint(0, src.shape[0], (batch_size,), generator=generator)
+        dec_in, labels = add_bos_eos(tgt[idx].cpu(), cfg)
+        logits = model(src[idx].to(device), dec_in.to(device))  # (B, T + 1, V)
+        loss = loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device).reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        history["lr"].append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+        history["loss"].append(loss.item())
+        if not math.isfinite(history["loss"][-1]):
+            raise FloatingPointError(f"the loss became {history['loss'][-1]} at step "
+                                     f"{len(history['loss'])}; lower --lr")
+        if progress:
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+    return history
+
+
 # --------------------------------------------------------------------------------------
 # 11. The script
 # --------------------------------------------------------------------------------------
@@ -1141,43 +1251,46 @@ def exact_match(model: Transformer, src: torch.Tensor, tgt: torch.Tensor,
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Train a small Transformer on a generated task; report held-out exact match.
 
-    Returns: {"exact_match" (greedy, held-out), "token_accuracy", "final_loss",
-             "train_seconds", "steps"}
+    Returns: {"exact_match" (greedy, held-out), "token_accuracy", "final_loss" (held-out,
+             teacher forcing), "first_train_loss" / "last_train_loss" (the first and last
+             step's batch), "train_seconds", "steps"}
     """
     parser = argparse.ArgumentParser(
         description="The Transformer (Vaswani et al. 2017) on generated seq2seq tasks: post-LN "
                     "encoder-decoder, shared embeddings, label smoothing, Adam with the "
-                    "warm-up schedule; greedy decoding for the held-out exact match.")
+                    "warm-up schedule; greedy decoding for the held-out exact match. Training "
+                    "runs for --steps optimizer steps (--epochs is not used).")
     add_common_args(parser, datasets=TASKS, epochs=1, batch_size=64, lr=None,
                     out="runs/07_Transformer/paper")
     parser.add_argument("--task", dest="dataset", choices=TASKS, default=argparse.SUPPRESS,
                         help="the same as --dataset")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (task default)")
-    parser.add_argument("--seq-len", type=int, default=None,
-                        help="sequence length (addition: digits per operand)")
-    parser.add_argument("--d-model", type=int, default=None)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--layers", type=int, default=None, help="encoder and decoder layers")
-    parser.add_argument("--dropout", type=float, default=0.0,
-                        help="residual dropout (paper 0.1; 0 learns these tiny tasks faster)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="warm-up steps (paper 4000; task default); --lr is the factor "
-                             "that multiplies the Section 5.3 schedule")
-    parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
-    defaults = TASK_DEFAULTS[args.dataset]
-    args.steps = args.steps or defaults["steps"]
-    args.seq_len = args.seq_len or defaults["seq_len"]
-    args.d_model = args.d_model or defaults["d_model"]
-    args.layers = args.layers or defaults["layers"]
-    args.lr = args.lr or defaults["lr"]
-    args.warmup = args.warmup or defaults["warmup"]
-    if min(args.steps, args.seq_len, args.d_model, args.layers, args.n_test, args.warmup) < 1:
-        parser.error("--steps, --seq-len, --d-model, --layers, --warmup and --n-test must be "
-                     ">= 1")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="optimizer steps (default: %(default)s)")
+    parser.add_argument("--seq-len", type=positive_int, default=None,
+                        help="sequence length, for addition the digits per operand "
+                             "(default: %(default)s)")
+    parser.add_argument("--d-model", type=positive_int, default=None,
+                        help="model width, d_ff = 4 d_model (default: %(default)s)")
+    parser.add_argument("--heads", type=positive_int, default=4,
+                        help="attention heads, must divide --d-model (default: %(default)s)")
+    parser.add_argument("--layers", type=positive_int, default=None,
+                        help="encoder layers = decoder layers (default: %(default)s)")
+    parser.add_argument("--dropout", type=probability, default=0.0,
+                        help="residual dropout (paper 0.1; 0 learns these tiny tasks faster; "
+                             "default: %(default)s)")
+    parser.add_argument("--warmup", type=positive_int, default=None,
+                        help="warm-up steps (paper 4000; default: %(default)s); --lr is the "
+                             "factor that multiplies the Section 5.3 schedule")
+    parser.add_argument("--n-test", type=positive_int, default=1000,
+                        help="held-out examples (default: %(default)s)")
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads, 0: torch's default (default: %(default)s)")
+    args = parse_args(parser, argv, TASK_DEFAULTS)
+    if args.d_model % args.heads or args.d_model % 2:
+        parser.error(f"--d-model ({args.d_model}) must be even and divisible by --heads "
+                     f"({args.heads})")
     with torch_threads(args.threads):
-        return _run(args, defaults)
+        return _run(args, TASK_DEFAULTS[args.dataset])
 
 
 def _run(args: argparse.Namespace, defaults: dict) -> dict[str, float]:
@@ -1198,37 +1311,19 @@ def _run(args: argparse.Namespace, defaults: dict) -> dict[str, float]:
                             d_ff=4 * args.d_model, n_encoder_layers=args.layers,
                             n_decoder_layers=args.layers, dropout=args.dropout, max_len=64)
     model = Transformer(cfg).to(device)
-    optimizer = make_optimizer(model)
-    scheduler = make_noam_scheduler(optimizer, cfg.d_model, args.warmup, factor=args.lr)
-    loss_fn = make_loss(cfg)
     print(f"{task}: {train_src.shape[0]} training / {test_src.shape[0]} held-out examples, "
           f"source length {src.shape[1]}; Transformer d_model {cfg.d_model}, {cfg.n_heads} "
           f"heads, {args.layers}+{args.layers} layers, {count_parameters(model):,} parameters")
 
-    generator = torch.Generator().manual_seed(args.seed)
-    losses, lrs = [], []
     started = time.perf_counter()
-    model.train()
-    progress = range(args.steps)
-    if args.progress:
-        from tqdm import tqdm
-        progress = tqdm(progress, desc=f"L3 Transformer, {task}", leave=False)
-    for _ in progress:
-        idx = torch.randint(0, train_src.shape[0], (args.batch_size,), generator=generator)
-        dec_in, labels = add_bos_eos(train_tgt[idx], cfg)
-        logits = model(train_src[idx].to(device), dec_in.to(device))  # (B, T + 1, V)
-        loss = loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device).reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        lrs.append(optimizer.param_groups[0]["lr"])
-        scheduler.step()
-        losses.append(loss.item())
-        if args.progress:
-            progress.set_postfix(loss=f"{losses[-1]:.3f}")
+    history = train(model, train_src, train_tgt, steps=args.steps, batch_size=args.batch_size,
+                    warmup=args.warmup, lr_factor=args.lr, seed=args.seed,
+                    progress=args.progress)
     seconds = time.perf_counter() - started
+    losses, lrs = history["loss"], history["lr"]
 
     model.eval()
+    loss_fn = make_loss(cfg)
     em = exact_match(model, test_src.to(device), test_tgt.to(device))
     with torch.no_grad():
         dec_in, labels = add_bos_eos(test_tgt, cfg)
@@ -1237,6 +1332,7 @@ def _run(args: argparse.Namespace, defaults: dict) -> dict[str, float]:
         final_loss = float(loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device)
                                    .reshape(-1)))
     metrics = {"exact_match": em, "token_accuracy": token_acc, "final_loss": final_loss,
+               "first_train_loss": losses[0], "last_train_loss": losses[-1],
                "train_seconds": seconds, "steps": args.steps}
     print(f"L3 Transformer on {task}: held-out exact match {em:.4f} (greedy), token accuracy "
           f"{token_acc:.4f}, loss {final_loss:.4f} (label-smoothed), {seconds:.1f} s for "

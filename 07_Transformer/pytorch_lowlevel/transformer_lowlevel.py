@@ -75,7 +75,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
+from utils.cli import (
+    add_common_args,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    probability,
+)
 from utils.data_loaders import make_copy_task, make_reverse_task
 from utils.training_utils import (
     get_device,
@@ -622,8 +629,9 @@ class Transformer(Block):
 
         Inputs: tokens (B, T) int64 in [0, vocab_size); Returns (B, T, d_model)
         """
-        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-            raise ValueError("tokens: expected an int64 tensor (B, T), got "
+        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point() \
+                or tokens.shape[1] < 1:
+            raise ValueError("tokens: expected an int64 tensor (B, T) with T >= 1, got "
                              f"{getattr(tokens, 'dtype', type(tokens).__name__)} "
                              f"{tuple(getattr(tokens, 'shape', ()))}")
         T = tokens.shape[1]
@@ -655,6 +663,10 @@ class Transformer(Block):
         The output projection is the embedding matrix transposed (Section 3.4).
         """
         T = tgt_in.shape[1]
+        if memory.ndim != 3 or memory.shape[0] != tgt_in.shape[0]:
+            raise ValueError(f"memory (B, S, d_model) and tgt_in (B, T) must have the same "
+                             f"batch size B: got memory {tuple(memory.shape)}, tgt_in "
+                             f"{tuple(tgt_in.shape)}")
         x = self.embed(tgt_in)
         mask = causal_mask(T, device=tgt_in.device)  # (T, T)
         tgt_padding = tgt_in == self.pad_idx
@@ -667,6 +679,11 @@ class Transformer(Block):
     def __call__(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits. Inputs: src (B, S), tgt_in (B, T) int64.
         Returns: (B, T, vocab_size): position t predicts target token t."""
+        if not (isinstance(src, torch.Tensor) and isinstance(tgt_in, torch.Tensor)) or \
+                src.ndim != 2 or tgt_in.ndim != 2 or src.shape[0] != tgt_in.shape[0]:
+            raise ValueError("src (B, S) and tgt_in (B, T) must be 2-D with the same batch "
+                             f"size B: got src {tuple(getattr(src, 'shape', ()))}, tgt_in "
+                             f"{tuple(getattr(tgt_in, 'shape', ()))}")
         memory, src_padding = self.encode(src)
         return self.decode(tgt_in, memory, src_padding)
 
@@ -893,7 +910,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     sequences.
 
     Returns: {"exact_match" (held-out, greedy), "token_accuracy" (held-out, greedy),
-              "final_loss" (mean of the last 20 steps), "train_seconds"}
+              "final_loss" (mean of the last 20 steps), "first_train_loss" (the first
+              step's), "train_seconds"}
     """
     parser = argparse.ArgumentParser(
         description="Encoder-decoder Transformer in low-level PyTorch on a generated task "
@@ -902,30 +920,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     "(--epochs is not used); --lr multiplies the schedule of Equation 3.")
     add_common_args(parser, datasets=("generated",), epochs=1, batch_size=64, lr=0.7,
                     out="runs/07_Transformer/l2_transformer")
-    parser.add_argument("--task", choices=sorted(TASKS), default="copy")
-    parser.add_argument("--steps", type=int, default=400, help="optimiser steps (%(default)s)")
-    parser.add_argument("--warmup", type=int, default=80,
-                        help="warm-up steps of the schedule (%(default)s; the paper: 4000)")
-    parser.add_argument("--vocab", type=int, default=13,
-                        help="vocabulary incl. the 3 special tokens (%(default)s)")
-    parser.add_argument("--min-len", type=int, default=3)
-    parser.add_argument("--max-len", type=int, default=10)
-    parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--layers", type=int, default=1,
-                        help="encoder layers = decoder layers (%(default)s; the paper: 6)")
-    parser.add_argument("--d-ff", type=int, default=128)
-    parser.add_argument("--dropout", type=float, default=0.0,
-                        help="residual dropout (%(default)s; the paper: 0.1)")
-    parser.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
-    parser.add_argument("--n-train", type=int, default=4000)
-    parser.add_argument("--n-test", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
-    for name in ("steps", "warmup", "batch_size", "n_train", "n_test", "min_len", "d_model",
-                 "heads", "layers", "d_ff"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    parser.add_argument("--task", choices=sorted(TASKS), default="copy",
+                        help="default: %(default)s")
+    parser.add_argument("--steps", type=positive_int, default=400,
+                        help="optimiser steps (default: %(default)s)")
+    parser.add_argument("--warmup", type=positive_int, default=80,
+                        help="warm-up steps of the schedule (default: %(default)s; the paper: "
+                             "4000)")
+    parser.add_argument("--vocab", type=positive_int, default=13,
+                        help="vocabulary incl. the 3 special tokens (default: %(default)s)")
+    parser.add_argument("--min-len", type=positive_int, default=3,
+                        help="shortest sequence (default: %(default)s)")
+    parser.add_argument("--max-len", type=positive_int, default=10,
+                        help="longest sequence (default: %(default)s)")
+    parser.add_argument("--d-model", type=positive_int, default=64,
+                        help="model width (default: %(default)s)")
+    parser.add_argument("--heads", type=positive_int, default=4,
+                        help="attention heads, must divide --d-model (default: %(default)s)")
+    parser.add_argument("--layers", type=positive_int, default=1,
+                        help="encoder layers = decoder layers (default: %(default)s; the "
+                             "paper: 6)")
+    parser.add_argument("--d-ff", type=positive_int, default=128,
+                        help="feed-forward width (default: %(default)s)")
+    parser.add_argument("--dropout", type=probability, default=0.0,
+                        help="residual dropout (default: %(default)s; the paper: 0.1)")
+    parser.add_argument("--smoothing", type=probability, default=0.1,
+                        help="label smoothing (default: %(default)s)")
+    parser.add_argument("--n-train", type=positive_int, default=4000,
+                        help="training sequences (default: %(default)s)")
+    parser.add_argument("--n-test", type=positive_int, default=500,
+                        help="held-out sequences (default: %(default)s)")
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads, 0: torch's default (default: %(default)s)")
+    args = parse_args(parser, argv)
     if args.max_len < args.min_len:
         parser.error(f"--max-len ({args.max_len}) must be >= --min-len ({args.min_len})")
     if args.vocab <= RESERVED:
@@ -972,7 +999,7 @@ def _run(args: argparse.Namespace) -> dict[str, float]:
     _plot(history, model, src_test[:1].to(device), out, args.task)
     print(f"plots written to {out}")
     return {"exact_match": match, "token_accuracy": token_accuracy, "final_loss": final_loss,
-            "train_seconds": seconds}
+            "first_train_loss": history["loss"][0], "train_seconds": seconds}
 
 
 def _plot(history, model: Transformer, src: torch.Tensor, out, task: str) -> None:
