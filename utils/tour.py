@@ -10,7 +10,8 @@ its ``tour.py`` (e.g. ``01_Linear_Logistic/tour.py``) defines ``STOPS``, a list 
 ``main(argv)`` with the stop's arguments (offline default data, no progress
 bars), times it, and compares the metric it returns with the target.
 
-Output: a table (model, level, dataset, metric, target, achieved, seconds) on
+Output: a table (model, level, dataset, metric, trivial baseline, target, achieved,
+seconds) on
 stdout, the same table in ``runs/tour/results.md`` and ``results.json``, each
 script's plots and log under ``runs/tour/<lesson>/<stop>/``. The exit status is
 1 when any stop misses its target or fails, so the tour doubles as a check.
@@ -47,6 +48,11 @@ class TourStop:
     target: float
     higher_is_better: bool = True
     args: tuple[str, ...] = ()  # further command-line arguments
+    # The score of a model that ignores its input (majority class, the training mean,
+    # independent pixels): a target must sit clearly beyond it, or a broken model that
+    # learnt nothing could still print "ok". utils/tests/test_tour.py checks both.
+    baseline: float | None = None
+    baseline_name: str = ""
 
     @property
     def name(self) -> str:
@@ -107,12 +113,14 @@ def run_stop(lesson: str, stop: TourStop, out_root: Path) -> TourResult:
 
 def format_table(results: list[TourResult]) -> str:
     """The results as a Markdown table (readable on a terminal too)."""
-    header = ["model", "level", "dataset", "metric", "target", "achieved", "seconds", ""]
+    header = ["model", "level", "dataset", "metric", "trivial baseline", "target", "achieved",
+              "seconds", ""]
     rows = []
     for r in results:
         cmp = ">=" if r.stop.higher_is_better else "<="
         achieved = "error" if r.error else f"{r.achieved:.4f}"
-        rows.append([r.stop.model, r.stop.level, r.stop.dataset, r.stop.metric,
+        baseline = "" if r.stop.baseline is None else f"{r.stop.baseline:.4g}"
+        rows.append([r.stop.model, r.stop.level, r.stop.dataset, r.stop.metric, baseline,
                      f"{cmp} {r.stop.target:g}", achieved, f"{r.seconds:.1f}",
                      "ok" if r.passed else "MISSED"])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
