@@ -31,8 +31,11 @@ from torch import nn
 
 from utils import import_lesson
 from utils.testing import (
+    EPS32,
+    FLOAT32_SAFETY,
     FLOAT64,
     OPTIMIZER_TRAJECTORY,
+    Tol,
     assert_close,
     assert_level_purity,
     tolerance,
@@ -113,6 +116,14 @@ def test_activation_values_at_known_points():
         mlp.apply_activation(x, "swish")
 
 
+def extreme_logits_tolerance(dtype, device) -> Tol:
+    """log-sum-exp at logits of 1000 rounds to float32's spacing there (6e-5), so each
+    log-probability, and each probability relative to itself, carries ~eps32 * 1000."""
+    if dtype == torch.float64:
+        return tolerance(dtype, device)
+    return Tol(rtol=FLOAT32_SAFETY * EPS32 * 1000, atol=0.0, scaled=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_equals_torch_with_extreme_logits(dtype, device):
     torch.manual_seed(1)
@@ -122,7 +133,7 @@ def test_cross_entropy_equals_torch_with_extreme_logits(dtype, device):
     y = torch.tensor([3, 0, 2, 1, 1, 0], device=device)
     ours_in, ref_in = _leaf(logits), _leaf(logits)
     ours, theirs = mlp.cross_entropy(ours_in, y), F.cross_entropy(ref_in, y)
-    tol = tolerance(dtype, device)
+    tol = extreme_logits_tolerance(dtype, device)
     assert torch.isfinite(ours)
     assert_close(ours, theirs, tol, name="cross-entropy")
     (grad,) = torch.autograd.grad(ours, ours_in)
@@ -422,8 +433,13 @@ def _compare_with_sequential(params, reference, x, y, *, activation, training, b
     assert_close(ours_loss, their_loss, tol, name=f"{what} loss")
     ours = torch.autograd.grad(ours_loss, list(params.values()))
     theirs = torch.autograd.grad(their_loss, list(reference.parameters()))
+    # A bias just before batch norm has a true gradient of 0 (the norm removes the mean);
+    # what is left is the rounding of sums whose terms are as large as the other gradients,
+    # so float32 compares at the scale of the whole gradient, not of that tensor.
+    scale = max(float(g.detach().pow(2).mean().sqrt()) for g in theirs)
     for (name, _), a, b in zip(params.items(), ours, theirs):
-        assert_close(a, b.T if name.startswith("W") else b, tol, name=f"{what} dJ/d{name}")
+        assert_close(a, b.T if name.startswith("W") else b, tol, name=f"{what} dJ/d{name}",
+                     scale=scale)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
