@@ -30,9 +30,9 @@ from utils import import_lesson
 from utils.testing import (
     FLOAT64,
     OPTIMIZER_TRAJECTORY,
-    Tol,
     assert_close,
     assert_level_purity,
+    float32_tol,
     tolerance,
 )
 
@@ -40,11 +40,12 @@ low = import_lesson("04_VGG.pytorch_lowlevel.vgg_lowlevel")
 paper = import_lesson("04_VGG.paper.vgg_paper")
 
 DTYPES = [torch.float64, torch.float32]
-# A whole network in float32: the gradient of the first layer has passed through 13-16
-# layers (with batch norm) whose sums the two implementations add in different orders;
-# relative differences of ~2e-5 are rounding, so the per-layer FLOAT32 (1e-5) is too tight
-# there. float64 stays at FLOAT64 (1e-10), which is the real check.
-WHOLE_NETWORK_FLOAT32 = Tol(rtol=1e-4, atol=1e-4)
+# A whole network in float32 (see utils/testing.py on scaled tolerances): the first
+# convolution's weight gradient sums over N*H*W = 4*32*32 = 4096 positions, after the
+# gradient came back through 13-16 layers, each adding its fan-in (up to 288) and a batch-norm
+# reduction over up to 4096 elements: K = 16384 covers that chain. float64 stays at FLOAT64
+# (1e-10), which is the real check.
+WHOLE_NETWORK_FLOAT32 = float32_tol(16 * 1024)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -257,8 +258,12 @@ def test_vgg_equals_level3_vgg_cifar_with_copied_weights(config, batch_norm, dty
         low.zero_grad(model.parameters())
         model.loss(x + step, y).backward()
         F.cross_entropy(reference(x + step), y).backward()
+        # A convolution's bias just before batch norm has a true gradient of 0 (the norm
+        # removes the mean): float32 compares it at the scale of the whole gradient.
+        scale = max(float(p.grad.pow(2).mean().sqrt()) for p in reference.parameters())
         for name, p in reference.named_parameters():
-            assert_close(model.params[name].grad, p.grad, tol, name=f"step {step} dJ/d{name}")
+            assert_close(model.params[name].grad, p.grad, tol, name=f"step {step} dJ/d{name}",
+                         scale=scale)
         for name, buf in reference.named_buffers():
             if name in model.buffers:
                 assert_close(model.buffers[name], buf, tol, name=f"step {step} {name}")

@@ -20,7 +20,7 @@ from torch import nn
 from torchvision.models import resnet as tv
 
 from utils import import_lesson
-from utils.testing import FLOAT32, FLOAT64, Tol, assert_close, assert_level_purity
+from utils.testing import FLOAT32, FLOAT64, assert_close, assert_level_purity
 
 tva = import_lesson("05_ResNet.analysis.torchvision_analysis")
 ta = import_lesson("05_ResNet.analysis.timm_analysis")
@@ -115,8 +115,13 @@ def test_gem_large_p_does_not_overflow_in_float32():
     x = positive_features(3) * 50  # 50^200 overflows float32; the scaled form does not
     y = tva.GeM(200.0)(x)
     assert torch.isfinite(y).all()
-    assert_close(y, F.adaptive_max_pool2d(x, 1), Tol(rtol=0.05, atol=0.0),
-                 name="GeM p=200 vs max")
+    # The mean of x^p lies between max^p / n and max^p, so the p-th root lies between
+    # max * n^(-1/p) and max (n = H*W = 24 here: within 1.6 % of the max at p = 200).
+    peak = F.adaptive_max_pool2d(x, 1)
+    lower = peak * (x.shape[2] * x.shape[3]) ** (-1 / 200)
+    slack = 1e-5  # float32 rounding of the root
+    assert bool((y <= peak * (1 + slack)).all() and (y >= lower * (1 - slack)).all())
+    assert not torch.allclose(y, peak, rtol=1e-4, atol=0.0)  # it is a soft maximum
 
 
 def test_gem_head_replaces_avgpool_and_p_learns():
