@@ -79,8 +79,17 @@ import numpy as np
 from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import add_common_args, limit_blas_threads, prepare_out_dir, seed_everything
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    limit_blas_threads,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    seed_everything,
+)
+from utils.data_loaders import load_arrays
 from utils.visualization import (
     plot_confusion_matrix,
     plot_curves,
@@ -327,10 +336,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     Returns: {"test_accuracy", "train_accuracy", "final_loss" (cross-entropy on the whole
              training set after training), "seconds_per_epoch"}.
     """
-    per_dataset = "; ".join(f"{name}: {cfg}" for name, cfg in DEFAULTS.items())
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0],
-                                     epilog=f"Options left out take per-dataset defaults: "
-                                            f"{per_dataset}")
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=["digits", "mnist"], epochs=None, batch_size=None,
                     lr=None, out="runs/03_CNN_LeNet/numpy_lenet", devices=("cpu",))
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
@@ -340,16 +346,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                         help="float32 trains faster and uses half the memory "
                              "(default: %(default)s)")
-    parser.add_argument("--decay-epochs", type=int, default=None,
-                        help="run the last N epochs at lr / 10 (per dataset)")
-    parser.add_argument("--train-limit", type=int, default=None,
-                        help="train on the first N training images only (quick runs)")
-    parser.add_argument("--blas-threads", type=int, default=1,
+    parser.add_argument("--decay-epochs", type=non_negative_int, default=None,
+                        help="run the last N epochs at lr / 10 (default: %(default)s)")
+    parser.add_argument("--train-limit", type=positive_int, default=None,
+                        help="train on the first N training images only (quick runs; "
+                             "default: all)")
+    parser.add_argument("--blas-threads", type=non_negative_int, default=1,
                         help="threads for NumPy's matrix products; 0 = the library's default "
                              "(default: %(default)s, see the module docstring)")
-    args = parser.parse_args(argv)
-    if args.blas_threads < 0:
-        parser.error(f"--blas-threads must be >= 0, got {args.blas_threads}")
+    # lr's per-dataset default is a table per optimiser: {"adam": ..., "sgd": ...}
+    args = parse_args(parser, argv, DEFAULTS)
+    if isinstance(args.lr, dict):
+        args.lr = args.lr[args.optimizer]
+    if args.decay_epochs >= args.epochs:
+        parser.error(f"argument --decay-epochs: must be smaller than --epochs ({args.epochs}), "
+                     f"got {args.decay_epochs}")
     with limit_blas_threads(args.blas_threads or None):
         return _run(parser, args)
 
@@ -358,22 +369,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str,
     """The body of ``main``: load, train, evaluate, plot (see ``main``)."""
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    cfg = {key: value if getattr(args, key) is None else getattr(args, key)
-           for key, value in DEFAULTS[args.dataset].items()}
-    if args.lr is None:
-        cfg["lr"] = cfg["lr"][args.optimizer]
-    if cfg["epochs"] < 1 or cfg["batch_size"] < 1 or not cfg["lr"] > 0 \
-            or not 0 <= cfg["decay_epochs"] < cfg["epochs"]:
-        parser.error(f"need epochs >= 1, batch size >= 1, lr > 0 and 0 <= decay epochs < "
-                     f"epochs; got {cfg}")
-    try:
+    cfg = {key: getattr(args, key) for key in DEFAULTS[args.dataset]}  # after the defaults
+    with data_errors():  # a missing or damaged file: one message saying where, no traceback
         X_train, y_train, X_test, y_test, raw_test = load_images(args.dataset, args.data_root,
                                                                  args.seed)
-    except DatasetNotFoundError as err:  # a missing file: say where to put it, no traceback
-        parser.exit(1, f"error: {err}\n")
     if args.train_limit is not None:
-        if args.train_limit < 1:
-            parser.error(f"--train-limit must be >= 1, got {args.train_limit}")
         X_train, y_train = X_train[:args.train_limit], y_train[:args.train_limit]
     dtype = np.dtype(args.dtype)
     X_train, X_test = X_train.astype(dtype), X_test.astype(dtype)

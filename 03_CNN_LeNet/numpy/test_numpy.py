@@ -597,8 +597,71 @@ def test_script_without_mnist_exits_cleanly(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         ln.main(["--dataset", "mnist", "--data-root", str(tmp_path), "--out", str(tmp_path),
                  "--no-progress"])
-    assert exit_info.value.code == 1
-    assert "MNIST" in capsys.readouterr().err
+    # SystemExit with a message: Python prints it to stderr and exits with status 1
+    message = exit_info.value.code
+    assert isinstance(message, str) and message.startswith("error: ") and "MNIST" in message
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "-2"), ("--lr", "0"), ("--lr", "nan"),
+    ("--decay-epochs", "-1"), ("--decay-epochs", "8"),  # digits trains 8 epochs: none left
+    ("--train-limit", "0"), ("--blas-threads", "-1"), ("--epochs", "two")])
+def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ln.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2  # argparse's usage error, before any work
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ln.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "default: None" not in text
+    assert "per dataset: digits 8, mnist 6" in text  # --epochs
+    assert "digits 0, mnist 2" in text  # --decay-epochs
+
+
+class _RecordingModel:
+    """Stands in for LeNet5 in ``train_epoch``: records which examples each batch holds."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+
+    def forward(self, x):
+        self.batches.append(x[:, 0, 0, 0].astype(int).tolist())  # image i is filled with i
+        return np.zeros((len(x), 10))
+
+    def backward(self, dout):
+        return None
+
+
+class _NoStep:
+    def step(self):
+        pass
+
+
+def test_train_epoch_shuffles_anew_every_epoch_with_the_seeded_generator():
+    """Mini-batch SGD must visit the examples in a fresh random order each epoch."""
+    n, batch = 20, 6
+    X = np.arange(n, dtype=float)[:, None, None, None] * np.ones((1, 1, 2, 2))
+    y = np.zeros(n, dtype=np.int64)
+
+    def two_epochs(seed: int) -> list[list[int]]:
+        model, rng = _RecordingModel(), np.random.default_rng(seed)
+        for _ in range(2):
+            ln.train_epoch(model, ln.mlp.SoftmaxCrossEntropy(), _NoStep(), X, y,
+                           batch_size=batch, rng=rng)
+        return model.batches
+
+    batches = two_epochs(0)
+    assert [len(b) for b in batches] == [6, 6, 6, 2] * 2
+    first, second = sum(batches[:4], []), sum(batches[4:], [])
+    assert sorted(first) == sorted(second) == list(range(n))  # each epoch: every example once
+    assert first != list(range(n)) and second != first  # shuffled, and anew each epoch
+    assert two_epochs(0) == batches and two_epochs(1) != batches  # the seed decides
 
 
 @pytest.mark.slow

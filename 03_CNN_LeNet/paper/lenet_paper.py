@@ -85,8 +85,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays, make_loader
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_int,
+    parse_args,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import load_arrays, make_loader
 from utils.training_utils import (
     History,
     accuracy,
@@ -612,16 +619,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     lr=None, out="runs/03_CNN_LeNet/l3_lenet")
     parser.add_argument("--variant", choices=VARIANTS, default="paper")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    parser.add_argument("--momentum", type=probability, default=0.9,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
     parser.add_argument("--schedule", default="cosine",
                         choices=("none", "step", "cosine"), help="learning-rate schedule")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads, 0 = torch's default (default: %(default)s; "
                              "see torch_threads)")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = parse_args(parser, argv, DATASET_DEFAULTS)
     with torch_threads(args.threads):
         return _run(args)
 
@@ -633,10 +638,8 @@ def _run(args: argparse.Namespace) -> dict[str, float]:
     rank, world_size, device = setup_distributed(args.device)
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         X_train, y_train, X_test, y_test, classes = load_images(args.dataset, args.data_root)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(f"{args.dataset}: train {X_train.shape}, test {X_test.shape}")
 
     model, loss_fn = build_model(args.variant)

@@ -470,6 +470,74 @@ def test_script_on_digits(tmp_path, variant):
     assert (tmp_path / "rbf_codes.png").is_file() == (variant == "paper")
 
 
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--momentum", "1.5"),
+    ("--threads", "-2"), ("--lr", "inf")])
+def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        paper.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        paper.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: None" not in text
+    assert "per dataset: digits 8, mnist 6" in text  # --epochs
+
+
+class _RecordingNet(nn.Module):
+    """A linear classifier that records which images each training batch holds."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(16, 10)
+        self.batches: list[list[int]] = []
+
+    def forward(self, x):
+        if self.training:
+            self.batches.append(x[:, 0, 0, 0].long().tolist())  # image i is filled with i
+        return self.linear(x.flatten(1))
+
+
+def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
+    n = 20
+    X = np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 4, 4), np.float32)
+    y = np.zeros(n, dtype=np.int64)
+
+    def three_epochs(seed: int) -> list[list[int]]:
+        net = _RecordingNet()
+        paper.train(net, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1e-3, epochs=3,
+                    batch_size=6, seed=seed)
+        return [sum(net.batches[e * 4:(e + 1) * 4], []) for e in range(3)]
+
+    epochs = three_epochs(0)
+    assert all(sorted(order) == list(range(n)) for order in epochs)  # permutations
+    assert epochs[0] != list(range(n))  # shuffled
+    assert len({tuple(order) for order in epochs}) == 3  # a new order each epoch
+    assert three_epochs(0) == epochs and three_epochs(1) != epochs  # the seed decides
+
+
+def test_predict_runs_in_eval_mode():
+    """predict must switch dropout and batch norm to evaluation, whatever mode it gets:
+    the same answer twice, the eval-mode answer, and the running statistics untouched."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(1024), nn.Dropout(0.5),
+                          nn.Linear(1024, 10)).train()
+    X = torch.randn(200, 1, 32, 32)
+    statistics = {k: v.clone() for k, v in model.state_dict().items()}
+    first, second = paper.predict(model, X), paper.predict(model, X)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, statistics[key]), f"predict changed {key}"
+    with torch.no_grad():
+        expected = model.eval()(X).argmax(1).numpy()
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(second, expected)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant, target", [("modern", 0.99), ("paper", 0.985)])
 def test_lenet5_on_real_mnist(tmp_path, shared_data, variant, target):

@@ -85,8 +85,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import load_arrays
 from utils.training_utils import (
     get_device,
     seed_everything,
@@ -711,17 +719,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
                     lr=None, out="runs/03_CNN_LeNet/l2_lenet")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--momentum", type=probability, default=0.9,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                        help="L2 penalty added to the gradient (default: %(default)s)")
     parser.add_argument("--activation", choices=ACTIVATIONS, default="relu")
     parser.add_argument("--pool", choices=POOLS, default="max")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads, 0 = torch's default (default: %(default)s; "
                              "see torch_threads)")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = parse_args(parser, argv, DATASET_DEFAULTS)
     with torch_threads(args.threads):
         return _run(args)
 
@@ -731,10 +738,8 @@ def _run(args: argparse.Namespace) -> dict[str, float]:
     seed_everything(args.seed)
     device = get_device(args.device)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         X_train, y_train, X_test, y_test, classes = load_images(args.dataset, args.data_root)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(f"{args.dataset}: train {X_train.shape}, test {X_test.shape}")
 
     model = LeNet5(num_classes=len(classes), activation=args.activation, pool=args.pool,

@@ -383,6 +383,30 @@ def test_training_overfits_a_small_batch_and_is_deterministic():
     assert all(torch.equal(model.params[k], twin.params[k]) for k in model.params)
 
 
+def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
+    """Each epoch visits every image once, in a fresh order that the seed decides."""
+    n = 20
+    x = torch.arange(n, dtype=torch.float32)[:, None, None, None].expand(n, 1, 32, 32)
+    y = torch.zeros(n, dtype=torch.int64)
+
+    def three_epochs(seed: int) -> list[list[int]]:
+        model, seen = low.LeNet5(seed=0), []
+
+        def recording_loss(xb, yb):  # what train computes the loss on, batch by batch
+            seen.append(xb[:, 0, 0, 0].long().tolist())  # image i is filled with i
+            return (model.params["conv1.W"] * 0).sum()
+
+        model.loss = recording_loss
+        low.train(model, x, y, epochs=3, batch_size=6, lr=1e-3, seed=seed)
+        return [sum(seen[e * 4:(e + 1) * 4], []) for e in range(3)]
+
+    epochs = three_epochs(0)
+    assert all(sorted(order) == list(range(n)) for order in epochs)  # permutations
+    assert epochs[0] != list(range(n))  # shuffled
+    assert len({tuple(order) for order in epochs}) == 3  # a new order each epoch
+    assert three_epochs(0) == epochs and three_epochs(1) != epochs  # the seed decides
+
+
 def test_digits_become_lenet_input_fields():
     pixels = np.arange(64, dtype=np.float64).reshape(1, 64) % 17  # ink 0..16
     field = low.digits_to_32x32(pixels)
@@ -444,6 +468,25 @@ def test_script_on_digits(tmp_path):
     assert 0 < metrics["final_loss"] < 0.3
     for name in ("loss", "confusion", "c1_filters", "feature_maps_c1", "feature_maps_c3"):
         assert (tmp_path / f"{name}.png").is_file(), name
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-1e-3"), ("--momentum", "1"),
+    ("--weight-decay", "-0.1"), ("--threads", "-1"), ("--batch-size", "3.5")])
+def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        low.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        low.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: None" not in text
+    assert "per dataset: digits 6, mnist 4" in text  # --epochs
 
 
 @pytest.mark.slow
