@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -192,6 +193,134 @@ def test_multi_head_attention_shapes_property(batch, t_q, t_k, heads, d_k):
     assert out.shape == (batch, t_q, d) and w.shape == (batch, heads, t_q, t_k)
     assert_close(out, ref(q, kv, kv, need_weights=False)[0], FLOAT64)
     assert_close(w.sum(-1), torch.ones(batch, heads, t_q, dtype=torch.float64), FLOAT64)
+
+
+def test_fully_masked_rows_give_zero_in_both_attention_paths():
+    """A query with every key masked: weights 0 and attention output 0 (out_proj's bias
+    alone), finite gradients, the same with need_weights True (step by step) and False
+    (the fused kernel)."""
+    torch.manual_seed(0)
+    attention = tp.MultiHeadAttention(8, 2).double()
+    with torch.no_grad():
+        attention.out_proj.bias.normal_()
+    x = torch.randn(2, 4, 8, dtype=torch.float64, requires_grad=True)
+    attn_mask = torch.zeros(4, 4, dtype=torch.bool)
+    attn_mask[2] = True  # query 2 may see no key, in both examples
+    padding = torch.zeros(2, 4, dtype=torch.bool)
+    padding[1] = True  # example 1: every key is padding
+    outputs, grads = [], []
+    for need_weights in (False, True):
+        out, weights = attention(x, x, x, attn_mask=attn_mask, key_padding_mask=padding,
+                                 need_weights=need_weights)
+        assert torch.isfinite(out).all(), f"need_weights={need_weights}"
+        bias = attention.out_proj.bias.detach().expand(4, 8)
+        assert_close(out[1], bias, FLOAT64, "dead example: out_proj bias alone")
+        assert_close(out[0, 2], bias[0], FLOAT64, "dead query: out_proj bias alone")
+        if need_weights:
+            assert not weights[1].any() and not weights[0, :, 2].any()
+            assert_close(weights[0].sum(-1)[:, [0, 1, 3]], torch.ones(2, 3, dtype=torch.float64),
+                         FLOAT64, "live rows sum to 1")
+        outputs.append(out)
+        grads.append(torch.autograd.grad(out.sum(), x)[0])
+    assert_close(outputs[0], outputs[1], FLOAT64, "fused == step by step")
+    assert torch.isfinite(grads[0]).all() and torch.isfinite(grads[1]).all()
+    assert_close(grads[0], grads[1], FLOAT64, "gradients, fused == step by step")
+
+
+# --------------------------------------------------------------------------------------
+# Dropout where Section 5.4 puts it (masks recorded, then the layer composed by hand)
+# --------------------------------------------------------------------------------------
+
+
+def _record_dropout(monkeypatch):
+    """Replace F.dropout (used by nn.Dropout and by the step-by-step attention) with one
+    that draws its masks from a seeded generator and records them.
+
+    Returns {p: [the multipliers keep / (1 - p), in call order]}: giving each dropout site
+    its own p tells the sites apart.
+    """
+    masks: dict[float, list[torch.Tensor]] = {}
+    generator = torch.Generator().manual_seed(0)
+
+    def dropout(input, p=0.5, training=True, inplace=False):
+        if not training or p == 0:
+            return input
+        keep = torch.rand(input.shape, generator=generator, dtype=torch.float64) >= p
+        masks.setdefault(p, []).append(keep.to(input.dtype) / (1 - p))
+        return input * masks[p][-1]
+
+    monkeypatch.setattr(F, "dropout", dropout)
+    return masks
+
+
+def _attention_with_weight_mask(attention, query, key, weight_mask, **masks):
+    """Multi-head attention composed by hand: the module's own weights (eval mode, no
+    dropout), multiplied by ``weight_mask`` (or not, if None), then @ V and W^O."""
+    _, weights = attention.eval()(query, key, key, need_weights=True, **masks)  # (B, h, T, S)
+    if weight_mask is not None:
+        weights = weights * weight_mask
+    d, h = attention.d_model, attention.n_heads
+    v = F.linear(key, attention.in_proj_weight[2 * d:], attention.in_proj_bias[2 * d:])
+    v = v.view(key.shape[0], -1, h, d // h).transpose(1, 2)  # (B, h, S, d_k)
+    heads = (weights @ v).transpose(1, 2).reshape(query.shape[0], -1, d)  # (B, T, d)
+    return attention.out_proj(heads)
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-LN", "pre-LN"])
+def test_encoder_layer_dropout_is_where_section_5_4_puts_it(norm_first, monkeypatch):
+    """Residual dropout (p 0.1) on each sub-layer's output before the add (and the norm);
+    attention dropout (0.2) on the weights; FFN dropout (0.3) after the ReLU."""
+    masks = _record_dropout(monkeypatch)
+    torch.manual_seed(0)
+    layer = tp.EncoderLayer(8, 2, 12, dropout=0.1, attention_dropout=0.2, ffn_dropout=0.3,
+                            norm_first=norm_first).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    out, _ = layer.train()(x, need_weights=True)
+    assert [len(masks.get(p, [])) for p in (0.1, 0.2, 0.3)] == [2, 1, 1]
+    residual, (weight_mask,), (hidden_mask,) = masks[0.1], masks[0.2], masks[0.3]
+    layer.eval()
+
+    def attend(h):
+        return _attention_with_weight_mask(layer.self_attn, h, h, weight_mask)
+
+    def ffn(h):
+        return layer.ffn.linear2(torch.relu(layer.ffn.linear1(h)) * hidden_mask)
+
+    if norm_first:  # x + Dropout(Sublayer(LayerNorm(x)))
+        h = x + attend(layer.norm1(x)) * residual[0]
+        expected = h + ffn(layer.norm2(h)) * residual[1]
+    else:  # LayerNorm(x + Dropout(Sublayer(x)))
+        h = layer.norm1(x + attend(x) * residual[0])
+        expected = layer.norm2(h + ffn(h) * residual[1])
+    assert_close(out, expected, FLOAT64, "encoder layer in training mode")
+
+
+def test_decoder_layer_and_embedding_dropout_are_where_section_5_4_puts_them(monkeypatch):
+    masks = _record_dropout(monkeypatch)
+    torch.manual_seed(0)
+    model = tp.Transformer(_small_config(dropout=0.1, n_encoder_layers=1,
+                                         n_decoder_layers=1)).double().train()
+    tokens = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    embedded = model.embed(tokens, model.src_embed)
+    (embedding_mask,) = masks.pop(0.1)
+    scaled = model.src_embed.weight[tokens] * 4.0  # sqrt(d_model = 16)
+    expected = (scaled + model.pos_encoding.pe[:4]) * embedding_mask  # dropout on the sum
+    assert_close(embedded, expected, FLOAT64, "Dropout(E[x] sqrt(d) + PE)")
+
+    layer = model.decoder.layers[0]
+    x = torch.randn(2, 4, 16, dtype=torch.float64)
+    memory = torch.randn(2, 3, 16, dtype=torch.float64)
+    causal, memory_padding = tp.causal_mask(4), torch.tensor([[False] * 3, [False, True, True]])
+    out = layer(x, memory, causal, None, memory_padding)  # the fused attention path
+    first, second, third = masks.pop(0.1)
+    layer.eval()
+    h = layer.norm1(x + _attention_with_weight_mask(layer.self_attn, x, x, None,
+                                                    attn_mask=causal) * first)
+    h = layer.norm2(h + _attention_with_weight_mask(
+        layer.cross_attn, h, memory, None, key_padding_mask=memory_padding) * second)
+    expected = layer.norm3(h + layer.ffn(h) * third)
+    assert_close(out, expected, FLOAT64, "decoder layer in training mode")
+    assert not masks  # nothing else was dropped
 
 
 # --------------------------------------------------------------------------------------
@@ -364,7 +493,9 @@ def test_greedy_and_beam_search_same_with_and_without_cache():
     # the greedy tokens, checked step by step against the full forward pass
     prefix = torch.ones(3, 1, dtype=torch.long)
     for t in range(greedy.shape[1]):
-        nxt = model(src, prefix)[:, -1].argmax(-1)
+        logits = model(src, prefix)[:, -1]
+        logits[:, [0, 1]] = -math.inf  # <pad> and <bos> are never generated
+        nxt = logits.argmax(-1)
         done = (greedy[:, :t] == 2).any(1) if t else torch.zeros(3, dtype=torch.bool)
         assert torch.equal(greedy[~done, t], nxt[~done])
         prefix = torch.cat([prefix, greedy[:, t:t + 1]], 1)
@@ -384,19 +515,126 @@ def _sequence_score(model, src, seq, alpha):
 
 
 def test_wide_beam_finds_the_best_sequence_of_an_exhaustive_search():
-    # vocabulary 5 (<pad>, <bos>, <eos>, 3, 4), at most 3 tokens: 5 + 25 + 125 hypotheses,
-    # a beam of 125 keeps them all, so it must return the best-scoring finished one
+    # vocabulary 5 (<pad>, <bos>, <eos>, 3, 4), at most 3 tokens: <pad> and <bos> are never
+    # generated, so 3 + 9 + 27 hypotheses; a beam of 125 keeps them all, so it must return
+    # the best-scoring finished one
     model = _random_model(seed=3, vocab_size=5)
     src = torch.tensor([[3, 4, 4]])
     alpha, max_len = 0.6, 3
-    finished = [(*body, 2) for n in range(max_len) for body in itertools.product(range(5),
+    finished = [(*body, 2) for n in range(max_len) for body in itertools.product((3, 4),
                                                                                    repeat=n)]
-    finished = [s for s in finished if 2 not in s[:-1]]
     best = max(finished, key=lambda s: _sequence_score(model, src, list(s), alpha))
-    found = tp.beam_search(model, src, beam_size=125, max_len=max_len,
-                           length_penalty_alpha=alpha)[0].tolist()
+    found, score = tp.beam_search(model, src, beam_size=125, max_len=max_len,
+                                  length_penalty_alpha=alpha, return_scores=True)
+    found = found[0].tolist()
     found = found[:found.index(2) + 1] if 2 in found else found
     assert tuple(found) == best
+    assert float(score[0]) == pytest.approx(_sequence_score(model, src, found, alpha), rel=1e-9)
+
+
+class _TableModel(nn.Module):
+    """A stand-in for Transformer in beam_search: the next-token probabilities come from a
+    table keyed by the tokens generated so far (after <bos>), ``OTHER`` for any other prefix.
+    Tokens: 0 <pad>, 1 <bos>, 2 <eos>, 3 "a", 4 "b"."""
+
+    #             pad  bos  eos   a     b
+    TABLE = {(): [0.0, 0.0, 0.4, 0.55, 0.05],
+             (3,): [0.0, 0.0, 0.7, 0.2, 0.1]}
+    OTHER = [0.0, 0.0, 0.5, 0.25, 0.25]
+
+    def __init__(self):
+        super().__init__()
+        self.config = _small_config(vocab_size=5)
+
+    def encode(self, src, src_key_padding_mask=None):
+        return torch.zeros(src.shape[0], src.shape[1], 1, dtype=torch.float64)
+
+    def decode(self, tgt, memory, memory_key_padding_mask=None):
+        last = torch.tensor([self.TABLE.get(tuple(row[1:]), self.OTHER) for row in tgt.tolist()],
+                            dtype=torch.float64).log()  # (B, V): log-probabilities
+        return last[:, None, :].expand(-1, tgt.shape[1], -1)  # (B, T, V)
+
+    @classmethod
+    def score(cls, sequence, alpha):
+        """log P(Y) / ((5 + |Y|) / 6)^alpha by hand, Y up to and including <eos>."""
+        log_p = sum(math.log(cls.TABLE.get(tuple(sequence[:t]), cls.OTHER)[token])
+                    for t, token in enumerate(sequence))
+        return log_p / ((5 + len(sequence)) / 6) ** alpha
+
+
+def _until_eos(row):
+    row = row.tolist()
+    return row[:row.index(2) + 1] if 2 in row else row
+
+
+@pytest.mark.parametrize("alpha, winner", [(0.0, [2]), (0.6, [3, 2]), (1.0, [3, 2])])
+def test_beam_search_length_penalty_alpha_decides_the_winner(alpha, winner):
+    """<eos> at once: P = 0.4, |Y| = 1; "a <eos>": P = 0.55 * 0.7 = 0.385, |Y| = 2. Raw
+    log-probabilities (alpha 0) prefer the short one; the GNMT penalty lp = ((5 + |Y|)/6)^alpha
+    divides the longer one's by (7/6)^alpha, enough to win from alpha ~ 0.27 on."""
+    assert _TableModel.score([2], alpha) == pytest.approx(math.log(0.4), rel=1e-12)
+    assert _TableModel.score([3, 2], alpha) == pytest.approx(
+        math.log(0.385) / (7 / 6) ** alpha, rel=1e-12)
+    model, src = _TableModel(), torch.tensor([[3, 3]])
+    for beam_size in (2, 3):
+        tokens, score = tp.beam_search(model, src, beam_size, max_len=4,
+                                       length_penalty_alpha=alpha, use_cache=False,
+                                       return_scores=True)
+        assert _until_eos(tokens[0]) == winner, f"beam {beam_size}"
+        assert float(score[0]) == pytest.approx(_TableModel.score(winner, alpha), rel=1e-12)
+        assert tp.length_penalty(torch.tensor([len(winner)]), alpha).item() == pytest.approx(
+            ((5 + len(winner)) / 6) ** alpha, rel=1e-12)
+
+
+@pytest.mark.parametrize("alpha, winner", [(0.0, [2]), (1.0, [3, 2])])
+def test_beam_search_finished_hypotheses_stay_as_they_are(alpha, winner):
+    """A hypothesis that produced <eos> is not extended (only <pad> follows) and keeps its
+    score while the other beams go on: the answer does not depend on max_len."""
+    model, src = _TableModel(), torch.tensor([[3, 3]])
+    for max_len in (2, 3, 4, 6):
+        tokens, score = tp.beam_search(model, src, 3, max_len=max_len,
+                                       length_penalty_alpha=alpha, use_cache=False,
+                                       return_scores=True)
+        row = tokens[0].tolist()
+        assert _until_eos(tokens[0]) == winner, f"max_len {max_len}"
+        assert all(t == 0 for t in row[len(winner):]), f"only <pad> after <eos>: {row}"
+        assert float(score[0]) == pytest.approx(_TableModel.score(winner, alpha), rel=1e-12)
+
+
+class _PadLover(_TableModel):
+    """Would rather say <pad> or <bos> than anything else."""
+
+    #             pad  bos  eos   a     b
+    TABLE = {(): [0.5, 0.3, 0.05, 0.15, 0.0]}
+    OTHER = [0.5, 0.3, 0.15, 0.05, 0.0]
+
+
+def test_decoding_never_generates_pad_or_bos():
+    model, src = _PadLover(), torch.tensor([[3, 3]])
+    assert tp.greedy_decode(model, src, 4, use_cache=False)[0].tolist() == [3, 2]
+    tokens, score = tp.beam_search(model, src, 2, max_len=4, length_penalty_alpha=0.0,
+                                   use_cache=False, return_scores=True)
+    assert tokens[0].tolist() == [2, 0] and float(score[0]) == pytest.approx(math.log(0.05))
+
+
+def test_decoding_runs_in_eval_mode_and_restores_the_mode():
+    """With dropout 0.5 in training mode, greedy and beam search still give the eval-mode
+    tokens, every call, and leave the model in training mode."""
+    model = _random_model(seed=4, dropout=0.5, attention_dropout=0.5, ffn_dropout=0.5)
+    src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0], [5, 6, 5, 6, 5], [10, 9, 8, 7, 6]])
+    greedy, beam = tp.greedy_decode(model, src, 8), tp.beam_search(model, src, 3, max_len=8)
+    model.train()
+    for use_cache in (True, False):
+        for _ in range(2):
+            assert torch.equal(tp.greedy_decode(model, src, 8, use_cache=use_cache), greedy)
+            assert model.training
+            assert torch.equal(tp.beam_search(model, src, 3, max_len=8, use_cache=use_cache),
+                               beam)
+            assert model.training
+    maps = model.attention_maps(src, torch.ones(4, 2, dtype=torch.long))
+    assert model.training and torch.equal(
+        maps["cross"][0], model.eval().attention_maps(src, torch.ones(4, 2, dtype=torch.long))
+        ["cross"][0])
 
 
 # --------------------------------------------------------------------------------------

@@ -819,8 +819,9 @@ def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int,
              values kept (O(T) per step); False: the whole prefix again each step (O(T^2)).
              Both give the same tokens.
     Returns: (B, L) int64, L <= max_len, <bos> not included; a row stops at its <eos>
-             (kept) and is filled with <pad> after it. The model is in eval mode while
-             decoding (no dropout: the same tokens every call); its mode is restored after.
+             (kept) and is filled with <pad> after it; <pad> and <bos> are never chosen.
+             The model is in eval mode while decoding (no dropout: the same tokens every
+             call); its mode is restored after.
     """
     with evaluation(model):  # dropout off while decoding; the mode restored after
         cfg = model.config
@@ -835,7 +836,9 @@ def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int,
                 logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
             else:
                 logits = model.decode(prefix, memory, pad_mask)
-            next_token = logits[:, -1].argmax(-1)  # (B,)
+            next_logits = logits[:, -1].clone()  # (B, V)
+            next_logits[:, [cfg.pad_id, cfg.bos_id]] = float("-inf")  # never generated
+            next_token = next_logits.argmax(-1)  # (B,)
             next_token = next_token.masked_fill(done, cfg.pad_id)
             prefix = torch.cat([prefix, next_token[:, None]], dim=1)
             done |= next_token == cfg.eos_id
@@ -858,8 +861,10 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
 
     A hypothesis Y is scored by log P(Y | x) / lp(Y) (``length_penalty``); candidates are
     ranked by that score every step. A finished hypothesis (it produced <eos>) stays in the
-    beam with its score unchanged, extended by <pad>. With beam_size 1 every candidate of
-    a step has the same length, so the ranking is by log-probability alone: greedy decoding.
+    beam with its score unchanged, extended by <pad>. <pad> and <bos> are never generated
+    (their log-probabilities count as -inf; the others are not renormalised). With
+    beam_size 1 every candidate of a step has the same length, so the ranking is by
+    log-probability alone: greedy decoding.
 
     Inputs:  src (B, S) int64; beam_size >= 1; max_len - most tokens generated;
              length_penalty_alpha - 0 ranks by the raw log-probability.
@@ -891,6 +896,7 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
             else:
                 logits = model.decode(prefix, memory, pad_mask)
             step = torch.log_softmax(logits[:, -1].double(), dim=-1).view(batch, k, vocab)
+            step[..., [cfg.pad_id, cfg.bos_id]] = float("-inf")  # never generated
             # a finished beam has one continuation, <pad>, that costs nothing
             finished_row = torch.full((vocab,), float("-inf"), dtype=torch.float64,
                                       device=device)

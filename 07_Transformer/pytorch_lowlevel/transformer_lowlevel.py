@@ -692,7 +692,8 @@ class Transformer(Block):
         """Generate by taking the most likely token at each step until <eos>.
 
         Inputs:  src (B, S) int64; max_new_tokens - steps at most (< max_len)
-        Returns: (B, max_new_tokens) int64; after a sequence's <eos> every token is <pad>.
+        Returns: (B, max_new_tokens) int64; after a sequence's <eos> every token is <pad>
+                 (<pad> and <bos> are never chosen before it).
         Recomputes the decoder over the whole prefix each step: O(T^2) steps of work, simple
         and exact; exercise 05 derives the key-value cache that avoids it.
         """
@@ -704,6 +705,7 @@ class Transformer(Block):
         finished = torch.zeros(B, dtype=torch.bool, device=src.device)
         for _ in range(max_new_tokens):
             logits = self.decode(tokens, memory, src_padding)[:, -1]  # (B, V): the last step
+            logits[:, [PAD, BOS]] = -math.inf  # <pad> and <bos> are never generated
             step = logits.argmax(dim=-1).masked_fill(finished, PAD)  # (B,)
             tokens = torch.cat([tokens, step[:, None]], dim=1)
             finished |= step == EOS
