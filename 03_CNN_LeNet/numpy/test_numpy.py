@@ -41,11 +41,11 @@ from utils.testing import (
     FLOAT64,
     L1_VS_AUTOGRAD,
     OPTIMIZER_TRAJECTORY,
-    Tol,
     assert_close,
     assert_level_purity,
     check_against_autograd,
     check_layer_gradients,
+    float32_tol,
 )
 
 cv = import_lesson("03_CNN_LeNet.numpy.conv_numpy")
@@ -56,7 +56,9 @@ REPO_ROOT = HERE.parents[1]
 
 # A float32 network against the same network in float64: rounding errors of ~1e-7 per
 # operation add up over 12 layers and sums of up to 400 terms.
-FLOAT32_NETWORK = Tol(rtol=1e-4, atol=1e-4)
+# LeNet-5's logits end a chain of 25 + 150 + 400 + 120 + 84 products per path, computed
+# from inputs and weights that were themselves rounded to float32: K = 4096 (utils/testing.py).
+FLOAT32_NETWORK = float32_tol(4096)
 
 # few examples and no deadline: fast and not flaky on a busy 2-core machine
 few_examples = settings(max_examples=20, deadline=None)
