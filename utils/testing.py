@@ -398,7 +398,22 @@ L2_FORBIDDEN_TORCH = {
     "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "dropout", "_VF",
+    # the aten kernels behind the layers: same rule, other door
+    "convolution", "_convolution", "conv_transpose2d", "cudnn_convolution",
+    "mkldnn_convolution", "native_batch_norm", "_native_batch_norm_legit", "native_layer_norm",
+    "native_group_norm", "max_pool2d_with_indices", "max_pool1d_with_indices",
+    "max_pool3d_with_indices", "avg_pool2d", "avg_pool3d", "adaptive_max_pool2d",
+    "native_dropout", "feature_dropout", "alpha_dropout", "embedding_bag", "bilinear",
+    "_native_multi_head_attention", "_scaled_dot_product_attention_math",
+    "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+    "cross_entropy_loss", "nll_loss", "nll_loss2d", "binary_cross_entropy_with_logits",
 }
+# Private entry points (torch._C._nn.linear, torch.ops.aten.convolution, ...) reach the same
+# kernels; L2 may not use them at all.
+L2_FORBIDDEN_PREFIXES = ("torch._C", "torch.ops", "torch._VF", "torch._refs", "torch._decomp")
+# getattr on these modules hides which layer is used, so L2 checks the name it looks up.
+L2_GETATTR_MODULES = ("torch", "torch.nn", "torch.nn.functional", "torch.optim", "torch._C",
+                      "torch.ops")
 # L3 may not import libraries that implement the models, except inside
 # conversion functions (whose names contain one of these words) and tests.
 L3_FORBIDDEN_MODULES = ("transformers", "timm", "torchvision.models")
@@ -478,6 +493,9 @@ class _PurityVisitor(ast.NodeVisitor):
                 self.flag(node, f"L2 may not use {name}: build the layer from tensors and autograd")
         elif parts[:2] == ["torch", "optim"]:
             self.flag(node, f"L2 may not use {name}: write the optimiser step by hand")
+        elif name.startswith(L2_FORBIDDEN_PREFIXES):
+            self.flag(node, f"L2 may not use {name}: private entry points reach the same "
+                            "kernels as the layers; write this with tensor ops")
         elif parts[0] == "torch" and len(parts) == 2 and parts[1] in L2_FORBIDDEN_TORCH:
             self.flag(node, f"L2 may not use {name}: write this layer with tensor ops")
 
@@ -523,6 +541,16 @@ class _PurityVisitor(ast.NodeVisitor):
         func = self.qualified(node.func)
         if func is None:
             func = node.func.id if isinstance(node.func, ast.Name) else ""
+        if self.level == "l2" and func == "getattr" and len(node.args) >= 2:
+            # getattr(torch.nn, "Linear") is nn.Linear; getattr(F, name) hides the layer
+            target = self.qualified(node.args[0])
+            if target in L2_GETATTR_MODULES:
+                attr = node.args[1]
+                if isinstance(attr, ast.Constant) and isinstance(attr.value, str):
+                    self.check_name(node, f"{target}.{attr.value}")
+                elif target != "torch":
+                    self.flag(node, f"L2 may not look up names in {target} with getattr: "
+                                    "write the layer, or name what you use")
         if func.endswith(("import_module", "import_lesson", "__import__")) and node.args:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):

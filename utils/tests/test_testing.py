@@ -253,6 +253,33 @@ def test_l2_forbids_nn_layers_functional_layers_and_optim(tmp_path):
     assert "relu" not in text and "gelu" not in text and "Parameter" not in text
 
 
+def test_l2_forbids_the_aten_kernels_private_entry_points_and_getattr_lookups(tmp_path):
+    f = write(tmp_path / "pytorch_lowlevel", "m.py", """\
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        def forward(x, w, name):
+            a = torch.convolution(x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+            b = torch.native_batch_norm(x, None, None, None, None, True, 0.1, 1e-5)
+            c = torch.max_pool2d_with_indices(x, 2)
+            d = torch._C._nn.linear(x, w)
+            e = torch.ops.aten.convolution(x, w)
+            layer = getattr(torch.nn, "Linear")(3, 4)
+            f = getattr(F, name)(x)
+            g = getattr(torch, "conv2d")(x, w)
+            ok = getattr(torch, "float32"), torch.relu(x), x.unfold(2, 3, 1)
+            return a, b, c, d, e, layer, f, g, ok
+        """)
+    got = find_level_violations([f], "l2")
+    assert sorted({x.line for x in got}) == [6, 7, 8, 9, 10, 11, 12, 13], got
+    text = " ".join(x.what for x in got)
+    for name in ("torch.convolution", "torch.native_batch_norm", "max_pool2d_with_indices",
+                 "torch._C._nn.linear", "torch.ops.aten.convolution", "torch.nn.Linear",
+                 "getattr", "torch.conv2d"):
+        assert name in text, name
+
+
 def test_l3_allows_nn_but_not_model_libraries_outside_conversion(tmp_path):
     f = write(tmp_path / "paper", "m.py", """\
         import torch.nn as nn
