@@ -399,7 +399,7 @@ L2_FORBIDDEN_TORCH = {
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "adaptive_avg_pool1d",
     "dropout", "_VF",
     # the aten kernels behind the layers: same rule, other door
-    "convolution", "_convolution", "conv_transpose2d", "cudnn_convolution",
+    "convolution", "_convolution", "cudnn_convolution",
     "mkldnn_convolution", "native_batch_norm", "_native_batch_norm_legit", "native_layer_norm",
     "native_group_norm", "max_pool2d_with_indices", "max_pool1d_with_indices",
     "max_pool3d_with_indices", "avg_pool2d", "avg_pool3d", "adaptive_max_pool2d",
