@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -662,6 +663,28 @@ def test_overfits_a_small_batch():
     assert tp.exact_match(model, src, tgt) == 1.0
 
 
+def test_training_draws_a_new_seeded_batch_every_step():
+    """train() samples a fresh random batch each step (never the same rows in the same order
+    over and over), reproducibly from its seed."""
+    cfg = _small_config(vocab_size=24, n_encoder_layers=1, n_decoder_layers=1)
+    src = torch.arange(3, 23)[:, None].repeat(1, 3)  # example i starts with token i + 3
+    tgt = src.clone()
+
+    def batches(seed):
+        torch.manual_seed(0)
+        model, seen = tp.Transformer(cfg), []
+        model.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 0].tolist()))
+        history = tp.train(model, src, tgt, steps=4, batch_size=5, warmup=2, lr_factor=0.5,
+                           seed=seed)
+        assert len(history["loss"]) == len(history["lr"]) == 4 and model.training
+        return seen
+
+    first = batches(0)
+    assert len(first) == 4 and len({tuple(b) for b in first}) == 4  # every step a new batch
+    assert len({token for b in first for token in b}) > 10  # drawn from the whole set
+    assert batches(0) == first and batches(1) != first  # seeded
+
+
 def test_state_dict_round_trip(tmp_path):
     model = _random_model(seed=0)
     path = tmp_path / "transformer.pt"
@@ -726,6 +749,42 @@ def test_bad_input_gives_clear_errors():
         tp.beam_search(model, src, beam_size=0)
 
 
+def test_entry_points_say_what_they_expected():
+    attention = tp.MultiHeadAttention(8, 2)
+    x = torch.randn(2, 3, 8)
+    for shape in [(3, 2, 3, 3), (2, 4, 3, 3)]:  # the wrong batch, then the wrong head count
+        got = re.escape(str(shape))
+        with pytest.raises(ValueError, match=r"4-D mask must be \(B, h, T_q, T_k\) = "
+                                             r"\(2, 2, 3, 3\).*got " + got):
+            attention(x, x, x, attn_mask=torch.zeros(shape, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\(B \* h, T_q, T_k\) = \(4, 3, 3\), got \(2, 3, 3\)"):
+        attention(x, x, x, attn_mask=torch.zeros(2, 3, 3, dtype=torch.bool))
+    other = torch.randn(3, 3, 8)
+    with pytest.raises(ValueError, match=r"query \(2, 3, 8\) and key/value \(3, 3, 8\): "
+                                         "expected the same batch size"):
+        attention(x, other, other)
+    model = _random_model()
+    src, tgt = torch.tensor([[3, 4, 5], [6, 7, 8]]), torch.tensor([[1, 6], [1, 7], [1, 8]])
+    with pytest.raises(ValueError, match=r"same batch size B: got src \(2, 3\), tgt \(3, 2\)"):
+        model(src, tgt)
+    with pytest.raises(ValueError, match=r"same batch size B: got memory \(2, 3, 16\), tgt "
+                                         r"\(3, 2\)"):
+        model.decode(tgt, model.encode(src))
+    with pytest.raises(ValueError, match=r"src: expected token ids of shape \(B, T\) with "
+                                         r"T >= 1, got \(2, 0\)"):
+        model(torch.zeros(2, 0, dtype=torch.long), tgt[:2])
+    with pytest.raises(ValueError, match=r"tgt: .*T >= 1, got \(2, 0\)"):
+        model(src, torch.zeros(2, 0, dtype=torch.long))
+    cache, memory = model.init_cache(), model.encode(src)
+    with pytest.raises(ValueError, match="tgt_key_padding_mask cannot be used with a cache"):
+        model.decode(tgt[:2, :1], memory, cache=cache,
+                     tgt_key_padding_mask=torch.zeros(2, 1, dtype=torch.bool))
+    with pytest.warns(UserWarning, match="bias=False"):  # torch's warning about nested tensors
+        no_bias = nn.Transformer(16, 4, 1, 1, 24, bias=False, batch_first=True)
+    with pytest.raises(ValueError, match="built with bias=False; our Transformer expects biases"):
+        tp.from_torch(no_bias, vocab_size=11)
+
+
 def test_addition_task_is_correct():
     src, tgt = tp.make_addition_task(50, 3, seed=0)
     assert src.shape == (50, 7) and tgt.shape == (50, 4)
@@ -741,6 +800,44 @@ def test_default_copy_run_reaches_100_percent(tmp_path):
     metrics = tp.main(["--out", str(tmp_path), "--no-progress"])
     assert metrics["exact_match"] == 1.0
     assert (tmp_path / "attention_cross.png").is_file() and (tmp_path / "loss.png").is_file()
+
+
+def test_script_trains_a_few_steps_and_the_loss_falls(tmp_path):
+    metrics = tp.main(["--steps", "25", "--seq-len", "4", "--d-model", "16", "--heads", "2",
+                       "--layers", "1", "--warmup", "5", "--lr", "1.0", "--batch-size", "32",
+                       "--n-test", "30", "--device", "cpu", "--no-progress",
+                       "--out", str(tmp_path)])
+    assert metrics["steps"] == 25
+    assert metrics["last_train_loss"] < 0.8 * metrics["first_train_loss"]
+    assert 0 <= metrics["exact_match"] <= 1 and 0 <= metrics["token_accuracy"] <= 1
+    for name in ("loss", "lr_schedule", "attention_cross"):
+        assert (tmp_path / f"{name}.png").is_file(), name
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--steps", "0"], "--steps"), (["--seq-len", "-2"], "--seq-len"),
+    (["--d-model", "wide"], "--d-model"), (["--heads", "0"], "--heads"),
+    (["--layers", "0"], "--layers"), (["--dropout", "1.5"], "--dropout"),
+    (["--warmup", "0"], "--warmup"), (["--n-test", "0"], "--n-test"),
+    (["--threads", "-1"], "--threads"), (["--lr", "0"], "--lr"),
+    (["--batch-size", "0"], "--batch-size"), (["--d-model", "30"], "--d-model"),
+    (["--task", "division"], "--task"),
+])
+def test_script_rejects_bad_options(argv, option, capsys):
+    with pytest.raises(SystemExit) as stop:
+        tp.main([*argv, "--no-progress"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and option in err, err
+
+
+def test_script_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as stop:
+        tp.main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "default: None" not in text and "None" not in text
+    assert "per dataset: copy 300" in text  # --steps
 
 
 def test_reversed_addition_writes_the_sum_least_significant_digit_first():

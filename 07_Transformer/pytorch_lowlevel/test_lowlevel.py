@@ -23,6 +23,7 @@ Run: .venv/bin/python -m pytest 07_Transformer/pytorch_lowlevel -q
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -364,6 +365,112 @@ def test_layers_are_deterministic_in_eval_and_random_in_training():
 
 
 # --------------------------------------------------------------------------------------
+# Dropout where Section 5.4 puts it (masks recorded, then the layer composed by hand)
+# --------------------------------------------------------------------------------------
+
+
+def _record_dropout(monkeypatch):
+    """Replace the module's ``dropout`` with one that draws its masks from a seeded
+    generator and records them: {p: [the multipliers keep / (1 - p), in call order]}.
+    Giving each dropout site its own p tells the sites apart."""
+    masks: dict[float, list[torch.Tensor]] = {}
+    rng = torch.Generator().manual_seed(0)
+
+    def dropout(x, p, training, generator=None):
+        if not training or p == 0:
+            return x
+        keep = torch.rand(x.shape, generator=rng, dtype=torch.float64) >= p
+        masks.setdefault(p, []).append(keep.to(x.dtype) / (1 - p))
+        return x * masks[p][-1]
+
+    monkeypatch.setattr(low, "dropout", dropout)
+    return masks
+
+
+def _attention_by_hand(mha, query, key, weight_mask=None, **masks):
+    """Multi-head attention from the block's own weights (eval mode, no dropout), the
+    weights multiplied by ``weight_mask``, then @ V and W^O."""
+    _, weights = mha.eval()(query, key, key, average_attn_weights=False, **masks)  # (B,h,T,S)
+    if weight_mask is not None:
+        weights = weights * weight_mask
+    p, d = mha.params, mha.d_model
+    v = mha.split_heads(low.linear(key, p["in_proj_weight"][2 * d:], p["in_proj_bias"][2 * d:]))
+    return low.linear(mha.merge_heads(weights @ v), p["out_proj.weight"], p["out_proj.bias"])
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-LN", "pre-LN"])
+def test_encoder_layer_dropout_is_where_section_5_4_puts_it(norm_first, monkeypatch):
+    """Residual dropout (p 0.1) on each sub-layer's output before the add (and the norm);
+    attention dropout (0.2) on the weights; FFN dropout (0.3) after the ReLU."""
+    masks = _record_dropout(monkeypatch)
+    layer = low.EncoderLayer(8, 2, 12, dropout=0.1, attn_dropout=0.2, ffn_dropout=0.3,
+                             norm_first=norm_first, dtype=torch.float64)
+    x = _randn(2, 5, 8, seed=35, grad=False)
+    out = layer.train()(x)
+    assert [len(masks.get(p, [])) for p in (0.1, 0.2, 0.3)] == [2, 1, 1]
+    residual, (weight_mask,), (hidden_mask,) = masks[0.1], masks[0.2], masks[0.3]
+    layer.eval()
+    p, norm1, norm2 = layer.params, layer.children["norm1"], layer.children["norm2"]
+
+    def attend(h):
+        return _attention_by_hand(layer.children["self_attn"], h, h, weight_mask)
+
+    def ffn(h):
+        hidden = torch.relu(low.linear(h, p["linear1.weight"], p["linear1.bias"])) * hidden_mask
+        return low.linear(hidden, p["linear2.weight"], p["linear2.bias"])
+
+    if norm_first:  # x + Dropout(Sublayer(LayerNorm(x)))
+        h = x + attend(norm1(x)) * residual[0]
+        expected = h + ffn(norm2(h)) * residual[1]
+    else:  # LayerNorm(x + Dropout(Sublayer(x)))
+        h = norm1(x + attend(x) * residual[0])
+        expected = norm2(h + ffn(h) * residual[1])
+    assert_close(out, expected, FLOAT64, name="encoder layer in training mode")
+
+
+def test_decoder_layer_and_embedding_dropout_are_where_section_5_4_puts_them(monkeypatch):
+    masks = _record_dropout(monkeypatch)
+    model = low.Transformer(11, d_model=16, num_heads=4, num_encoder_layers=1,
+                            num_decoder_layers=1, d_ff=24, dropout=0.1, max_len=8, seed=3,
+                            dtype=torch.float64)
+    tokens = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    embedded = model.train().embed(tokens)
+    (embedding_mask,) = masks.pop(0.1)
+    scaled = model.params["embedding.weight"][tokens] * 4.0  # sqrt(d_model = 16)
+    assert_close(embedded, (scaled + model.pe[:4]) * embedding_mask, FLOAT64,
+                 name="Dropout(E[x] sqrt(d) + PE)")
+
+    layer = model.children["decoder.0"]
+    x, memory = _randn(2, 4, 16, seed=36, grad=False), _randn(2, 3, 16, seed=37, grad=False)
+    causal, memory_padding = low.causal_mask(4), _padding([3, 1], 3)
+    out = layer(x, memory, causal, None, memory_padding)
+    first, second, third = masks.pop(0.1)
+    assert not masks  # nothing else was dropped
+    layer.eval()
+    norm = layer.children
+    p = layer.params
+    h = norm["norm1"](x + _attention_by_hand(norm["self_attn"], x, x, attn_mask=causal) * first)
+    h = norm["norm2"](h + _attention_by_hand(norm["multihead_attn"], h, memory,
+                                             key_padding_mask=memory_padding) * second)
+    ffn = low.feed_forward(h, p)
+    assert_close(out, norm["norm3"](h + ffn * third), FLOAT64, name="decoder layer, training")
+
+
+def test_greedy_decoding_runs_in_eval_mode_and_restores_the_mode():
+    """With dropout 0.5 in training mode, greedy decoding still gives the eval-mode tokens,
+    every call, and leaves the model in training mode."""
+    model = low.Transformer(9, d_model=16, num_heads=2, num_encoder_layers=1,
+                            num_decoder_layers=2, d_ff=16, dropout=0.5, max_len=9, seed=2,
+                            dtype=torch.float64)
+    src, _ = low.make_sequences("copy", 6, 2, 8, 9, seed=4)
+    reference = model.eval().greedy_decode(src, 8)
+    model.train()
+    for _ in range(3):
+        assert torch.equal(model.greedy_decode(src, 8), reference)
+        assert model.training
+
+
+# --------------------------------------------------------------------------------------
 # The whole model
 # --------------------------------------------------------------------------------------
 
@@ -522,6 +629,32 @@ def test_adam_with_the_schedule_equals_torch_optim_adam(device):
     assert not torch.equal(start["embedding.weight"], ours.state_dict()["embedding.weight"])
 
 
+def test_training_reshuffles_every_epoch():
+    """Each epoch visits every example once, in a new order; the orders follow the seed."""
+    n, batch = 6, 3
+    src = torch.arange(3, 3 + n)[:, None].repeat(1, 2)  # example i starts with token i + 3
+    tgt = torch.cat([src, torch.full((n, 1), low.EOS)], dim=1)
+
+    class Recording(low.Transformer):
+        def __call__(self, src, tgt_in):
+            self.seen.append(src[:, 0].tolist())
+            return super().__call__(src, tgt_in)
+
+    def epochs(seed):
+        model = Recording(3 + n, d_model=8, num_heads=2, num_encoder_layers=1,
+                          num_decoder_layers=1, d_ff=8, dropout=0.0, max_len=3)
+        model.seen = []
+        low.train(model, src, tgt, steps=6, batch_size=batch, warmup=2, seed=seed)
+        seen = model.seen
+        return [seen[i] + seen[i + 1] for i in range(0, 6, 2)]  # 3 epochs of 2 batches
+
+    orders = epochs(0)
+    for order in orders:
+        assert sorted(order) == list(range(3, 3 + n))  # every example once per epoch
+    assert orders[0] != orders[1] and orders[1] != orders[2]  # reshuffled each epoch
+    assert epochs(0) == orders and epochs(1) != orders  # seeded
+
+
 # --------------------------------------------------------------------------------------
 # Data, errors, script
 # --------------------------------------------------------------------------------------
@@ -560,6 +693,14 @@ def test_bad_inputs_give_clear_errors():
         mha(x, x, x, attn_mask=torch.zeros(3, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"d_model=8"):
         mha(torch.randn(2, 4, 6), x, x)
+    for shape in [(3, 2, 4, 4), (2, 3, 4, 4)]:  # a 4-D mask: the wrong batch, the wrong heads
+        with pytest.raises(ValueError, match=re.escape(f"attn_mask of shape {shape} does not "
+                                                       "broadcast to (B, h, T_q, T_k) = "
+                                                       "(2, 2, 4, 4)")):
+            mha(x, x, x, attn_mask=torch.zeros(shape, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"key \(3, 4, 8\) and value \(3, 4, 8\) must share "
+                                         r"\(B, T_k\), and B with query \(2, 4, 8\)"):
+        mha(x, torch.randn(3, 4, 8), torch.randn(3, 4, 8))
     model = low.Transformer(10, d_model=8, num_heads=2, num_encoder_layers=1,
                             num_decoder_layers=1, d_ff=8, max_len=5)
     with pytest.raises(ValueError, match="longer than the positional table"):
@@ -568,6 +709,12 @@ def test_bad_inputs_give_clear_errors():
         model(torch.full((1, 3), 10), torch.full((1, 2), 3))
     with pytest.raises(ValueError, match="int64 tensor"):
         model(torch.randn(1, 3), torch.full((1, 2), 3))
+    with pytest.raises(ValueError, match=r"same batch size B: got src \(2, 3\), tgt_in \(3, 2\)"):
+        model(torch.full((2, 3), 3), torch.full((3, 2), 3))
+    with pytest.raises(ValueError, match=r"memory \(B, S, d_model\) and tgt_in \(B, T\)"):
+        model.decode(torch.full((3, 2), 3), *model.encode(torch.full((2, 3), 3)))
+    with pytest.raises(ValueError, match=r"\(B, T\) with T >= 1, got torch.int64 \(2, 0\)"):
+        model(torch.zeros(2, 0, dtype=torch.long), torch.full((2, 2), 3))
     with pytest.raises(ValueError, match="missing"):
         model.load_state_dict({"embedding.weight": torch.zeros(10, 8)})
     with pytest.raises(ValueError, match="task must be one of"):
@@ -576,13 +723,29 @@ def test_bad_inputs_give_clear_errors():
         low.label_smoothed_cross_entropy(torch.randn(2, 3, 5), torch.zeros(2, 4, dtype=int))
 
 
-@pytest.mark.parametrize("argv", [["--d-model", "30", "--heads", "4"], ["--steps", "0"],
-                                  ["--min-len", "5", "--max-len", "4"], ["--vocab", "3"],
-                                  ["--task", "sort"]])
-def test_script_rejects_bad_options(argv, capsys):
-    with pytest.raises(SystemExit):
+@pytest.mark.parametrize("argv, option", [
+    (["--d-model", "30", "--heads", "4"], "--d-model"), (["--steps", "0"], "--steps"),
+    (["--min-len", "5", "--max-len", "4"], "--max-len"), (["--vocab", "3"], "--vocab"),
+    (["--task", "sort"], "--task"), (["--dropout", "1"], "--dropout"),
+    (["--smoothing", "-0.1"], "--smoothing"), (["--heads", "two"], "--heads"),
+    (["--warmup", "0"], "--warmup"), (["--d-ff", "0"], "--d-ff"), (["--layers", "0"], "--layers"),
+    (["--n-train", "0"], "--n-train"), (["--threads", "-1"], "--threads"),
+    (["--batch-size", "0"], "--batch-size"), (["--lr", "-1"], "--lr"),
+])
+def test_script_rejects_bad_options(argv, option, capsys):
+    with pytest.raises(SystemExit) as stop:
         low.main(argv + ["--no-progress"])
-    assert "error:" in capsys.readouterr().err
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and option in err, err
+
+
+def test_script_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as stop:
+        low.main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "None" not in text and "(default: 400)" in text  # --steps
 
 
 def test_script_learns_the_copy_task(tmp_path):
@@ -592,5 +755,6 @@ def test_script_learns_the_copy_task(tmp_path):
                         "--batch-size", "64"])
     assert metrics["exact_match"] >= 0.5
     assert metrics["token_accuracy"] >= 0.8
+    assert metrics["final_loss"] < 0.5 * metrics["first_train_loss"]  # the loss falls
     for name in ("loss", "lr", "attention"):
         assert (tmp_path / f"{name}.png").is_file(), name
