@@ -373,7 +373,23 @@ def _download(urls: Sequence[str], dest: Path) -> None:
     then renamed to ``dest`` (``os.replace`` is atomic within a folder). On any
     failure the part file is removed and ``dest`` never appears.
     """
+    # Folders this download creates; a failed download removes them again (when empty),
+    # so that a later run does not mistake an empty folder for a dataset.
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_into(urls, dest)
+    except BaseException:
+        for folder in created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another file arrived), or not ours to remove
+                break
+        raise
+
+
+def _download_into(urls: Sequence[str], dest: Path) -> None:
+    """The body of `_download`, once ``dest.parent`` exists."""
     part = dest.with_name(dest.name + ".part")
     known = KNOWN_CHECKSUMS.get(dest.name)
     errors = []
@@ -398,10 +414,12 @@ def _download(urls: Sequence[str], dest: Path) -> None:
     raise OSError("; ".join(errors))
 
 
-def _short(err: BaseException) -> str:
-    """A one-line description of an exception, for messages."""
+def _short(err: BaseException, limit: int = 200) -> str:
+    """A one-line description of an exception, for messages (cut at a word, never mid-word)."""
     text = str(getattr(err, "reason", None) or err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}: {text[:200]}"
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return f"{type(err).__name__}: {text}"
 
 
 def _is_writable_dir(path: Path) -> bool:
@@ -500,11 +518,15 @@ def _not_found(
     lines += [f"  {root}  ({label})" for root, label in roots]
     lines += ["", "Get the files from:"]
     lines += [f"  {r.urls[0]}  ->  save as {r.download}" for r in resources]
-    lines += [
-        "",
-        f"Download them into {roots[-1][0]} (keeping the sub-folders shown above), or "
-        "pass --data-root DIR (data_root=DIR) naming a folder that holds them.",
-    ]
+    given = [root for root, label in roots if label == "--data-root"]
+    if given:
+        advice = (f"Put them into {given[0]}, the --data-root you gave (keeping the "
+                  f"sub-folders shown above), or leave --data-root out to download into "
+                  f"{roots[-1][0]}.")
+    else:
+        advice = (f"Download them into {roots[-1][0]} (keeping the sub-folders shown above), "
+                  "or pass --data-root DIR (data_root=DIR) naming a folder that holds them.")
+    lines += ["", advice]
     return DatasetNotFoundError("\n".join(lines))
 
 

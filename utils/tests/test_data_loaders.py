@@ -584,6 +584,35 @@ def test_offline_error_names_files_folders_urls_and_data_root(tmp_path, offline_
     assert not msg.startswith("[Errno")
 
 
+def test_failed_download_leaves_no_empty_folders(tmp_path, offline_cache, monkeypatch):
+    root = tmp_path / "root"  # writable: downloads would go here
+    root.mkdir()
+    with pytest.raises(dl.DatasetNotFoundError):
+        dl.load_mnist(root)
+    assert list(root.iterdir()) == []  # no empty MNIST/raw left behind
+    monkeypatch.setattr(dl, "_fetch", lambda url, dest: dest.write_bytes(b"not shakespeare"))
+    with pytest.raises(dl.DatasetChecksumError):
+        dl.load_tiny_shakespeare()
+    assert not offline_cache.exists() or list(offline_cache.iterdir()) == []
+
+
+def test_advice_names_the_data_root_the_user_gave(tmp_path, offline_cache):
+    root = tmp_path / "my data"
+    root.mkdir()
+    with pytest.raises(dl.DatasetNotFoundError) as err:
+        dl.load_mnist(root)
+    advice = str(err.value).strip().splitlines()[-1]
+    assert advice.startswith(f"Put them into {root}, the --data-root you gave")
+    with pytest.raises(dl.DatasetNotFoundError) as err:
+        dl.load_mnist()
+    assert str(err.value).strip().splitlines()[-1].startswith(f"Download them into {offline_cache}")
+
+
+def test_short_reasons_are_cut_at_a_word():
+    text = dl._short(OSError("word " * 100))
+    assert text.endswith("word ...") and len(text) < 220
+
+
 def test_download_false_never_fetches(offline_cache, monkeypatch):
     def must_not_run(url, dest):
         raise AssertionError("download=False must not fetch")
