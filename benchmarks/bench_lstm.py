@@ -30,12 +30,12 @@ import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.timing import interleaved_times, ratio_stats
 from utils import import_lesson
 from utils.cli import limit_blas_threads
 
@@ -98,24 +98,6 @@ def check_same_numbers(layer, reference, x: np.ndarray, dhs: np.ndarray) -> floa
     return float(max(diffs))
 
 
-def time_interleaved(fns: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds of each fn, timed in rounds (each round calls every fn once, in order).
-
-    Inputs:  fns - {name: () -> None}; repeats >= 1; warmup >= 0 untimed rounds.
-    Returns: {name: median seconds}.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Time the L1 NumPy LSTM's forward + backward against torch.nn.LSTM; print the ratio.
 
@@ -149,12 +131,14 @@ def main(argv: list[str] | None = None) -> dict:
             layer, reference, x, dhs = make_problem(args.batch, args.seq_len, input_size,
                                                     args.hidden, dtype)
             max_diff = check_same_numbers(layer, reference, x, dhs)
-            times = time_interleaved({"l1": l1_step(layer, x, dhs),
-                                      "torch": torch_step(reference, x, dhs)}, args.repeats)
+            rounds = interleaved_times({"l1": l1_step(layer, x, dhs),
+                                        "torch": torch_step(reference, x, dhs)}, args.repeats)
     finally:
         torch.set_num_threads(before)
 
-    ratio = times["l1"] / times["torch"]
+    times = {name: statistics.median(t) for name, t in rounds.items()}
+    stats = ratio_stats(rounds, "l1", "torch")
+    ratio = stats.median
     print(f"LSTM forward + backward, batch {args.batch}, T = {args.seq_len}, D = {input_size}, "
           f"H = {args.hidden}, {args.dtype}, {args.threads} thread(s), median of "
           f"{args.repeats} interleaved rounds")
@@ -162,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  torch.nn.LSTM     {1e3 * times['torch']:8.2f} ms")
     print(f"  ratio L1 / torch  {ratio:8.2f}x   (target <= {TARGET_RATIO:g}x: "
           f"{'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+    print(f"  per-round ratios: {stats.summary()}")
     print(f"  largest difference between the two (outputs and gradients): {max_diff:.2e}")
     results = {
         "settings": {"batch": args.batch, "seq_len": args.seq_len, "input_size": input_size,
@@ -171,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "cpu": platform.processor() or platform.machine(),
                      "cpu_count": os.cpu_count()},
         "l1_ms": 1e3 * times["l1"], "torch_ms": 1e3 * times["torch"],
-        "ratio_l1_vs_torch": ratio, "target_ratio": TARGET_RATIO,
+        "ratio_l1_vs_torch": ratio, "ratio_spread": stats.as_dict(),
+        "target_ratio": TARGET_RATIO,
         "target_met": bool(ratio <= TARGET_RATIO), "max_abs_difference": max_diff,
     }
     if args.json is not None:

@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks.timing import RatioStats, interleaved_times, ratio_stats
 from utils import import_lesson
 
 low = import_lesson("07_Transformer.pytorch_lowlevel.transformer_lowlevel")
@@ -50,22 +50,18 @@ TARGET_RATIO = 1.2  # L3 encoder layer: at most 1.2x nn.TransformerEncoderLayer'
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int,
-                        warmup: int = 2) -> dict[str, float]:
-    """Median seconds per function; each round calls every function once, in turn.
+                        warmup: int = 2) -> tuple[dict[str, float], RatioStats]:
+    """Median seconds per function (each round calls every function once, in turn), and
+    the per-round ratios of the first function to the second.
 
-    Inputs:  fns - name -> the work to time; repeats >= 1; warmup >= 0 untimed rounds.
-    Returns: name -> median seconds (float).
+    Inputs:  fns - name -> the work to time (ours first, the reference second);
+             repeats >= 1; warmup >= 0 untimed rounds.
+    Returns: (name -> median seconds, RatioStats of ours / reference).
     """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    times = interleaved_times(fns, repeats, warmup)
+    ours, reference = list(fns)[:2]
+    return ({name: statistics.median(t) for name, t in times.items()},
+            ratio_stats(times, ours, reference))
 
 
 def bench_attention(batch: int, heads: int, length: int, d_k: int, repeats: int) -> list[dict]:
@@ -89,9 +85,10 @@ def bench_attention(batch: int, heads: int, length: int, d_k: int, repeats: int)
                                                  else ~mask)
             out.backward(grad)
 
-        t = interleaved_medians({"l2": l2, "torch": fused}, repeats)
+        t, stats = interleaved_medians({"l2": l2, "torch": fused}, repeats)
         rows.append({"mask": name, "l2_ms": 1e3 * t["l2"], "torch_sdpa_ms": 1e3 * t["torch"],
-                     "ratio_l2_vs_torch": t["l2"] / t["torch"]})
+                     "ratio_l2_vs_torch": stats.median, "ratio_spread": stats.as_dict(),
+                     "summary": stats.summary()})
     return rows
 
 
@@ -117,9 +114,10 @@ def bench_encoder_layer(batch: int, length: int, d_model: int, heads: int, d_ff:
             layer(x).backward(grad)
         return run
 
-    t = interleaved_medians({"l3": step(ours), "torch": step(ref)}, repeats)
-    ratio = t["l3"] / t["torch"]
+    t, stats = interleaved_medians({"l3": step(ours), "torch": step(ref)}, repeats)
+    ratio = stats.median
     return {"l3_ms": 1e3 * t["l3"], "torch_ms": 1e3 * t["torch"], "ratio_l3_vs_torch": ratio,
+            "ratio_spread": stats.as_dict(), "summary": stats.summary(),
             "same_outputs": bool(same), "target_met": bool(ratio <= TARGET_RATIO)}
 
 
@@ -161,6 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
     _print_table(["mask", "L2", "torch (fused)", "L2 / torch"],
                  [[r["mask"], f"{r['l2_ms']:.1f} ms", f"{r['torch_sdpa_ms']:.1f} ms",
                    f"{r['ratio_l2_vs_torch']:.2f}x"] for r in attention])
+    for r in attention:
+        print(f"  {r['mask']}: per-round ratios {r['summary']}")
 
     layer = bench_encoder_layer(args.batch, args.length, args.d_model, args.heads, args.d_ff,
                                 args.repeats)
@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
                    f"{layer['ratio_l3_vs_torch']:.2f}x",
                    "met" if layer["target_met"] else "NOT met",
                    "yes" if layer["same_outputs"] else "NO"]])
+    print(f"  per-round ratios {layer['summary']}")
 
     results = {
         "settings": {"threads": args.threads, "batch": args.batch, "length": args.length,

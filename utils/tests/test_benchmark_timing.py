@@ -1,0 +1,50 @@
+"""benchmarks/timing.py: the median of per-round ratios, its spread, and the rounds a 5 %
+verdict needs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.timing import RatioStats, interleaved_times, ratio_stats
+
+
+def test_ratio_is_taken_within_each_round():
+    # a load spike in round 2 slows both contenders: the per-round ratio is unaffected
+    times = {"ours": [1.0, 10.0, 1.1], "ref": [0.5, 5.0, 0.55]}
+    stats = ratio_stats(times, "ours", "ref")
+    assert stats.ratios == (2.0, 2.0, 2.0)
+    assert stats.median == 2.0 and stats.sigma == 0.0 and stats.rounds_for(0.05) == 3
+
+
+def test_rounds_for_a_five_percent_verdict():
+    stats = RatioStats((0.9, 1.0, 1.0, 1.1, 1.2, 0.8, 1.0, 1.05))
+    q1, q3 = stats.quartiles
+    sigma = (q3 - q1) / 1.349
+    expected = math.ceil((1.96 * math.sqrt(math.pi / 2) * sigma / (0.05 * stats.median)) ** 2)
+    assert stats.rounds_for(0.05) == max(3, expected)
+    assert stats.rounds_for(0.10) < stats.rounds_for(0.05)  # a coarser verdict needs fewer
+    assert "5 % verdict needs" in stats.summary()
+    assert stats.as_dict()["rounds_for_5_percent"] == stats.rounds_for(0.05)
+
+
+def test_interleaved_times_calls_each_function_once_per_round_in_turn():
+    calls = []
+    times = interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                              rounds=3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert [len(t) for t in times.values()] == [3, 3]
+    with pytest.raises(ValueError, match="rounds"):
+        interleaved_times({"a": lambda: None}, rounds=0)
+
+
+def test_transformer_benchmark_checks_then_reports_the_spread(capsys):
+    from utils.lessons import import_lesson
+
+    bench = import_lesson("benchmarks.bench_transformer")
+    results = bench.main(["--batch", "1", "--length", "4", "--d-model", "8", "--heads", "2",
+                          "--d-ff", "16", "--repeats", "3"])
+    assert results["l3_encoder_layer_vs_torch"]["same_outputs"]
+    assert results["l3_encoder_layer_vs_torch"]["ratio_spread"]["rounds"] == 3
+    assert "5 % verdict needs" in capsys.readouterr().out
