@@ -94,7 +94,9 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import add_common_args, limit_blas_threads, prepare_out_dir, seed_everything
+from utils.cli import (add_common_args, limit_blas_threads, non_negative_float,
+                       non_negative_int, parse_args, positive_int, prepare_out_dir,
+                       seed_everything)
 from utils.data_loaders import make_adding_problem
 from utils.visualization import plot_curves, save_figure
 
@@ -764,28 +766,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=["adding"], epochs=12, batch_size=64, lr=1e-2,
                     out="runs/06_LSTM_GRU/numpy", devices=("cpu",))
     parser.add_argument("--cell", choices=sorted(CELLS), default="lstm")
-    parser.add_argument("--seq-len", type=int, default=30,
-                        help="T, the sequence length (default: %(default)s)")
-    parser.add_argument("--hidden", type=int, default=32, help="default: %(default)s")
+    parser.add_argument("--seq-len", type=positive_int, default=30,
+                        help="T, the sequence length, >= 2 (default: %(default)s)")
+    parser.add_argument("--hidden", type=positive_int, default=32, help="default: %(default)s")
     parser.add_argument("--reset-after", action="store_true",
                         help="GRU: PyTorch's form of the candidate (default: the paper's)")
-    parser.add_argument("--clip", type=float, default=1.0,
+    parser.add_argument("--clip", type=non_negative_float, default=1.0,
                         help="clip the global gradient norm to this (0: off; default: "
                              "%(default)s)")
-    parser.add_argument("--train-size", type=int, default=4000, help="default: %(default)s")
-    parser.add_argument("--test-size", type=int, default=1000, help="default: %(default)s")
+    parser.add_argument("--train-size", type=positive_int, default=4000,
+                        help="default: %(default)s")
+    parser.add_argument("--test-size", type=positive_int, default=1000,
+                        help="default: %(default)s")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--blas-threads", type=int, default=1,
+    parser.add_argument("--blas-threads", type=non_negative_int, default=1,
                         help="threads for NumPy's matrix products; 0 = the library's default "
                              "(default: %(default)s)")
-    args = parser.parse_args(argv)
-    if min(args.epochs, args.batch_size, args.hidden, args.train_size, args.test_size) < 1:
-        parser.error("--epochs, --batch-size, --hidden, --train-size and --test-size must be "
-                     ">= 1")
+    args = parse_args(parser, argv)
     if args.seq_len < 2:
         parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
-    if not args.lr > 0 or args.clip < 0 or args.blas_threads < 0:
-        parser.error("need --lr > 0, --clip >= 0 and --blas-threads >= 0")
     with limit_blas_threads(args.blas_threads or None):
         return _run(args)
 

@@ -8,7 +8,8 @@ constructor, call signature and parameter names, and run an explicit loop over t
 Files (read them in this order):
 
 - ``rnn_paper.py``  the cells, the modules, from_torch / to_torch, the adding problem
-- ``sentiment.py``  IMDB sentiment with a bidirectional LSTM over packed sequences
+- ``sentiment.py``  IMDB sentiment with an LSTM over packed sequences (one direction on
+                    IMDB by default, bidirectional on the generated offline reviews)
 - ``char_lm.py``    a character-level LSTM language model on Tiny Shakespeare
 - ``test_paper.py`` outputs and gradients against nn.LSTM / nn.GRU / nn.RNN, and more
 """

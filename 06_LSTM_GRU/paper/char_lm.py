@@ -37,8 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.cli import add_common_args, prepare_out_dir, seed_everything
-from utils.data_loaders import DatasetNotFoundError, load_tiny_shakespeare
+from utils.cli import (add_common_args, data_errors, non_negative_float, non_negative_int,
+                       positive_float, positive_int, prepare_out_dir, seed_everything)
+from utils.data_loaders import load_tiny_shakespeare
 from utils.lessons import import_lesson
 
 rnn_paper = import_lesson("06_LSTM_GRU.paper.rnn_paper")  # our LSTM (this lesson's L3)
@@ -128,19 +129,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     "train_loss", "train_seconds", "steps"}."""
     parser = argparse.ArgumentParser(
         description="Character-level LSTM language model (our L3 LSTM), truncated BPTT.")
-    add_common_args(parser, datasets=("builtin", "shakespeare"), epochs=1, batch_size=32,
+    add_common_args(parser, datasets=("builtin", "shakespeare"), epochs=None, batch_size=32,
                     lr=3e-3, out="runs/06_LSTM_GRU/char_lm", devices=("cpu",))
-    parser.add_argument("--steps", type=int, default=150, help="training steps (windows)")
-    parser.add_argument("--time-budget", type=float, default=0.0,
+    parser.add_argument("--steps", type=positive_int, default=150,
+                        help="training steps (windows; default: %(default)s)")
+    parser.add_argument("--time-budget", type=non_negative_float, default=0.0,
                         help="stop training after this many seconds (0: no limit)")
-    parser.add_argument("--bptt", type=int, default=64, help="characters per window")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--embed", type=int, default=32)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--sample-len", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--bptt", type=positive_int, default=64,
+                        help="characters per window (default: %(default)s)")
+    parser.add_argument("--hidden", type=positive_int, default=128, help="default: %(default)s")
+    parser.add_argument("--layers", type=positive_int, default=1, help="default: %(default)s")
+    parser.add_argument("--embed", type=positive_int, default=32, help="default: %(default)s")
+    parser.add_argument("--temperature", type=positive_float, default=0.8,
+                        help="sampling temperature (default: %(default)s)")
+    parser.add_argument("--sample-len", type=non_negative_int, default=300,
+                        help="characters sampled at the end (default: %(default)s)")
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads (0: default)")
+    args = rnn_paper.parse_args_counting_steps(parser, argv)  # --epochs is refused
     with rnn_paper.torch_threads(args.threads):
         return _run(args)
 
@@ -149,11 +155,8 @@ def _run(args) -> dict[str, float]:
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
     if args.dataset == "shakespeare":
-        try:
+        with data_errors():  # a missing or damaged file: one message, exit status 1
             text = load_tiny_shakespeare(args.data_root, download=False)
-        except DatasetNotFoundError as err:
-            raise SystemExit(f"error: {err}\n(the default --dataset builtin needs no data)") \
-                from None
     else:
         text = BUILTIN_TEXT
     split = int(0.9 * len(text))  # 90 / 10 by position: validation is unseen text
@@ -162,6 +165,10 @@ def _run(args) -> dict[str, float]:
     stoi = {c: i for i, c in enumerate(itos)}
     unk = stoi.get(" ", 0)  # a character only in validation maps to a space
     to_ids = lambda s: np.array([stoi.get(c, unk) for c in s], dtype=np.int64)  # noqa: E731
+    if len(train_text) // args.batch_size < args.bptt + 1:
+        raise SystemExit(f"error: --batch-size {args.batch_size} and --bptt {args.bptt} need "
+                         f"{args.batch_size * (args.bptt + 1):,} training characters, "
+                         f"{args.dataset} has {len(train_text):,}; lower one of them")
     train = streams(to_ids(train_text), args.batch_size)  # (B, L)
     val = streams(to_ids(val_text), min(args.batch_size, max(1, len(val_text) // 200)))
     print(f"{args.dataset}: {len(train_text):,} train / {len(val_text):,} validation characters, "

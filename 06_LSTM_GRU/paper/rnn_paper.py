@@ -73,7 +73,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from utils.cli import add_common_args, prepare_out_dir, seed_everything
+from utils.cli import (add_common_args, non_negative_float, non_negative_int, parse_args,
+                       positive_float, positive_int, prepare_out_dir, seed_everything)
 from utils.data_loaders import make_adding_problem
 from utils.training_utils import torch_threads  # n CPU threads, restored after
 
@@ -302,6 +303,9 @@ class _Recurrent(nn.Module):
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
         T, N, D = x.shape
+        if T < 1:
+            raise ValueError(f"input has no time steps (T = 0, shape {tuple(input.shape)}); "
+                             "expected at least one step per sequence")
         if D != self.input_size:
             raise ValueError(f"input has {D} features in its last dimension, expected "
                              f"input_size={self.input_size}")
@@ -642,25 +646,50 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(
         description="The adding problem (Hochreiter & Schmidhuber 1997, experiment 4) with our "
                     "LSTM / GRU / vanilla RNN (explicit time loop), Adam + gradient clipping.")
-    add_common_args(parser, datasets=("adding",), epochs=1, batch_size=64, lr=1e-2,
+    add_common_args(parser, datasets=("adding",), epochs=None, batch_size=64, lr=1e-2,
                     out="runs/06_LSTM_GRU/paper", devices=("cpu",))
     parser.add_argument("--cell", nargs="+", choices=tuple(CELLS), default=["lstm"],
                         help="one or more cells, trained one after the other (default: lstm)")
-    parser.add_argument("--seq-len", type=int, default=30, help="T (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=400, help="training steps (batches)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden size")
-    parser.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip")
-    parser.add_argument("--eval-every", type=int, default=50)
+    parser.add_argument("--seq-len", type=positive_int, default=30,
+                        help="T, >= 2 (default: %(default)s)")
+    parser.add_argument("--steps", type=positive_int, default=400,
+                        help="training steps (batches; default: %(default)s)")
+    parser.add_argument("--hidden", type=positive_int, default=64,
+                        help="hidden size (default: %(default)s)")
+    parser.add_argument("--clip", type=positive_float, default=1.0,
+                        help="gradient-norm clip (default: %(default)s)")
+    parser.add_argument("--eval-every", type=positive_int, default=50,
+                        help="test MSE every this many steps (default: %(default)s)")
     parser.add_argument("--schedule", choices=("cosine", "none"), default="none",
                         help="learning-rate schedule over --steps (default: %(default)s)")
-    parser.add_argument("--time-budget", type=float, default=0.0,
+    parser.add_argument("--time-budget", type=non_negative_float, default=0.0,
                         help="stop each cell's training after this many seconds (0: no limit)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
-    if args.seq_len < 2 or args.steps < 1 or args.hidden < 1:
-        parser.error("--seq-len must be >= 2, --steps and --hidden >= 1")
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads (0: default)")
+    args = parse_args_counting_steps(parser, argv)
+    if args.seq_len < 2:
+        parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
     with torch_threads(args.threads):
         return _run(args)
+
+
+def parse_args_counting_steps(parser: argparse.ArgumentParser,
+                              argv: Sequence[str] | None) -> argparse.Namespace:
+    """``utils.cli.parse_args`` for a script that trains for ``--steps`` batches.
+
+    --epochs (a common option) means nothing here: the adding problem draws a fresh batch
+    every step, and the language model cycles through its text. It is refused with a usage
+    error instead of being silently ignored.
+    """
+    for action in parser._actions:
+        if action.dest == "epochs":
+            action.help = "not used: this script counts training steps (--steps)"
+            action.default = None
+    args = parse_args(parser, argv)
+    if args.epochs is not None:
+        parser.error("argument --epochs: this script counts training steps, not epochs; "
+                     "use --steps")
+    return args
 
 
 def _run(args: argparse.Namespace) -> dict[str, float]:

@@ -50,8 +50,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from utils.cli import add_common_args, prepare_out_dir, seed_everything
-from utils.data_loaders import DatasetNotFoundError, load_imdb
+from utils.cli import (add_common_args, data_errors, non_negative_float, non_negative_int,
+                       parse_args, positive_int, prepare_out_dir, seed_everything)
+from utils.data_loaders import load_imdb
 from utils.lessons import import_lesson
 
 # our LSTM (Level 3 of this lesson); nn.LSTM with --impl torch, for speed comparison
@@ -254,25 +255,29 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=("synthetic", "imdb"), epochs=None, batch_size=None,
                     lr=None, out="runs/06_LSTM_GRU/sentiment", devices=("cpu",))
     parser.add_argument("--impl", choices=("ours", "torch"), default="ours")
-    parser.add_argument("--vocab", type=int, default=20000, help="most frequent training words")
-    parser.add_argument("--max-len", type=int, default=None,
-                        help="tokens kept per review (default: 256 synthetic, 200 imdb)")
+    parser.add_argument("--vocab", type=positive_int, default=20000,
+                        help="most frequent training words (default: %(default)s)")
+    parser.add_argument("--max-len", type=positive_int, default=None,
+                        help="tokens kept per review (default: %(default)s)")
     parser.add_argument("--keep", choices=("first", "last"), default="last")
-    parser.add_argument("--embed", type=int, default=None, help="default: 32 synthetic, 64 imdb")
-    parser.add_argument("--hidden", type=int, default=None, help="default: 32 synthetic, 64 imdb")
+    parser.add_argument("--embed", type=positive_int, default=None,
+                        help="default: %(default)s")
+    parser.add_argument("--hidden", type=positive_int, default=None,
+                        help="default: %(default)s")
     parser.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
-                        help="default: bidirectional on synthetic, one direction on imdb")
-    parser.add_argument("--n-synthetic", type=int, default=2000,
-                        help="training reviews of the synthetic task (test: a quarter)")
-    parser.add_argument("--time-budget", type=float, default=0.0,
+                        help="default: %(default)s")
+    parser.add_argument("--n-synthetic", type=positive_int, default=2000,
+                        help="training reviews of the synthetic task, >= 8 (test: a quarter)")
+    parser.add_argument("--time-budget", type=non_negative_float, default=0.0,
                         help="stop training after this many seconds (0: no limit)")
-    parser.add_argument("--monitor", type=int, default=2000,
+    parser.add_argument("--monitor", type=positive_int, default=2000,
                         help="test reviews scored after each epoch (all at the end)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
-    for key, value in DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads (0: default)")
+    args = parse_args(parser, argv, DEFAULTS)
+    if args.n_synthetic < 8:
+        parser.error(f"--n-synthetic must be >= 8 (a quarter of it is the test set), got "
+                     f"{args.n_synthetic}")
     with rnn_paper.torch_threads(args.threads):
         return _run(args)
 
@@ -280,10 +285,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 def _run(args) -> dict[str, float]:
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # a missing or damaged archive: one message, exit status 1
         tr_x, tr_y, te_x, te_y = load_texts(args)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}\n(the default --dataset synthetic needs no data)") from None
     started = time.perf_counter()
     tr_tok = [tokenize(t) for t in tr_x]
     vocab = build_vocab(tr_tok, args.vocab)  # training split only

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from utils import import_lesson
-from utils.testing import assert_close, assert_level_purity, tolerance
+from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
 
 rp = import_lesson("06_LSTM_GRU.paper.rnn_paper")
 sentiment = import_lesson("06_LSTM_GRU.paper.sentiment")
@@ -370,3 +370,175 @@ def test_char_lm_on_tiny_shakespeare_learns(shared_data, tmp_path):
     metrics = char_lm.main(["--dataset", "shakespeare", "--data-root", str(shared_data),
                             "--steps", "200", "--out", str(tmp_path), "--no-progress"])
     assert metrics["val_loss"] < 2.6, metrics  # uniform over ~65 characters: log 65 = 4.17
+
+
+# ---- classic mistakes, each checked with numbers (06_LSTM_GRU/bugs.py plants them) ----
+
+
+def _paper_gru_by_hand(x, h, w_ih, w_hh, b_ih, b_hh):
+    """One step of Cho et al. (2014), eq. 5-8, written out gate by gate (float64)."""
+    W_ir, W_iz, W_in = w_ih.chunk(3)
+    W_hr, W_hz, W_hn = w_hh.chunk(3)
+    b_ir, b_iz, b_in = b_ih.chunk(3)
+    b_hr, b_hz, b_hn = b_hh.chunk(3)
+    r = torch.sigmoid(x @ W_ir.T + b_ir + h @ W_hr.T + b_hr)  # eq. 5
+    z = torch.sigmoid(x @ W_iz.T + b_iz + h @ W_hz.T + b_hz)  # eq. 6
+    n = torch.tanh(x @ W_in.T + b_in + (r * h) @ W_hn.T + b_hn)  # eq. 8: reset BEFORE W_hn
+    return (1 - z) * n + z * h  # eq. 7
+
+
+def test_paper_gru_follows_the_papers_equations_step_by_step():
+    """Our default GRU is Cho et al.'s: two steps by hand equal it; PyTorch's form does not."""
+    torch.manual_seed(0)
+    paper = rp.GRU(3, 4).double()
+    p = {k: v.detach() for k, v in paper.named_parameters()}
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)  # (T, N, D)
+    h0 = torch.randn(1, 5, 4, generator=g, dtype=torch.float64)
+    h = h0[0]
+    expected = []
+    for t in range(2):
+        h = _paper_gru_by_hand(x[t], h, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
+                               p["bias_hh_l0"])
+        expected.append(h)
+    out, h_n = paper(x, h0)
+    assert_close(out, torch.stack(expected), FLOAT64, "paper GRU, two steps by hand")
+    assert_close(h_n[0], expected[-1], FLOAT64, "h_n")
+    torch_form = rp.GRU(3, 4, reset_after=True).double()
+    torch_form.load_state_dict(paper.state_dict())
+    assert (torch_form(x, h0)[0] - out).abs().max() > 1e-3  # the other form is another map
+
+
+def test_adding_model_sets_the_forget_gate_bias_to_one():
+    """Gers et al. (2000): b_f = 1 in rows [H, 2H) of the [i, f, g, o] stack, nowhere else."""
+    H = 6
+    torch.manual_seed(0)
+    model = rp.AddingModel("lstm", H)
+    torch.manual_seed(0)
+    plain = rp.LSTM(2, H, batch_first=True)  # the same draw, before the bias is set
+    b, ref = model.rnn.bias_ih_l0.detach(), plain.bias_ih_l0.detach()
+    assert torch.equal(b[H:2 * H], torch.ones(H))  # the forget gate's slice
+    for gate, rows in (("i", slice(0, H)), ("g", slice(2 * H, 3 * H)), ("o", slice(3 * H, None))):
+        assert torch.equal(b[rows], ref[rows]), f"the {gate} gate's bias changed"
+    assert torch.equal(model.rnn.bias_hh_l0.detach(), plain.bias_hh_l0.detach())
+    # so a fresh model's forget gates start open: sigmoid(1 + b_hf) at a zero input and state
+    f = rp.lstm_gate_trace(model.rnn, torch.zeros(1, 2))["f"][0]
+    assert np.all(f > torch.sigmoid(torch.tensor(1.0 - 1 / math.sqrt(H))).item() - 1e-7)
+
+
+def test_zero_length_sequence_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"no time steps \(T = 0"):
+        rp.LSTM(3, 4, batch_first=True)(torch.randn(2, 0, 3))
+    with pytest.raises(ValueError, match="at least one step"):
+        rp.GRU(3, 4)(torch.randn(0, 2, 3))
+
+
+def test_sentiment_evaluate_runs_in_eval_mode():
+    """With dropout 0.5, evaluation is deterministic and equals the eval-mode numbers."""
+    torch.manual_seed(0)
+    model = sentiment.SentimentLSTM(30, 6, 5, dropout=0.5)
+    data = [np.array([3, 4, 5, 6]), np.array([7, 2]), np.array([9, 9, 9]), np.array([8, 1, 5])]
+    labels = np.array([1, 0, 1, 0])
+    first = sentiment.evaluate(model, data, labels)
+    assert model.training  # evaluate puts the model back into training mode
+    assert sentiment.evaluate(model, data, labels) == first
+    model.eval()
+    with torch.no_grad():
+        logits = model(*sentiment.collate(data))
+    y = torch.from_numpy(labels).float()
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
+    assert_close(first[0], loss, tolerance(torch.float32), "evaluation loss")
+    assert first[1] == float(((logits > 0).long() == y.long()).float().mean())
+
+
+def test_char_lm_evaluate_runs_in_eval_mode():
+    torch.manual_seed(0)
+    model = char_lm.CharLM(7, 4, 8, num_layers=2, dropout=0.5)  # dropout between the layers
+    val = torch.randint(0, 7, (2, 25), generator=torch.Generator().manual_seed(1))
+    first = char_lm.evaluate(model, val, bptt=8)
+    assert model.training and char_lm.evaluate(model, val, bptt=8) == first
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(val[:, :-1])  # one window: the same state flow as 8-step windows
+    expected = nn.functional.cross_entropy(logits.reshape(-1, 7), val[:, 1:].reshape(-1))
+    assert_close(first, expected, tolerance(torch.float32), "validation loss")
+
+
+def test_sentiment_script_trains_on_reshuffled_batches(tmp_path, monkeypatch, capsys):
+    """The script's own loop: every epoch a new permutation of all reviews; the loss falls."""
+    calls = []
+    batching = sentiment.length_batches
+
+    def recording(lengths, batch_size, *, shuffle, rng=None):
+        batches = batching(lengths, batch_size, shuffle=shuffle, rng=rng)
+        calls.append((len(lengths), batches))
+        return batches
+
+    monkeypatch.setattr(sentiment, "length_batches", recording)
+    metrics = sentiment.main(["--n-synthetic", "300", "--epochs", "3", "--batch-size", "20",
+                              "--embed", "16", "--hidden", "16", "--lr", "2e-2", "--max-len", "24",
+                              "--monitor", "20", "--out", str(tmp_path), "--no-progress"])
+    epochs = [np.concatenate(b) for n, b in calls if n == 300]  # the training set's batches
+    assert len(epochs) == 3
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(300))  # each review once per epoch
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch ")]
+    losses = [float(ln.split("train loss ")[1].split()[0]) for ln in lines]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    assert math.isfinite(metrics["test_loss"]) and 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["epochs"] == 3 and (tmp_path / "loss.png").is_file()
+
+
+def test_char_lm_script_trains_on_carried_detached_state(tmp_path):
+    """20 windows in a row from the same streams: the state is carried from window to window
+    (and detached, or the second backward pass would run into the first one's freed graph)."""
+    metrics = char_lm.main(["--steps", "20", "--batch-size", "4", "--bptt", "16", "--hidden", "32",
+                            "--embed", "8", "--sample-len", "10", "--lr", "3e-2",
+                            "--out", str(tmp_path), "--no-progress"])
+    train_text = char_lm.BUILTIN_TEXT[: int(0.9 * len(char_lm.BUILTIN_TEXT))]
+    uniform = math.log(len(set(train_text)))  # log V: a model that learned nothing
+    assert metrics["steps"] == 20
+    assert metrics["val_loss"] < uniform - 0.3 and metrics["train_loss"] < uniform, metrics
+    assert_close(metrics["val_bpc"], metrics["val_loss"] / math.log(2), FLOAT64, "bits per char")
+    assert (tmp_path / "sample.txt").is_file()
+
+
+# ---- the scripts' options: a bad number is a usage error naming the option ------------
+
+SCRIPTS = {"rnn_paper": rp, "char_lm": char_lm, "sentiment": sentiment}
+BAD_OPTIONS = [
+    ("rnn_paper", "--batch-size", "0"), ("rnn_paper", "--lr", "-1"), ("rnn_paper", "--steps", "0"),
+    ("rnn_paper", "--hidden", "0"), ("rnn_paper", "--seq-len", "1"), ("rnn_paper", "--clip", "0"),
+    ("rnn_paper", "--eval-every", "0"), ("rnn_paper", "--time-budget", "-1"),
+    ("rnn_paper", "--epochs", "3"),  # not used by a script that counts steps: refused
+    ("char_lm", "--steps", "0"), ("char_lm", "--bptt", "0"), ("char_lm", "--layers", "0"),
+    ("char_lm", "--batch-size", "0"), ("char_lm", "--temperature", "0"),
+    ("char_lm", "--sample-len", "-1"), ("char_lm", "--epochs", "2"),
+    ("sentiment", "--epochs", "0"), ("sentiment", "--lr", "-1"), ("sentiment", "--max-len", "0"),
+    ("sentiment", "--hidden", "0"), ("sentiment", "--vocab", "0"), ("sentiment", "--monitor", "0"),
+    ("sentiment", "--n-synthetic", "4"), ("sentiment", "--threads", "-1"),
+]
+
+
+@pytest.mark.parametrize("script, option, value", BAD_OPTIONS)
+def test_bad_numbers_are_usage_errors(script, option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        SCRIPTS[script].main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_help_shows_every_default(script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        SCRIPTS[script].main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--seed" in out and "default: None" not in out
+
+
+def test_char_lm_batch_too_large_for_the_text_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="--batch-size 1000 and --bptt 64 need 65,000"):
+        char_lm.main(["--batch-size", "1000", "--out", str(tmp_path), "--no-progress"])

@@ -40,7 +40,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from utils.cli import add_common_args, prepare_out_dir, seed_everything
+from utils.cli import (add_common_args, non_negative_int, parse_args, positive_float,
+                       positive_int, prepare_out_dir, seed_everything)
 from utils.data_loaders import make_adding_problem
 from utils.training_utils import torch_threads  # n CPU threads, restored after
 
@@ -84,6 +85,9 @@ def _check(x: torch.Tensor, params: dict, G: int, state: dict[str, torch.Tensor 
     if missing:
         raise KeyError(f"params lacks {missing}; expected keys {list(PARAM_NAMES)}")
     N, T, D = x.shape
+    if N < 1 or T < 1:
+        raise ValueError(f"x must hold at least one sequence of at least one time step: shape "
+                         f"(N, T, D) with N >= 1 and T >= 1, got {tuple(x.shape)}")
     H = params["W_hh"].shape[1]
     expected = {"W_ih": (G * H, D), "W_hh": (G * H, H), "b_ih": (G * H,), "b_hh": (G * H,)}
     for k, shape in expected.items():
@@ -349,17 +353,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(
         description="The adding problem with an RNN / LSTM / GRU built from tensors "
                     "(hand-written clipping and Adam).")
-    add_common_args(parser, datasets=("adding",), epochs=1, batch_size=64, lr=1e-2,
+    add_common_args(parser, datasets=("adding",), epochs=None, batch_size=64, lr=1e-2,
                     out="runs/06_LSTM_GRU/lowlevel", devices=("cpu",))
+    for action in parser._actions:  # a fresh batch every step: --steps, not --epochs
+        if action.dest == "epochs":
+            action.help = "not used: this script counts training steps (--steps)"
     parser.add_argument("--cell", choices=tuple(GATES), default="lstm")
-    parser.add_argument("--seq-len", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--clip", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
-    if args.seq_len < 2 or args.steps < 1:
-        parser.error("--seq-len must be >= 2 and --steps >= 1")
+    parser.add_argument("--seq-len", type=positive_int, default=20,
+                        help="T, the sequence length, >= 2 (default: %(default)s)")
+    parser.add_argument("--steps", type=positive_int, default=300,
+                        help="training steps (default: %(default)s)")
+    parser.add_argument("--hidden", type=positive_int, default=32, help="default: %(default)s")
+    parser.add_argument("--clip", type=positive_float, default=1.0,
+                        help="clip the global gradient norm to this (default: %(default)s)")
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads (0: default)")
+    args = parse_args(parser, argv)
+    if args.epochs is not None:
+        parser.error("argument --epochs: this script counts training steps, not epochs; "
+                     "use --steps")
+    if args.seq_len < 2:
+        parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
     with torch_threads(args.threads):
         return _run(args)
 

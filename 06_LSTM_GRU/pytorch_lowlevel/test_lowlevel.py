@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from utils import import_lesson
-from utils.testing import OPTIMIZER_TRAJECTORY, assert_close, assert_level_purity, tolerance
+from utils.testing import (FLOAT64, OPTIMIZER_TRAJECTORY, assert_close, assert_level_purity,
+                           tolerance)
 
 low = import_lesson("06_LSTM_GRU.pytorch_lowlevel.rnn_lowlevel")
 
@@ -223,3 +224,78 @@ def test_script_learns_the_adding_problem(tmp_path):
                         "--out", str(tmp_path), "--no-progress"])
     assert metrics["mse_ratio"] < 0.3, metrics  # well below always predicting 1
     assert (tmp_path / "loss.png").is_file()
+
+
+# ---- classic mistakes, each checked with numbers (06_LSTM_GRU/bugs.py plants them) ----
+
+
+def test_paper_gru_follows_the_papers_equations_step_by_step():
+    """gru_forward(reset_after=False) is Cho et al. (2014), eq. 5-8, written out here gate by
+    gate for two steps; PyTorch's reset-after form gives other numbers on the same weights."""
+    D, H = 3, 4
+    p = {k: v.detach() for k, v in low.init_params("gru", D, H, seed=6,
+                                                   dtype=torch.float64).items()}
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(5, 2, D, generator=g, dtype=torch.float64)
+    h = h0 = torch.randn(5, H, generator=g, dtype=torch.float64)
+    W_ir, W_iz, W_in = p["W_ih"].chunk(3)
+    W_hr, W_hz, W_hn = p["W_hh"].chunk(3)
+    b_ir, b_iz, b_in = p["b_ih"].chunk(3)
+    b_hr, b_hz, b_hn = p["b_hh"].chunk(3)
+    expected = []
+    for t in range(2):
+        x_t = x[:, t]
+        r = torch.sigmoid(x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr)  # eq. 5
+        z = torch.sigmoid(x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz)  # eq. 6
+        n = torch.tanh(x_t @ W_in.T + b_in + (r * h) @ W_hn.T + b_hn)  # eq. 8, reset first
+        h = (1 - z) * n + z * h  # eq. 7
+        expected.append(h)
+    hs, h_n = low.gru_forward(x, h0, p, reset_after=False)
+    assert_close(hs, torch.stack(expected, dim=1), FLOAT64, "paper GRU, two steps by hand")
+    assert_close(h_n, expected[-1], FLOAT64, "h_n")
+    torch_form, _ = low.gru_forward(x, h0, p, reset_after=True)
+    assert (torch_form - hs).abs().max() > 1e-3  # a different map
+
+
+def test_adding_regressor_sets_the_forget_gate_bias_to_one():
+    """Gers et al. (2000): b_f = 1 in rows [H, 2H) of the [i, f, g, o] stack, nowhere else."""
+    H = 6
+    model = low.AddingRegressor("lstm", H, seed=3)
+    fresh = low.init_params("lstm", 2, H, seed=3)  # the same draw, before the bias is set
+    b, ref = model.layer.params["b_ih"].detach(), fresh["b_ih"].detach()
+    assert torch.equal(b[H:2 * H], torch.ones(H))  # the forget gate's slice
+    for gate, rows in (("i", slice(0, H)), ("g", slice(2 * H, 3 * H)), ("o", slice(3 * H, None))):
+        assert torch.equal(b[rows], ref[rows]), f"the {gate} gate's bias changed"
+    assert torch.equal(model.layer.params["b_hh"].detach(), fresh["b_hh"].detach())
+    assert model.layer.params["b_ih"].is_leaf  # still a parameter Adam can update
+
+
+@pytest.mark.parametrize("forward", ["rnn", "lstm", "gru"])
+def test_zero_length_sequence_is_a_clear_error(forward):
+    p = low.init_params(forward, 3, 4)
+    x = torch.randn(2, 0, 3)
+    with pytest.raises(ValueError, match=r"at least one time step.*got \(2, 0, 3\)"):
+        if forward == "lstm":
+            low.lstm_forward(x, None, None, p)
+        else:
+            getattr(low, f"{forward}_forward")(x, None, p)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "3"),  # not used by a script that counts steps: refused, not ignored
+    ("--batch-size", "0"), ("--lr", "-1"), ("--steps", "0"), ("--hidden", "0"),
+    ("--seq-len", "1"), ("--seq-len", "0"), ("--clip", "0"), ("--threads", "-1")])
+def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        low.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err, err
+
+
+def test_script_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        low.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--steps" in out and "default: None" not in out
