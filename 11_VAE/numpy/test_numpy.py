@@ -426,3 +426,52 @@ def test_reference_vae_on_real_mnist(tmp_path, shared_data):
                         "--iw-samples", "100", "--out", str(tmp_path), "--no-progress"])
     assert metrics["test_neg_elbo"] <= 105.0
     assert metrics["test_iw_nll"] < metrics["test_neg_elbo"]
+
+
+# ---------------------------------------------------------------------------
+# Classic mistakes, each checked with numbers (11_VAE/bugs.py plants them), and the script
+# ---------------------------------------------------------------------------
+
+
+def test_script_binarises_the_training_set_afresh_every_epoch(tmp_path, monkeypatch):
+    """The script's own loop: each epoch trains on a new draw x ~ Bernoulli(grey) of the
+    whole training set, whose pixel means match the grey levels."""
+    seen = []
+    train_one_epoch = vae.train_one_epoch
+
+    def recording(model, optimizer, X, **kwargs):
+        seen.append(X.copy())
+        return train_one_epoch(model, optimizer, X, **kwargs)
+
+    monkeypatch.setattr(vae, "train_one_epoch", recording)
+    vae.main(["--epochs", "2", "--hidden", "8", "--latent-dim", "3", "--iw-samples", "0",
+              "--out", str(tmp_path), "--no-progress"])
+    grey = vae.load_images("digits", None)[0]  # (1437, 64) grey levels in [0, 1]
+    assert len(seen) == 2
+    for X in seen:
+        assert X.shape == grey.shape and set(np.unique(X)) == {0.0, 1.0}
+        assert np.all(X[grey == 0] == 0) and np.all(X[grey == 1] == 1)  # certain pixels
+    assert not np.array_equal(seen[0], seen[1])  # a new draw, not the same images again
+    mean, target = (seen[0] + seen[1]).mean(axis=0) / 2, grey.mean(axis=0)  # per pixel
+    # the standard deviation of a mean of 2N Bernoulli(g_n) draws: sqrt(mean g (1 - g) / 2N)
+    sd = np.sqrt(np.mean(grey * (1 - grey), axis=0) / (2 * len(grey)))
+    assert np.all(np.abs(mean - target) <= 4 * sd), np.abs(mean - target) / (sd + 1e-300)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-1"), ("--latent", "0"),
+    ("--hidden", "0"), ("--iw-k", "-1"), ("--iw-samples", "-2"), ("--blas-threads", "-1")])
+def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        vae.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err, err
+
+
+def test_script_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        vae.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--iw-samples" in out and "default: None" not in out

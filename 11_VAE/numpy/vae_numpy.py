@@ -73,8 +73,9 @@ import numpy as np
 from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import add_common_args, limit_blas_threads, prepare_out_dir, seed_everything
-from utils.data_loaders import DatasetNotFoundError, load_arrays, load_tabular
+from utils.cli import (add_common_args, data_errors, limit_blas_threads, non_negative_int,
+                       parse_args, positive_int, prepare_out_dir, seed_everything)
+from utils.data_loaders import load_arrays, load_tabular
 from utils.visualization import plot_curves, plot_image_grid
 
 # Lesson 02 taught the layers (Linear with W stored (in, out), Tanh, ReLU), the
@@ -541,28 +542,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     Returns: {"test_neg_elbo", "test_recon", "test_kl", "test_iw_nll", "train_neg_elbo"},
              nats per image, lower is better.
     """
-    per_dataset = "; ".join(f"{name}: {cfg}" for name, cfg in DEFAULTS.items())
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0],
-                                     epilog=f"Options left out take per-dataset defaults: "
-                                            f"{per_dataset}")
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=["digits", "mnist"], epochs=None, batch_size=None,
                     lr=None, out="runs/11_VAE/numpy_vae", devices=("cpu",))
-    parser.add_argument("--hidden", type=int, default=None, help="hidden units (per dataset)")
-    parser.add_argument("--latent-dim", "--latent", dest="latent_dim", type=int, default=None,
-                        help="latent dimensions J (per dataset)")
+    parser.add_argument("--hidden", type=positive_int, default=None,
+                        help="hidden units (default: %(default)s)")
+    parser.add_argument("--latent-dim", "--latent", dest="latent_dim", type=positive_int,
+                        default=None, help="latent dimensions J (default: %(default)s)")
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default=None,
-                        help="hidden units' non-linearity (per dataset)")
+                        help="hidden units' non-linearity (default: %(default)s)")
     parser.add_argument("--binarize", choices=["threshold", "dynamic"], default="dynamic",
                         help="threshold: x > 0.5; dynamic: x ~ Bernoulli(grey level), "
                              "redrawn every epoch for training, drawn once (fixed seed) for test")
-    parser.add_argument("--iw-samples", "--iw-k", dest="iw_samples", type=int, default=None,
-                        help="K of the importance-weighted log p(x) estimate (0: skip it)")
-    parser.add_argument("--blas-threads", type=int, default=1,
+    parser.add_argument("--iw-samples", "--iw-k", dest="iw_samples", type=non_negative_int,
+                        default=None, help="K of the importance-weighted log p(x) estimate "
+                                           "(0: skip it; default: %(default)s)")
+    parser.add_argument("--blas-threads", type=non_negative_int, default=1,
                         help="threads for NumPy's matrix products (0: the library's default); "
                              "one is fastest for these small products on a busy machine")
-    args = parser.parse_args(argv)
-    if args.blas_threads < 0:
-        parser.error(f"--blas-threads must be >= 0, got {args.blas_threads}")
+    args = parse_args(parser, argv, DEFAULTS)  # options left out take DEFAULTS[dataset]
     with limit_blas_threads(args.blas_threads or None):
         return _train(args, parser)
 
@@ -571,20 +569,9 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[st
     """The body of ``main``: data, model, training loop, evaluation, pictures."""
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    defaults = DEFAULTS[args.dataset]
-    cfg = {key: value if getattr(args, key) is None else getattr(args, key)
-           for key, value in defaults.items()}
-    for key in ("hidden", "latent_dim", "epochs", "batch_size"):
-        if cfg[key] < 1:
-            parser.error(f"--{key.replace('_', '-')} must be a positive integer, got {cfg[key]}")
-    if not cfg["lr"] > 0:
-        parser.error(f"--lr must be positive, got {cfg['lr']}")
-    if cfg["iw_samples"] < 0:
-        parser.error(f"--iw-samples must be >= 0, got {cfg['iw_samples']}")
-    try:
+    cfg = {key: getattr(args, key) for key in DEFAULTS[args.dataset]}  # checked by argparse
+    with data_errors():  # a missing or damaged file: one message, exit status 1
         X_train, _, X_test_grey, _ = load_images(args.dataset, args.data_root)
-    except DatasetNotFoundError as err:  # a missing file: say where to put it, no traceback
-        parser.exit(1, f"error: {err}\n")
 
     rng = np.random.default_rng(args.seed)  # weights, noise, shuffling, training binarisation
     # the test set is binarised once, with its own fixed seed: every run scores the same images

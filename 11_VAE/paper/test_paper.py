@@ -259,3 +259,77 @@ def test_cross_level_same_elbo_and_gradients(act):
     iw1 = L1.importance_weighted_log_likelihood(l1, x, k, rng=np.random.default_rng(9))
     iw_eps = torch.from_numpy(np.random.default_rng(9).standard_normal((k, n, j)))
     assert_close(l3.iw_log_likelihood(x_t, k, eps=iw_eps), iw1, FLOAT64, "L_k: L3 vs L1")
+
+
+# --------------------------------------------------------------------------------------
+# Classic mistakes, each checked with numbers (11_VAE/bugs.py plants them), and the script
+# --------------------------------------------------------------------------------------
+
+GREY = torch.linspace(0.05, 0.95, 16)  # 16 grey levels, one per pixel
+
+
+def test_training_binarises_afresh_every_epoch():
+    """Dynamic binarisation: each epoch trains on a new draw x ~ Bernoulli(grey), so two
+    epochs see different binary images whose pixel means match the grey levels."""
+    n = 400
+    X = GREY.repeat(n, 1)  # (400, 16): the same grey image 400 times
+    torch.manual_seed(0)
+    model = L3.VAE(16, 8, 2)
+    seen = []
+    loss = model.loss
+
+    def recording(xb, eps=None):
+        seen.append(xb.detach().clone())
+        return loss(xb, eps)
+
+    model.loss = recording
+    L3.train(model, X, epochs=2, batch_size=n, dynamic=True, seed=0)  # one batch per epoch
+    assert len(seen) == 2
+    for xb in seen:
+        assert set(xb.unique().tolist()) == {0.0, 1.0}  # binary pixels, not grey levels
+    first, second = (xb.sum(0) for xb in seen)  # per-pixel counts: blind to the batch order
+    assert not torch.equal(first, second)  # a new draw, not the same binarisation again
+    mean = (first + second) / (2 * n)
+    sd = torch.sqrt(GREY * (1 - GREY) / (2 * n))
+    assert torch.all((mean - GREY).abs() < 4 * sd), (mean, GREY)  # Bernoulli(grey) draws
+
+
+def test_evaluate_is_deterministic_and_equals_the_seeded_loss():
+    torch.manual_seed(0)
+    model = L3.VAE(16, 8, 2)
+    X = (torch.rand(50, 16, generator=torch.Generator().manual_seed(1)) < GREY).float()
+    first = L3.evaluate(model, X, iw_k=5, seed=3)
+    torch.randn(100)  # whatever happened to the global generator in between
+    assert L3.evaluate(model, X, iw_k=5, seed=3) == first
+    assert L3.evaluate(model, X, seed=4)["neg_elbo"] != first["neg_elbo"]  # the seed is used
+    torch.manual_seed(3)  # the noise evaluate draws: one eps per image, from seed 3
+    expected = model.loss(X)[0]
+    assert_close(first["neg_elbo"], expected, tolerance(torch.float32), "test -ELBO")
+
+
+L3_BAD_OPTIONS = [("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-1"), ("--latent", "0"),
+                  ("--latent-dim", "0"), ("--hidden", "0"), ("--iw-k", "-1"),
+                  ("--iw-count", "-1")]
+
+
+@pytest.mark.parametrize("option, value", L3_BAD_OPTIONS)
+def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        L3.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err, err
+
+
+def test_script_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        L3.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--iw-k" in out and "default: None" not in out
+
+
+def test_script_missing_mnist_is_one_clear_message(tmp_path):
+    with pytest.raises(SystemExit, match="^error: .*does not exist"):
+        L3.main(["--dataset", "mnist", "--data-root", str(tmp_path / "none"),
+                 "--out", str(tmp_path), "--no-progress"])

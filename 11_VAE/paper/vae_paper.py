@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError
+from utils.cli import (add_common_args, data_errors, non_negative_int, parse_args, positive_int,
+                       prepare_out_dir)
 from utils.lessons import import_lesson
 from utils.training_utils import get_device, seed_everything
 from utils.visualization import plot_curves, plot_image_grid, save_figure
@@ -324,28 +324,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description="The VAE of Kingma & Welling (2013).")
     add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=None, lr=1e-3,
                     out="runs/11_VAE/l3_vae")
-    parser.add_argument("--hidden", type=int, default=None)
-    parser.add_argument("--latent-dim", "--latent", dest="latent", type=int, default=None,
-                        help="latent dimensions J")
+    parser.add_argument("--hidden", type=positive_int, default=None,
+                        help="hidden units per MLP (default: %(default)s)")
+    parser.add_argument("--latent-dim", "--latent", dest="latent", type=positive_int,
+                        default=None, help="latent dimensions J (default: %(default)s)")
     parser.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
     parser.add_argument("--binarize", choices=_lowlevel.BINARIZE, default="dynamic")
-    parser.add_argument("--iw-k", "--iw-samples", dest="iw_k", type=int, default=None,
-                        help="importance samples per test image (0: skip)")
-    parser.add_argument("--iw-count", type=int, default=None,
-                        help="test images for the IW estimate (0: all)")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    parser.add_argument("--iw-k", "--iw-samples", dest="iw_k", type=non_negative_int,
+                        default=None, help="importance samples per test image (0: skip; "
+                                           "default: %(default)s)")
+    parser.add_argument("--iw-count", type=non_negative_int, default=None,
+                        help="test images for the IW estimate (0: all; default: %(default)s)")
+    args = parse_args(parser, argv, DATASET_DEFAULTS)
 
     seed_everything(args.seed)
     device = get_device(args.device)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # a missing or damaged file: one message, exit status 1
         X_train, X_test, y_test, side = load_images(args.dataset, args.data_root,
                                                     binarize=args.binarize, seed=args.seed)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     X_train_t = torch.as_tensor(X_train, device=device)
     X_test_t = torch.as_tensor(X_test, device=device)
     model = VAE(X_train.shape[1], args.hidden, args.latent, activation=args.activation).to(device)

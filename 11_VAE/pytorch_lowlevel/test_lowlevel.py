@@ -163,3 +163,62 @@ def test_script_on_digits(tmp_path):
     for name in ("elbo.png", "reconstructions.png", "samples.png"):
         assert (tmp_path / name).stat().st_size > 0
 
+
+
+# ---- classic mistakes, each checked with numbers (11_VAE/bugs.py plants them) ----------
+
+GREY = torch.linspace(0.05, 0.95, 16)  # 16 grey levels, one per pixel
+
+
+def test_training_binarises_afresh_every_epoch(monkeypatch):
+    """Dynamic binarisation: each epoch trains on a new draw x ~ Bernoulli(grey), so two
+    epochs see different binary images whose pixel means match the grey levels."""
+    n = 400
+    seen = []
+    loss = L2.vae_loss
+
+    def recording(params, xb, eps, act="tanh"):
+        seen.append(xb.detach().clone())
+        return loss(params, xb, eps, act)
+
+    monkeypatch.setattr(L2, "vae_loss", recording)
+    params = L2.init_vae(16, 8, 2, seed=0)
+    L2.train(params, GREY.repeat(n, 1), epochs=2, batch_size=n, dynamic=True, seed=0)
+    assert len(seen) == 2  # one batch per epoch
+    for xb in seen:
+        assert set(xb.unique().tolist()) == {0.0, 1.0}  # binary pixels, not grey levels
+    first, second = (xb.sum(0) for xb in seen)  # per-pixel counts: blind to the batch order
+    assert not torch.equal(first, second)  # a new draw, not the same binarisation again
+    mean = (first + second) / (2 * n)
+    sd = torch.sqrt(GREY * (1 - GREY) / (2 * n))
+    assert torch.all((mean - GREY).abs() < 4 * sd), (mean, GREY)  # Bernoulli(grey) draws
+
+
+def test_evaluate_is_deterministic_and_equals_the_seeded_loss():
+    params = L2.init_vae(16, 8, 2, seed=0)
+    X = (torch.rand(50, 16, generator=torch.Generator().manual_seed(1)) < GREY).float()
+    first = L2.evaluate(params, X, seed=3)
+    torch.randn(100)  # whatever happened to the global generator in between
+    assert L2.evaluate(params, X, seed=3) == first
+    eps = torch.randn(50, 2, generator=torch.Generator().manual_seed(3))  # evaluate's noise
+    expected = L2.vae_loss(params, X, eps)[0]
+    assert_close(first["neg_elbo"], expected, tolerance(torch.float32), "test -ELBO")
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-1"), ("--latent", "0"),
+    ("--latent-dim", "0"), ("--hidden", "0")])
+def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        L2.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and "Traceback" not in err, err
+
+
+def test_script_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        L2.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--latent-dim" in out and "default: None" not in out
