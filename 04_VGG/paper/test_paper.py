@@ -279,6 +279,22 @@ def test_initialisations():
         model.reset_parameters("he")
 
 
+def test_torchvision_init_is_he_normal_with_fan_out():
+    """torchvision's VGG draws conv weights from N(0, 2 / fan_out), fan_out = k * k * C_out.
+
+    On conv 32 -> 64 (3x3) fan_out = 576 and fan_in = 288: the two candidate standard
+    deviations differ by sqrt(2) = 41 %; with 18,432 draws the sample std is within ~1 %.
+    """
+    torch.manual_seed(0)
+    model = paper.vgg_cifar("A", width=32, init="torchvision")
+    w = model.features[4].weight.detach()  # conv, BN, ReLU, pool, conv: (64, 32, 3, 3)
+    assert w.shape == (64, 32, 3, 3)
+    fan_out, fan_in = 3 * 3 * 64, 3 * 3 * 32
+    assert abs(float(w.std()) / (2 / fan_out) ** 0.5 - 1) < 0.05
+    assert abs(float(w.std()) / (2 / fan_in) ** 0.5 - 1) > 0.2  # the check can tell them apart
+    assert abs(float(w.mean())) < 0.05 * (2 / fan_out) ** 0.5
+
+
 def test_init_from_shallower_copies_four_convs_and_three_fcs():
     torch.manual_seed(0)
     a = paper.VGG("A", num_classes=10, width=8, hidden=64)
@@ -385,6 +401,74 @@ def test_script_on_digits(tmp_path):
     for name in ("loss", "confusion", "feature_maps_stage1", "feature_maps_stage5",
                  "receptive_field_D"):
         assert (tmp_path / f"{name}.png").is_file(), name
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-0.1"), ("--width", "-8"),
+    ("--momentum", "1"), ("--weight-decay", "-5e-4"), ("--threads", "-1")])
+def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        paper.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        paper.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: None" not in text
+    assert "per dataset: digits crop, cifar10 crop-flip" in text  # --augment
+
+
+def test_predict_runs_in_eval_mode():
+    """Dropout off and the running statistics of batch norm, whatever mode the model is in:
+    the same answer twice, the eval-mode answer, and the running statistics untouched."""
+    torch.manual_seed(0)
+    model = paper.VGG("A", num_classes=10, batch_norm=True, width=4, hidden=64, pool_size=1)
+    x = torch.randn(40, 3, 32, 32)
+    with torch.no_grad():
+        model.train()(x * 2 + 1)  # move the running statistics away from (0, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    first, second = paper.predict(model.train(), x), paper.predict(model.train(), x)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"predict changed {key}"
+    with torch.no_grad():
+        expected = model.eval()(x).argmax(1).numpy()
+    assert (first == expected).all() and (second == expected).all()
+
+
+class _RecordingNet(nn.Module):
+    """A linear classifier that records which images each training batch holds."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3 * 4 * 4, 10)
+        self.batches: list[list[int]] = []
+
+    def forward(self, x):
+        if self.training:
+            self.batches.append(x[:, 0, 0, 0].long().tolist())  # image i is filled with i
+        return self.linear(x.flatten(1))
+
+
+def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
+    n = 20
+    x = (torch.arange(n, dtype=torch.float32)[:, None, None, None]
+         * torch.ones(1, 3, 4, 4)).numpy()
+    y = torch.zeros(n, dtype=torch.int64).numpy()
+
+    def three_epochs(seed: int) -> list[list[int]]:
+        net = _RecordingNet()
+        paper.train(net, x, y, lr=1e-3, epochs=3, batch_size=6, augment="none", seed=seed)
+        return [sum(net.batches[e * 4:(e + 1) * 4], []) for e in range(3)]
+
+    epochs = three_epochs(0)
+    assert all(sorted(order) == list(range(n)) for order in epochs)  # permutations
+    assert epochs[0] != list(range(n))  # shuffled
+    assert len({tuple(order) for order in epochs}) == 3  # a new order each epoch
+    assert three_epochs(0) == epochs and three_epochs(1) != epochs  # the seed decides
 
 
 @pytest.mark.slow

@@ -68,8 +68,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import load_arrays
 from utils.training_utils import (
     get_device,
     seed_everything,
@@ -615,18 +624,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
                     lr=None, out="runs/04_VGG/l2_vgg")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="A")
-    parser.add_argument("--width", type=int, default=None, help="channels of the first stage")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help="channels of the first stage (default: %(default)s)")
     parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--crop", type=int, default=4,
-                        help="padding of the random crops, 0 for no augmentation")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--momentum", type=probability, default=0.9,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=5e-4,
+                        help="default: %(default)s")
+    parser.add_argument("--crop", type=non_negative_int, default=4,
+                        help="padding of the random crops, 0 for no augmentation "
+                             "(default: %(default)s)")
+    parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads, 0 = torch's default (default: %(default)s)")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = parse_args(parser, argv, DATASET_DEFAULTS)
     with torch_threads(args.threads):
         return _run(args)
 
@@ -635,11 +645,9 @@ def _run(args: argparse.Namespace) -> dict[str, float]:
     seed_everything(args.seed)
     device = get_device(args.device)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         X_train, y_train, X_test, y_test, classes, note = load_images(args.dataset,
                                                                       args.data_root)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(f"{args.dataset}: train {X_train.shape}, test {X_test.shape}")
     label = args.dataset
     if note:  # the 4k / 1k CIFAR-10 subset: say so wherever a result is shown
