@@ -10,12 +10,19 @@
   give our logits
 - the sinusoidal table, the embedding scale and tying, the label-smoothed loss and the
   Section 5.3 schedule equal their formulas
+- a query with every key masked: 0, not NaN, in both attention paths; Section 5.4's dropout
+  placement with dropout on (masks recorded, the layers composed by hand with them)
 - decoding: the key/value cache gives the same logits and tokens as recomputing the
   prefix (greedy and beam search); beam_size 1 is greedy; a beam wide enough to keep
-  every hypothesis finds the best sequence of an exhaustive search
-- overfits a small batch; state-dict round trip; torch.manual_seed determinism
-- bad input (mismatched masks, too long sequences, d_model not divisible by the heads,
-  wrong dtypes) raises a clear error
+  every hypothesis finds the best sequence of an exhaustive search; on a hand-built
+  scorer the length penalty's alpha decides the winner with the hand-computed scores and
+  finished hypotheses stay as they are; <pad> and <bos> are never generated; decoding runs
+  in eval mode and restores the mode
+- overfits a small batch; train() draws a new seeded batch every step; state-dict round
+  trip; torch.manual_seed determinism; the script runs a few steps and its loss falls
+- bad input (mismatched masks, batch mismatches, empty sequences, too long sequences,
+  d_model not divisible by the heads, wrong dtypes, a padding mask with a cache,
+  from_torch of a bias-free nn.Transformer, bad script options) raises a clear error
 
 Run: .venv/bin/python -m pytest 07_Transformer/paper -q
 """

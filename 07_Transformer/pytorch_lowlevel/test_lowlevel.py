@@ -14,8 +14,13 @@
 - label_smoothed_cross_entropy == nn.CrossEntropyLoss(label_smoothing, ignore_index)
 - noam_lr against Equation 3 at hand-picked steps; adam_step + schedule == torch.optim.Adam
   with LambdaLR over several steps
-- positional encoding values, dropout behaviour, the data, bad input, the purity rule, and
-  the script on the copy task
+- Section 5.4's dropout placement with dropout on: the masks recorded, the layer composed by
+  hand with them (encoder post-LN and pre-LN with attention and FFN dropout, decoder, the
+  embedding sum); greedy decoding in eval mode, the mode restored; training reshuffles
+  every epoch, seeded
+- positional encoding values, dropout behaviour, the data, bad input (4-D masks, batch
+  mismatches, empty sequences), the purity rule, the script's options (exit status 2 naming
+  the option, no "None" in --help) and the script on the copy task
 
 Run: .venv/bin/python -m pytest 07_Transformer/pytorch_lowlevel -q
 """
