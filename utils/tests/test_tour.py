@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from utils import tour
 
 
@@ -84,3 +86,56 @@ def test_every_registered_stop_names_a_runnable_script():
         for s in stops:
             assert callable(import_lesson(s.module).main), s.module
             assert s.level in {"L1", "L2", "L3", "L4"}
+
+
+def _recomputed_baseline(dataset: str, metric: str) -> float:
+    """What a model that ignores its input scores on a lesson's default data."""
+    import numpy as np
+
+    from utils import data_loaders as dl
+
+    if dataset in ("digits", "breast_cancer") and metric == "test_accuracy":
+        split = dl.load_arrays(dataset)
+        classes, counts = np.unique(split.y_train, return_counts=True)
+        return float(np.mean(split.y_test == classes[np.argmax(counts)]))
+    if dataset == "moons":
+        _, y = dl.make_moons(1000, noise=0.2, seed=0)
+        return float(max(np.mean(y), 1 - np.mean(y)))
+    if dataset == "diabetes":
+        split = dl.load_arrays(dataset)
+        residual = split.y_test - split.y_train.mean()
+        return float(1 - np.sum(residual ** 2) / np.sum((split.y_test - split.y_test.mean()) ** 2))
+    if dataset == "adding":
+        _, y_train = dl.make_adding_problem(4000, 50, seed=0)
+        _, y_test = dl.make_adding_problem(4000, 50, seed=1)
+        return float(np.mean((y_test - y_train.mean()) ** 2))
+    if metric == "exact_match":
+        src, _ = dl.make_copy_task(2000, 10, 12, seed=0, reserved=2)
+        test, _ = dl.make_copy_task(2000, 10, 12, seed=1, reserved=2)
+        rows, counts = np.unique(src, axis=0, return_counts=True)
+        return float(np.mean(np.all(test == rows[np.argmax(counts)], axis=1)))
+    raise KeyError((dataset, metric))
+
+
+def _stops():
+    return [(lesson, stop) for lesson, stops in tour.discover().items() for stop in stops]
+
+
+@pytest.mark.parametrize("lesson, stop", _stops(), ids=lambda x: getattr(x, "name", x))
+def test_every_tour_target_clearly_beats_its_trivial_baseline(lesson, stop):
+    assert stop.baseline is not None and stop.baseline_name, (
+        f"{lesson} {stop.name}: give the score of a model that ignores its input")
+    if stop.higher_is_better:
+        # at least a quarter of the way from the baseline to a perfect 1.0
+        assert stop.target >= stop.baseline + 0.25 * (1.0 - stop.baseline), stop
+    else:
+        # at least 5 % below the baseline's loss
+        assert stop.target <= 0.95 * stop.baseline, stop
+
+
+@pytest.mark.parametrize("lesson, stop", [(lesson, s) for lesson, s in _stops()
+                                          if s.dataset != "digits" or "VAE" not in s.model],
+                         ids=lambda x: getattr(x, "name", x))
+def test_tour_baselines_are_what_a_constant_model_scores(lesson, stop):
+    expected = _recomputed_baseline(stop.dataset, stop.metric)
+    assert stop.baseline == pytest.approx(expected, abs=0.01), (lesson, stop.name, expected)
