@@ -203,18 +203,18 @@ def test_multi_head_attention_shapes_property(batch, t_q, t_k, heads, d_k):
     assert_close(w.sum(-1), torch.ones(batch, heads, t_q, dtype=torch.float64), FLOAT64)
 
 
-def test_fully_masked_rows_give_zero_in_both_attention_paths():
+def test_fully_masked_rows_give_zero_in_both_attention_paths(device):
     """A query with every key masked: weights 0 and attention output 0 (out_proj's bias
     alone), finite gradients, the same with need_weights True (step by step) and False
     (the fused kernel)."""
     torch.manual_seed(0)
-    attention = tp.MultiHeadAttention(8, 2).double()
+    attention = tp.MultiHeadAttention(8, 2).double().to(device)
     with torch.no_grad():
         attention.out_proj.bias.normal_()
-    x = torch.randn(2, 4, 8, dtype=torch.float64, requires_grad=True)
-    attn_mask = torch.zeros(4, 4, dtype=torch.bool)
+    x = torch.randn(2, 4, 8, dtype=torch.float64).to(device).requires_grad_()
+    attn_mask = torch.zeros(4, 4, dtype=torch.bool, device=device)
     attn_mask[2] = True  # query 2 may see no key, in both examples
-    padding = torch.zeros(2, 4, dtype=torch.bool)
+    padding = torch.zeros(2, 4, dtype=torch.bool, device=device)
     padding[1] = True  # example 1: every key is padding
     outputs, grads = [], []
     for need_weights in (False, True):
@@ -226,8 +226,9 @@ def test_fully_masked_rows_give_zero_in_both_attention_paths():
         assert_close(out[0, 2], bias[0], FLOAT64, "dead query: out_proj bias alone")
         if need_weights:
             assert not weights[1].any() and not weights[0, :, 2].any()
-            assert_close(weights[0].sum(-1)[:, [0, 1, 3]], torch.ones(2, 3, dtype=torch.float64),
-                         FLOAT64, "live rows sum to 1")
+            assert_close(weights[0].sum(-1)[:, [0, 1, 3]],
+                         torch.ones(2, 3, dtype=torch.float64, device=device), FLOAT64,
+                         "live rows sum to 1")
         outputs.append(out)
         grads.append(torch.autograd.grad(out.sum(), x)[0])
     assert_close(outputs[0], outputs[1], FLOAT64, "fused == step by step")
