@@ -830,6 +830,7 @@ def test_script_trains_a_few_steps_and_the_loss_falls(tmp_path):
     (["--threads", "-1"], "--threads"), (["--lr", "0"], "--lr"),
     (["--batch-size", "0"], "--batch-size"), (["--d-model", "30"], "--d-model"),
     (["--task", "division"], "--task"),
+    (["--epochs", "3"], "--epochs"),  # training counts steps: refused, not ignored
 ])
 def test_script_rejects_bad_options(argv, option, capsys):
     with pytest.raises(SystemExit) as stop:

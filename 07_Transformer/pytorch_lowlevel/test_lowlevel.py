@@ -736,6 +736,7 @@ def test_bad_inputs_give_clear_errors():
     (["--warmup", "0"], "--warmup"), (["--d-ff", "0"], "--d-ff"), (["--layers", "0"], "--layers"),
     (["--n-train", "0"], "--n-train"), (["--threads", "-1"], "--threads"),
     (["--batch-size", "0"], "--batch-size"), (["--lr", "-1"], "--lr"),
+    (["--epochs", "3"], "--epochs"),  # training counts steps: refused, not ignored
 ])
 def test_script_rejects_bad_options(argv, option, capsys):
     with pytest.raises(SystemExit) as stop:
