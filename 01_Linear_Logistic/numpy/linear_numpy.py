@@ -52,8 +52,15 @@ import argparse
 import numpy as np
 from tqdm import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir, seed_everything
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    parse_args,
+    prepare_out_dir,
+    seed_everything,
+)
+from utils.data_loaders import load_arrays
 from utils.visualization import plot_confusion_matrix, plot_curves
 
 SOLVERS = ("normal", "gd", "sgd")
@@ -427,20 +434,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     out="runs/01_Linear_Logistic/numpy_linear", devices=("cpu",))
     parser.add_argument("--solver", choices=["gd", "sgd"], default="gd",
                         help="iterative solver compared with the normal equation (diabetes)")
-    parser.add_argument("--l2", type=float, default=None,
-                        help="ridge strength l2 in J (default: 0 for diabetes, 1e-3 for mnist, "
-                             "as at L2 and L3)")
-    args = parser.parse_args(argv)
-    if args.l2 is None:
-        # MNIST has pixels that are 0 in every training image: a small ridge term keeps
-        # the 784x784 system well conditioned (lstsq alone would still give the min-norm fit).
-        args.l2 = 1e-3 if args.dataset == "mnist" else 0.0
+    parser.add_argument("--l2", type=non_negative_float, default=None,
+                        help="ridge strength l2 in J, as at L2 and L3 (default: %(default)s)")
+    # MNIST has pixels that are 0 in every training image: a small ridge term keeps
+    # the 784x784 system well conditioned (lstsq alone would still give the min-norm fit).
+    args = parse_args(parser, argv, {"diabetes": {"l2": 0.0}, "mnist": {"l2": 1e-3}})
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # a missing or damaged file: one message saying where, no traceback
         data = load_arrays(args.dataset, data_root=args.data_root)
-    except DatasetNotFoundError as err:  # a missing file: say where to put it, no traceback
-        parser.exit(1, f"error: {err}\n")
     print(f"{args.dataset}: X_train {data.X_train.shape}, X_test {data.X_test.shape}")
 
     if args.dataset == "mnist":

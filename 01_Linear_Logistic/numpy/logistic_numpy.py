@@ -56,15 +56,35 @@ Run ``python 01_Linear_Logistic/numpy/logistic_numpy.py`` from the repository ro
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 from tqdm import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir, seed_everything
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    prepare_out_dir,
+    seed_everything,
+)
+from utils.data_loaders import load_arrays
 from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
 
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
+# The classifiers' defaults: fit until the largest entry of the gradient of J is at most
+# TOL, for at most EPOCHS epochs, with momentum (see _fit_gradient_descent).
+EPOCHS, TOL, MOMENTUM = 1000, 1e-3, 0.9
+
+
+class ConvergenceWarning(UserWarning):
+    """``fit`` reached its ``epochs`` cap before the gradient fell to ``tol``.
+
+    The weights are usable but not the optimum: raise ``epochs`` (or ``lr``), or scale
+    the features. Same name and meaning as scikit-learn's ``ConvergenceWarning``.
+    """
 
 
 # ---------------------------------------------------------------------------
@@ -228,12 +248,17 @@ def _as_labels(y, n_rows: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_hyperparameters(solver, solvers, lr, epochs, batch_size, l2) -> None:
+def _check_hyperparameters(solver, solvers, lr, epochs, batch_size, l2, momentum=0.0,
+                           tol=0.0) -> None:
     """Raise ValueError for a hyperparameter outside its valid range."""
     if solver not in solvers:
         raise ValueError(f"unknown solver {solver!r}: expected one of {solvers}")
     if not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0 (0: run every epoch), got {tol!r}")
     if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if batch_size is not None and not (isinstance(batch_size, (int, np.integer))
@@ -265,10 +290,13 @@ class _LinearClassifier:
     solvers: tuple[str, ...] = ("gd", "sgd")
 
     def __init__(self, input_dim: int | None, n_outputs: int | None, *, solver: str, lr: float,
-                 epochs: int, batch_size: int | None, l2: float, seed: int):
-        _check_hyperparameters(solver, self.solvers, lr, epochs, batch_size, l2)
+                 epochs: int, batch_size: int | None, l2: float, seed: int, momentum: float,
+                 tol: float):
+        _check_hyperparameters(solver, self.solvers, lr, epochs, batch_size, l2, momentum, tol)
         self.solver, self.lr, self.epochs = solver, float(lr), int(epochs)
         self.batch_size, self.l2 = batch_size, float(l2)
+        self.momentum, self.tol = float(momentum), float(tol)
+        self.n_iter_ = 0  # epochs (newton: iterations) the last fit ran, as scikit-learn
         self.rng = np.random.default_rng(seed)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
@@ -363,11 +391,17 @@ class _LinearClassifier:
         data_loss, _ = self._data_loss(self.forward(X), y)
         return data_loss + 0.5 * self.l2 * float(np.sum(self.W**2))  # + (l2/2)||W||^2
 
-    def _gradients(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        _, dZ = self._data_loss(self.forward(X), y)
+    def _objective_and_gradients(self, X: np.ndarray,
+                                 y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """J and {dJ/dW, dJ/db} from one forward and one backward pass."""
+        data_loss, dZ = self._data_loss(self.forward(X), y)
         self.backward(dZ)
-        return {"W": self.grads["W"] + self.l2 * self.W,  # d/dW (l2/2)||W||^2 = l2 W
-                "b": self.grads["b"]}
+        J = data_loss + 0.5 * self.l2 * float(np.sum(self.W**2))  # + (l2/2)||W||^2
+        return J, {"W": self.grads["W"] + self.l2 * self.W,  # d/dW (l2/2)||W||^2 = l2 W
+                   "b": self.grads["b"]}  # the bias is not penalised
+
+    def _gradients(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        return self._objective_and_gradients(X, y)[1]
 
     def loss(self, X, y) -> float:
         """The training objective J(W, b) on (X, y): mean cross-entropy + (l2/2) ||W||^2.
@@ -394,6 +428,13 @@ class _LinearClassifier:
     def fit(self, X, y, *, progress: bool = False):
         """Fit W and b to (X, y) with the chosen solver.
 
+        gd / sgd stop after the first epoch at whose end every entry of the full
+        gradient dJ/dW, dJ/db is at most ``tol`` in size (the optimality condition
+        grad J = 0, to within tol), or after ``epochs`` epochs; reaching the cap first
+        emits a ConvergenceWarning. ``tol=0`` runs every epoch and never warns. Newton
+        stops once its step is at rounding level, and warns if ``epochs`` runs out first.
+        ``n_iter_`` tells how many epochs (iterations) ran.
+
         Inputs:  X (N, D) real numbers; y (N,) integer labels; progress - tqdm bar.
         Returns: self, fitted; W and b have X's float dtype.
         """
@@ -406,7 +447,7 @@ class _LinearClassifier:
         if "W" not in self.params:
             self._init_params(d, k, X.dtype)
         self.W, self.b = self.W.astype(X.dtype), self.b.astype(X.dtype)  # follow X's dtype
-        self.history = []
+        self.history, self.n_iter_ = [], 0
         if self.solver == "newton":
             self._fit_newton(X, y, progress)
         else:
@@ -416,20 +457,39 @@ class _LinearClassifier:
 
     def _fit_gradient_descent(self, X: np.ndarray, y: np.ndarray, batch_size: int,
                               progress: bool) -> None:
-        """(Mini-batch) gradient descent: W <- W - lr dJ/dW, b <- b - lr dJ/db.
+        """(Mini-batch) gradient descent with momentum (torch.optim.SGD's rule)::
 
-        Every epoch visits each example once, in a fresh random order for sgd.
+            v <- momentum v + dJ/dtheta   (v = 0 at the start)     theta <- theta - lr v
+
+        for theta = W and b. With momentum 0 this is plain gradient descent; with 0.9,
+        v averages about the last 10 gradients, so along a shallow, consistent slope
+        the step grows to lr / (1 - momentum) while steep directions still see lr.
+        Every epoch visits each example once, in a fresh random order for sgd, and
+        ends by checking the full gradient against ``tol`` (see ``fit``).
         """
         n = X.shape[0]
         name = type(self).__name__
+        velocity = {key: np.zeros_like(p) for key, p in self.params.items()}
+        largest = np.inf  # max |dJ/dtheta| after the last epoch
         for _ in tqdm(range(self.epochs), desc=f"{name} {self.solver}", disable=not progress):
             order = self.rng.permutation(n) if batch_size < n else np.arange(n)
             for start in range(0, n, batch_size):
                 batch = order[start:start + batch_size]
                 grads = self._gradients(X[batch], y[batch])
-                self.W -= self.lr * grads["W"]  # in place: params["W"] is the same array
-                self.b -= self.lr * grads["b"]
-            self.history.append(self._objective(X, y))
+                for key in ("W", "b"):
+                    velocity[key] *= self.momentum
+                    velocity[key] += grads[key]
+                    self.params[key] -= self.lr * velocity[key]  # in place, as W / b
+            J, grads = self._objective_and_gradients(X, y)
+            self.history.append(J)
+            self.n_iter_ += 1
+            largest = max(float(np.max(np.abs(g))) for g in grads.values())
+            if largest <= self.tol:
+                return  # converged: grad J = 0 to within tol
+        if self.tol > 0:
+            warnings.warn(f"{name} did not converge in {self.epochs} epochs: the largest "
+                          f"gradient entry is {largest:.2g} > tol={self.tol:g}; raise epochs "
+                          f"or lr, or scale the features", ConvergenceWarning, stacklevel=3)
 
     # -- using the fitted model ------------------------------------------------------
 
@@ -459,21 +519,25 @@ class LogisticRegression(_LinearClassifier):
         solver     - "gd" (full batch), "sgd" (mini-batches) or "newton" (Newton /
                      IRLS; ``lr`` unused: the Hessian sets the step, ``epochs`` caps
                      the iterations, and it stops once the step is at rounding level).
-        lr         - gd / sgd step size (> 0); epochs - passes over the data.
+        lr         - gd / sgd step size (> 0); momentum - in [0, 1) (default 0.9).
+        tol, epochs - gd / sgd stop once every entry of the gradient of J is at most
+                     tol (default 1e-3), or after ``epochs`` passes over the data
+                     (default 1000), with a ConvergenceWarning; tol=0 runs them all.
         batch_size - sgd mini-batch size (default 32); gd uses the full batch.
         l2         - ridge strength (>= 0), bias unpenalised; seed - init and shuffling.
     Labels must be 0 or 1.
 
-    Attributes: W (D, 1), b (1,), params, grads, history (J after every epoch/iteration).
+    Attributes: W (D, 1), b (1,), params, grads, history (J after every epoch/iteration),
+    n_iter_ (epochs / iterations the last fit ran).
     """
 
     solvers = ("gd", "sgd", "newton")
 
     def __init__(self, input_dim: int | None = None, *, solver: str = "gd", lr: float = 0.1,
-                 epochs: int = 100, batch_size: int | None = None, l2: float = 0.0,
-                 seed: int = 0):
+                 epochs: int = EPOCHS, batch_size: int | None = None, l2: float = 0.0,
+                 seed: int = 0, momentum: float = MOMENTUM, tol: float = TOL):
         super().__init__(input_dim, 1, solver=solver, lr=lr, epochs=epochs,
-                         batch_size=batch_size, l2=l2, seed=seed)
+                         batch_size=batch_size, l2=l2, seed=seed, momentum=momentum, tol=tol)
 
     def _n_outputs(self, y: np.ndarray) -> int:
         return 1  # one logit: the log-odds of class 1
@@ -532,8 +596,13 @@ class LogisticRegression(_LinearClassifier):
                 break
             current = candidate
             self.history.append(current)
+            self.n_iter_ += 1
             if np.max(np.abs(t * step)) <= 1e-12 * (1.0 + np.max(np.abs(theta))):
                 break  # converged: the step no longer changes theta beyond rounding
+        else:
+            warnings.warn(f"LogisticRegression newton did not converge in {self.epochs} "
+                          "iterations; raise epochs, or use l2 > 0 on separable data",
+                          ConvergenceWarning, stacklevel=3)
         if not self.history:  # stopped before the first accepted step: record where we are
             self.history.append(current)
 
@@ -575,7 +644,8 @@ class SoftmaxRegression(_LinearClassifier):
                      Otherwise fit takes K = max(y) + 1 (pass n_classes when a class
                      might be missing from the training labels).
         solver     - "gd" (full batch) or "sgd" (mini-batches, default size 32).
-        lr         - step size (> 0); epochs - passes over the data.
+        lr, momentum, tol, epochs - as in LogisticRegression: fit stops once every
+                     entry of the gradient of J is at most tol, or warns after epochs.
         batch_size - sgd mini-batch size (default 32); gd uses the full batch.
         l2         - ridge strength (>= 0), bias unpenalised; seed - init and shuffling.
 
@@ -583,17 +653,18 @@ class SoftmaxRegression(_LinearClassifier):
     b_k) does not change the probabilities. The penalty picks W's columns summing to
     zero; b starts at 0 and its gradient sums to 0 over classes, so it stays centred.
 
-    Attributes: W (D, K), b (K,), params, grads, history (J after every epoch).
+    Attributes: W (D, K), b (K,), params, grads, history (J after every epoch), n_iter_.
     """
 
     def __init__(self, input_dim: int | None = None, n_classes: int | None = None, *,
-                 solver: str = "gd", lr: float = 0.1, epochs: int = 100,
-                 batch_size: int | None = None, l2: float = 0.0, seed: int = 0):
+                 solver: str = "gd", lr: float = 0.1, epochs: int = EPOCHS,
+                 batch_size: int | None = None, l2: float = 0.0, seed: int = 0,
+                 momentum: float = MOMENTUM, tol: float = TOL):
         if n_classes is not None and n_classes < 2:
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
         self.n_classes = n_classes
         super().__init__(input_dim, n_classes, solver=solver, lr=lr, epochs=epochs,
-                         batch_size=batch_size, l2=l2, seed=seed)
+                         batch_size=batch_size, l2=l2, seed=seed, momentum=momentum, tol=tol)
 
     def _n_outputs(self, y: np.ndarray) -> int:
         if "W" in self.params:
@@ -643,14 +714,14 @@ class SoftmaxRegression(_LinearClassifier):
 
 # Per-dataset defaults (command-line values win). Tabular sets are standardised
 # by the loader; MNIST pixels are in [0, 1]. decay_epochs: how many of the epochs
-# run at lr / 10 at the end (step decay, see main).
+# run at lr / 10 at the end (step decay, see main). gd uses the full batch (no
+# batch_size). The script runs each configuration for exactly its epochs, without
+# momentum (tol=0, momentum=0): the classes' own defaults fit to a tolerance instead.
 DEFAULTS = {
-    "breast_cancer": {"solver": "gd", "epochs": 200, "lr": 0.5, "batch_size": None,
-                      "l2": 1e-3, "decay_epochs": 0},
+    "breast_cancer": {"solver": "gd", "epochs": 200, "lr": 0.5, "l2": 1e-3, "decay_epochs": 0},
     "digits": {"solver": "sgd", "epochs": 15, "lr": 0.1, "batch_size": 32, "l2": 1e-4,
                "decay_epochs": 0},
-    "iris": {"solver": "gd", "epochs": 500, "lr": 0.5, "batch_size": None, "l2": 1e-3,
-             "decay_epochs": 0},
+    "iris": {"solver": "gd", "epochs": 500, "lr": 0.5, "l2": 1e-3, "decay_epochs": 0},
     "mnist": {"solver": "sgd", "epochs": 6, "lr": 0.5, "batch_size": 100, "l2": 0.0,
               "decay_epochs": 2},
 }
@@ -666,28 +737,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     Inputs:  argv - command-line arguments (None: sys.argv).
     Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final training objective).
     """
-    per_dataset = "; ".join(f"{name}: {cfg}" for name, cfg in DEFAULTS.items())
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0],
-                                     epilog=f"Options left out take per-dataset defaults: "
-                                            f"{per_dataset}")
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=["breast_cancer", "digits", "iris", "mnist"], epochs=None,
                     batch_size=None, lr=None, out="runs/01_Linear_Logistic/numpy_logistic",
                     devices=("cpu",))
     parser.add_argument("--solver", choices=["gd", "sgd", "newton"], default=None,
-                        help="default: per dataset (newton: binary only)")
-    parser.add_argument("--l2", type=float, default=None, help="ridge strength (per dataset)")
-    parser.add_argument("--decay-epochs", type=int, default=None,
-                        help="run the last N epochs at lr / 10 (per dataset)")
-    args = parser.parse_args(argv)
+                        help="newton: binary only (default: %(default)s)")
+    parser.add_argument("--l2", type=non_negative_float, default=None,
+                        help="ridge strength (default: %(default)s)")
+    parser.add_argument("--decay-epochs", type=non_negative_int, default=None,
+                        help="run the last N epochs at lr / 10 (default: %(default)s)")
+    args = parse_args(parser, argv, DEFAULTS)  # options left out take the dataset's defaults
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    # command-line values override the dataset's defaults
-    cfg = {key: value if getattr(args, key) is None else getattr(args, key)
-           for key, value in DEFAULTS[args.dataset].items()}
-    try:
+    cfg = {key: getattr(args, key) for key in ("solver", "epochs", "lr", "batch_size", "l2",
+                                               "decay_epochs")}
+    with data_errors():  # a missing or damaged file: one message saying where, no traceback
         data = load_arrays(args.dataset, data_root=args.data_root)
-    except DatasetNotFoundError as err:  # a missing file: say where to put it, no traceback
-        parser.exit(1, f"error: {err}\n")
     print(f"{args.dataset}: X_train {data.X_train.shape} {data.X_train.dtype}, "
           f"X_test {data.X_test.shape}; {cfg}")
 
@@ -697,7 +763,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # two calls to fit.
     decay_epochs = max(0, min(cfg["decay_epochs"], cfg["epochs"] - 1))
     hyper = {"solver": cfg["solver"], "lr": cfg["lr"], "epochs": cfg["epochs"] - decay_epochs,
-             "batch_size": cfg["batch_size"], "l2": cfg["l2"], "seed": args.seed}
+             "batch_size": cfg["batch_size"], "l2": cfg["l2"], "seed": args.seed,
+             "momentum": 0.0, "tol": 0.0}
     if data.task == "binary":
         model = LogisticRegression(**hyper)
     else:

@@ -47,14 +47,24 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays, make_loader
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    parse_args,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import load_arrays, make_loader
+from utils.lessons import import_lesson
 from utils.training_utils import (
     History,
     accuracy,
@@ -68,6 +78,11 @@ from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
 
 SOLVERS = ("gd", "sgd")
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
+# The estimators' defaults, as at L1 and L2: fit until the largest entry of dJ/dW, dJ/db
+# is at most TOL, for at most EPOCHS epochs, with momentum; the cap warns.
+EPOCHS, TOL, MOMENTUM = 1000, 1e-3, 0.9
+# One warning class for every level of the lesson (L1 defines it).
+ConvergenceWarning = import_lesson("01_Linear_Logistic.numpy.logistic_numpy").ConvergenceWarning
 
 
 # --------------------------------------------------------------------------------------
@@ -158,6 +173,31 @@ def train(model: _LinearLogits, X, y, *, loss_fn: nn.Module, lr: float, epochs: 
                log=log)
 
 
+class Batches:
+    """Mini-batches (X[rows], y[rows]) of tensors, in a new random order every epoch.
+
+    What ``make_loader``'s DataLoader does (a permutation per epoch from a generator
+    seeded with ``seed``), without its one-sample-at-a-time collation, which costs more
+    than the step itself for these small models; ``fit`` takes any iterable of batches.
+    ``shuffle=False``: the rows in order (full-batch gd is one batch of all of them).
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, *, batch_size: int, shuffle: bool,
+                 seed: int = 0):
+        self.X, self.y, self.batch_size, self.shuffle = X, y, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            rows = order[start:start + self.batch_size]
+            yield self.X[rows], self.y[rows]
+
+
 # --------------------------------------------------------------------------------------
 # 2. Input checks
 # --------------------------------------------------------------------------------------
@@ -237,7 +277,7 @@ class _Estimator:
 
     loss_fn: nn.Module  # set by the subclass
 
-    def __init__(self, *, solver, lr, epochs, batch_size, l2, seed, momentum, device):
+    def __init__(self, *, solver, lr, epochs, batch_size, l2, seed, momentum, device, tol):
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
@@ -250,11 +290,14 @@ class _Estimator:
             raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if not tol >= 0:
+            raise ValueError(f"tol must be >= 0 (0: run every epoch), got {tol!r}")
         self.solver, self.lr, self.epochs = solver, float(lr), epochs
         self.batch_size, self.l2, self.seed = batch_size, float(l2), seed
-        self.momentum = float(momentum)
+        self.momentum, self.tol = float(momentum), float(tol)
         self.device = torch.device(device)
         self.history: list[float] = []
+        self.n_iter_ = 0  # epochs the last fit ran, as scikit-learn
         self.model: _LinearLogits | None = None
 
     # -- subclass hooks ------------------------------------------------------------
@@ -341,7 +384,13 @@ class _Estimator:
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, X, y, *, progress: bool = False):
-        """Fit to X (N, D) and labels y (N,); returns self. The module follows X's dtype."""
+        """Fit to X (N, D) and labels y (N,); returns self. The module follows X's dtype.
+
+        One epoch at a time with ``utils.training_utils.fit`` and one ``torch.optim.SGD``
+        (its momentum buffers carry over); after each epoch, stop if every entry of the
+        full gradient dJ/dW, dJ/db is at most ``tol``. Reaching ``epochs`` first warns
+        (ConvergenceWarning) unless tol=0. ``n_iter_``: epochs run. As at L1 and L2.
+        """
         X = check_features(X)
         n, d = X.shape
         labels = check_labels(y, n, self._n_classes())
@@ -353,12 +402,36 @@ class _Estimator:
         labels = check_labels(labels, n, self._n_classes())  # now against the model's K
         self.model.to(dtype=X.dtype)
         batch = n if self.solver == "gd" else (self.batch_size or DEFAULT_SGD_BATCH_SIZE)
-        result = train(self.model, X, self._loss_targets(labels, X.dtype), loss_fn=self.loss_fn,
-                       lr=self.lr, epochs=self.epochs, batch_size=batch, l2=self.l2,
-                       momentum=self.momentum, shuffle=self.solver == "sgd", seed=self.seed,
-                       device=self.device, progress=progress)
+        targets = self._loss_targets(labels, X.dtype)
+        loader = Batches(X, targets, batch_size=batch, shuffle=self.solver == "sgd",
+                         seed=self.seed)
+        optimizer = make_optimizer(self.model.linear, lr=self.lr, l2=self.l2,
+                                   momentum=self.momentum)
+        result, self.n_iter_ = None, 0
+        for epoch in tqdm(range(self.epochs), desc=type(self).__name__, disable=not progress,
+                          leave=False):
+            result = fit(self.model, loader, loss_fn=self.loss_fn, optimizer=optimizer,
+                         epochs=epoch + 1, start_epoch=epoch, history=result, metric_fn=None,
+                         device=self.device, progress=False, log=None)
+            self.n_iter_ += 1
+            largest = self._largest_gradient(X, targets)
+            if largest <= self.tol:
+                break  # converged: grad J = 0 to within tol
+        else:
+            if self.tol > 0:
+                warnings.warn(f"{type(self).__name__} did not converge in {self.epochs} epochs: "
+                              f"the largest gradient entry is {largest:.2g} > tol={self.tol:g}; "
+                              "raise epochs or lr, or scale the features", ConvergenceWarning,
+                              stacklevel=2)
         self.history = list(result.train_loss)
         return self
+
+    def _largest_gradient(self, X: torch.Tensor, targets: torch.Tensor) -> float:
+        """max |entry| of dJ/dW and dJ/db on the whole of (X, targets)."""
+        weight, bias = self.model.linear.weight, self.model.linear.bias
+        X, targets = X.to(self.device), targets.to(self.device)
+        J = self.loss_fn(self.model(X), targets) + 0.5 * self.l2 * (weight ** 2).sum()
+        return max(float(g.abs().max()) for g in torch.autograd.grad(J, [weight, bias]))
 
     def decision_function(self, X) -> torch.Tensor:
         """Logits: (N,) for the binary model, (N, K) for softmax. Detached."""
@@ -378,18 +451,19 @@ class LogisticRegression(_Estimator):
     ``LogisticRegressionModel``, trained with ``nn.BCEWithLogitsLoss``.
 
     Inputs (constructor): input_dim (D; the module exists at once when given), solver
-    ("gd" | "sgd"), lr, epochs, batch_size, l2, seed, momentum, device, dtype - as at L2.
-    Attributes: model, W (D, 1), b (1,), history (train loss of each epoch).
+    ("gd" | "sgd"), lr, epochs, batch_size, l2, seed, momentum, device, dtype, tol - as at
+    L2 (fit stops once every entry of dJ/dW, dJ/db is at most tol, or warns after epochs).
+    Attributes: model, W (D, 1), b (1,), history (train loss of each epoch), n_iter_.
     """
 
     loss_fn = nn.BCEWithLogitsLoss()  # mean of softplus(z) - y z, from logits
 
     def __init__(self, input_dim: int | None = None, *, solver: str = "gd", lr: float = 0.1,
-                 epochs: int = 100, batch_size: int | None = None, l2: float = 0.0,
-                 seed: int = 0, momentum: float = 0.0, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float64):
+                 epochs: int = EPOCHS, batch_size: int | None = None, l2: float = 0.0,
+                 seed: int = 0, momentum: float = MOMENTUM, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float64, tol: float = TOL):
         super().__init__(solver=solver, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2,
-                         seed=seed, momentum=momentum, device=device)
+                         seed=seed, momentum=momentum, device=device, tol=tol)
         if input_dim is not None:
             self._build(input_dim, None, dtype)
 
@@ -425,12 +499,12 @@ class SoftmaxRegression(_Estimator):
     loss_fn = nn.CrossEntropyLoss()  # mean of logsumexp(Z_i) - Z_i[y_i], from logits
 
     def __init__(self, input_dim: int | None = None, n_classes: int | None = None, *,
-                 solver: str = "gd", lr: float = 0.1, epochs: int = 100,
+                 solver: str = "gd", lr: float = 0.1, epochs: int = EPOCHS,
                  batch_size: int | None = None, l2: float = 0.0, seed: int = 0,
-                 momentum: float = 0.0, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float64):
+                 momentum: float = MOMENTUM, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float64, tol: float = TOL):
         super().__init__(solver=solver, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2,
-                         seed=seed, momentum=momentum, device=device)
+                         seed=seed, momentum=momentum, device=device, tol=tol)
         if n_classes is not None and not (isinstance(n_classes, int) and n_classes >= 2):
             raise ValueError(f"n_classes must be an integer >= 2 or None, got {n_classes!r}")
         self.n_classes = n_classes
@@ -525,6 +599,7 @@ def to_sklearn(model):
 # --------------------------------------------------------------------------------------
 
 # Defaults per dataset: mini-batch SGD, a few epochs, a learning rate that works there.
+# The script trains exactly these epochs with the shared recipe ``train``.
 DATASET_DEFAULTS = {
     "breast_cancer": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
     "digits": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
@@ -541,19 +616,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final_loss: the training
              loss J, penalty included, after the last epoch).
     """
-    table = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in d.items())
-                      for name, d in DATASET_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         description="Logistic / softmax regression as nn.Modules, trained with torch.optim.SGD"
-                    f" and the shared loop. Per-dataset defaults: {table}.")
+                    " and the shared loop.")
     add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
                     lr=None, out="runs/01_Linear_Logistic/l3_logistic")
-    parser.add_argument("--l2", type=float, default=None, help="L2 penalty (SGD weight decay)")
-    parser.add_argument("--momentum", type=float, default=None, help="SGD momentum")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    parser.add_argument("--l2", type=non_negative_float, default=None,
+                        help="L2 penalty, SGD weight decay on W (default: %(default)s)")
+    parser.add_argument("--momentum", type=probability, default=None,
+                        help="SGD momentum (default: %(default)s)")
+    args = parse_args(parser, argv, DATASET_DEFAULTS)  # fills the dataset's defaults
 
     # Under `torchrun --nproc_per_node N` this joins the process group and `fit` trains
     # with DistributedDataParallel (each process sees 1/N of every epoch); on its own
@@ -561,10 +633,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     rank, world_size, device = setup_distributed(args.device)
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         split = load_arrays(args.dataset, data_root=args.data_root)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(split.summary())
 
     settings = dict(solver="sgd", lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,

@@ -39,7 +39,11 @@ lin1 = import_lesson("01_Linear_Logistic.numpy.linear_numpy")
 log1 = import_lesson("01_Linear_Logistic.numpy.logistic_numpy")
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),  # small tensors: one CPU thread
+    # many tests fit for a few epochs on purpose; the warning's own tests use pytest.warns
+    pytest.mark.filterwarnings("ignore:.*did not converge"),
+]
 
 
 def _regression_data(n=50, d=4, k=None, seed=0, noise=0.1):
@@ -188,7 +192,8 @@ def test_fitted_solutions_equal_sklearn():
     assert_close(ours.b, reference.intercept_, SKLEARN_SOLUTION, name="b")
 
     Xc, yc = _classification_data(k=3)
-    gd = log3.SoftmaxRegression(solver="gd", lr=1.0, epochs=400, l2=0.1).fit(Xc, yc)
+    gd = log3.SoftmaxRegression(solver="gd", lr=1.0, epochs=400, l2=0.1, momentum=0.0,
+                                 tol=0.0).fit(Xc, yc)
     sk = _sklearn_logistic(Xc, yc, C=1 / (len(Xc) * 0.1), tol=1e-12, max_iter=10_000)
     assert_close(gd.predict_proba(Xc), sk.predict_proba(Xc), tolerance("float32"),
                  name="gd vs sklearn probabilities")
@@ -385,32 +390,131 @@ def test_gradient_descent_follows_the_same_path_at_every_level(model):
 
 
 # --------------------------------------------------------------------------------------
-# The scripts on their default (offline) data
+# Training really shuffles; fit runs to a tolerance and says when it did not
 # --------------------------------------------------------------------------------------
 
 
-def test_linear_script_on_diabetes(tmp_path):
+@pytest.mark.parametrize("cls", [log3.LogisticRegression, log3.SoftmaxRegression])
+def test_sgd_visits_the_data_in_a_new_seeded_order_every_epoch(cls):
+    X, y = _classification_data(k=2, n=20)
+    row_of = {float(v): i for i, v in enumerate(X[:, 0])}  # column 0 identifies the row
+    orders = []
+    for seed in (0, 0, 1):
+        model = cls(X.shape[1], *([2] if cls is log3.SoftmaxRegression else []),
+                    solver="sgd", epochs=3, batch_size=5, seed=seed, tol=0.0)
+        batches: list[list[int]] = []
+
+        def record(module, inputs, batches=batches):  # the rows of each training batch
+            if len(inputs[0]) < len(X):
+                batches.append([row_of[float(v)] for v in inputs[0][:, 0]])
+
+        model.model.linear.register_forward_pre_hook(record)
+        model.fit(X, y)
+        assert [len(b) for b in batches] == [5] * 12, "4 batches of 5 in each of 3 epochs"
+        epochs = [sum(batches[4 * e:4 * e + 4], []) for e in range(3)]
+        for order in epochs:
+            assert sorted(order) == list(range(20)), "each epoch visits every row once"
+        assert epochs[0] != list(range(20)), "the first epoch is shuffled too"
+        assert epochs[0] != epochs[1] != epochs[2], "a new order every epoch"
+        orders.append(epochs)
+    assert orders[0] == orders[1], "the same seed gives the same batches"
+    assert orders[0] != orders[2], "another seed gives other batches"
+
+
+def test_default_fit_converges_to_scikit_learns_accuracy():
+    # A new user's first call (see the L1 test): pixels / 16, the first 1400 digits to train.
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X, y = digits.data / 16.0, digits.target
+    reference = _sklearn_logistic(X[:1400], y[:1400], max_iter=100).score(X[1400:], y[1400:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", log3.ConvergenceWarning)
+        model = log3.SoftmaxRegression().fit(X[:1400], y[:1400])
+    assert model.n_iter_ < model.epochs
+    assert max(float(g.abs().max()) for g in model.gradients(X[:1400], y[:1400]).values()) \
+        <= model.tol
+    assert model.score(X[1400:], y[1400:]) >= reference - 0.01
+
+
+@pytest.mark.parametrize("cls", [log3.LogisticRegression, log3.SoftmaxRegression])
+def test_hitting_the_epoch_cap_warns_and_tol_zero_runs_every_epoch(cls):
+    X, y = _classification_data(k=2)
+    with pytest.warns(log3.ConvergenceWarning, match="did not converge in 3 epochs"):
+        model = cls(epochs=3).fit(X, y)
+    assert model.n_iter_ == 3 and len(model.history) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", log3.ConvergenceWarning)
+        assert cls(epochs=3, tol=0.0).fit(X, y).n_iter_ == 3
+    with pytest.raises(ValueError, match="tol must be"):
+        cls(tol=-1.0)
+
+
+def test_the_default_fit_stops_at_the_same_epoch_with_the_same_weights_at_every_level():
+    X, y, d, k, args = _problem("softmax")
+    rng = np.random.default_rng(3)
+    W, b = rng.standard_normal((d, k)) * 0.1, np.zeros(k)
+    levels = _three_levels("softmax", W, b, args, l2=0.05)  # the defaults: momentum, tol
+    for m in levels:
+        m.fit(X, y)
+    l1, l2, l3 = levels
+    assert 1 < l1.n_iter_ < l1.epochs and l2.n_iter_ == l1.n_iter_ == l3.n_iter_
+    for level, m in (("L2", l2), ("L3", l3)):
+        assert_close(m.W, l1.W, FLOAT64, name=f"{level} W at convergence vs L1")
+
+
+# --------------------------------------------------------------------------------------
+# The scripts: a few epochs on their offline data, and their options
+# --------------------------------------------------------------------------------------
+
+
+def test_linear_script_runs_on_diabetes(tmp_path):
     from sklearn.linear_model import LinearRegression as SkLinearRegression
 
     from utils.data_loaders import load_arrays
 
-    metrics = lin3.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu"])
+    metrics = lin3.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu",
+                         "--epochs", "5"])
     split = load_arrays("diabetes")
     reference = SkLinearRegression().fit(split.X_train, split.y_train)
     # The default split's test set is a hard one: ordinary least squares itself gets 0.33.
     assert math.isclose(metrics["test_r2"], reference.score(split.X_test, split.y_test),
                         rel_tol=1e-8)
-    assert metrics["sgd_test_r2"] >= 0.3
+    assert 0 < metrics["sgd_test_r2"] <= metrics["test_r2"] + 0.02
     assert (tmp_path / "loss.png").is_file()
 
 
-@pytest.mark.parametrize("dataset, target", [("breast_cancer", 0.95), ("digits", 0.93)])
-def test_logistic_script_on_default_data(tmp_path, dataset, target):
+@pytest.mark.parametrize("dataset, classes", [("breast_cancer", 2), ("digits", 10)])
+def test_logistic_script_runs_a_few_epochs(tmp_path, dataset, classes):
     metrics = log3.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
-                         "--device", "cpu"])
-    assert metrics["test_accuracy"] >= target and metrics["train_accuracy"] >= target
-    assert 0 < metrics["final_loss"] < 0.3
+                         "--device", "cpu", "--epochs", "2"])
+    # better than the trivial model: the uniform prediction has loss log K, accuracy ~1/K
+    assert metrics["final_loss"] < 0.8 * math.log(classes)
+    assert min(metrics["train_accuracy"], metrics["test_accuracy"]) > 1.5 / classes
     assert (tmp_path / "confusion.png").is_file()
+
+
+@pytest.mark.parametrize("script, options, option", [
+    (lin3, ["--epochs", "-1"], "--epochs"),
+    (lin3, ["--l2", "inf"], "--l2"),
+    (log3, ["--batch-size", "0"], "--batch-size"),
+    (log3, ["--momentum", "-0.5"], "--momentum"),
+    (log3, ["--l2", "-1"], "--l2"),
+])
+def test_scripts_reject_bad_options_naming_them(tmp_path, capsys, script, options, option):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu", *options])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", [lin3, log3], ids=["linear", "logistic"])
+def test_script_help_shows_every_default(capsys, script):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "default: None" not in text and "per dataset:" in text
 
 
 @pytest.mark.slow

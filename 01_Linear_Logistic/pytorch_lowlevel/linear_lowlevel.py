@@ -50,8 +50,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    parse_args,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import load_arrays
 from utils.training_utils import get_device, seed_everything
 from utils.visualization import plot_confusion_matrix, plot_curves
 
@@ -581,21 +588,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         description="Linear regression in low-level PyTorch: normal equation and SGD.")
     add_common_args(parser, datasets=("diabetes", "mnist"), epochs=50, batch_size=32, lr=0.05,
                     out="runs/01_Linear_Logistic/l2_linear")
-    parser.add_argument("--l2", type=float, default=None,
-                        help="ridge strength l2 in J (default: 0 for diabetes, 1e-3 for mnist)")
-    parser.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
-    args = parser.parse_args(argv)
-    if args.l2 is None:
-        # On MNIST many border pixels are always 0; a little ridge keeps the solve well posed.
-        args.l2 = 1e-3 if args.dataset == "mnist" else 0.0
+    parser.add_argument("--l2", type=non_negative_float, default=None,
+                        help="ridge strength l2 in J (default: %(default)s)")
+    parser.add_argument("--momentum", type=probability, default=0.0,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    # On MNIST many border pixels are always 0; a little ridge keeps the solve well posed.
+    args = parse_args(parser, argv, {"diabetes": {"l2": 0.0}, "mnist": {"l2": 1e-3}})
 
     seed_everything(args.seed)
     device = get_device(args.device)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         split = load_arrays(args.dataset, data_root=args.data_root)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(split.summary())
     if args.dataset == "diabetes":
         return _run_diabetes(args, split, device, out)

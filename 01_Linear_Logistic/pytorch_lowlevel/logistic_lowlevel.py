@@ -56,19 +56,34 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    parse_args,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import load_arrays
+from utils.lessons import import_lesson
 from utils.training_utils import get_device, seed_everything
 from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
 
 SOLVERS = ("gd", "sgd")
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
+# The classifiers' defaults, as at L1: fit until the largest entry of dJ/dW, dJ/db is at
+# most TOL, for at most EPOCHS epochs, with momentum; the cap warns.
+EPOCHS, TOL, MOMENTUM = 1000, 1e-3, 0.9
+# One warning class for every level of the lesson (L1 defines it; pytest.warns and
+# warnings filters that name it catch all three).
+ConvergenceWarning = import_lesson("01_Linear_Logistic.numpy.logistic_numpy").ConvergenceWarning
 
 
 # --------------------------------------------------------------------------------------
@@ -319,7 +334,7 @@ class _LinearClassifier:
     """
 
     def __init__(self, input_dim, *, solver, lr, epochs, batch_size, l2, seed, momentum,
-                 device):
+                 device, tol):
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
@@ -332,13 +347,16 @@ class _LinearClassifier:
             raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if not tol >= 0:
+            raise ValueError(f"tol must be >= 0 (0: run every epoch), got {tol!r}")
         if input_dim is not None and not (isinstance(input_dim, int) and input_dim >= 1):
             raise ValueError(f"input_dim must be a positive integer or None, got {input_dim!r}")
         self.solver, self.lr, self.epochs = solver, float(lr), epochs
         self.batch_size, self.l2, self.seed = batch_size, float(l2), seed
-        self.momentum = float(momentum)
+        self.momentum, self.tol = float(momentum), float(tol)
         self.device = torch.device(device)
         self.history: list[float] = []
+        self.n_iter_ = 0  # epochs the last fit ran, as scikit-learn
         self._W: torch.Tensor | None = None
         self._b: torch.Tensor | None = None
 
@@ -419,7 +437,10 @@ class _LinearClassifier:
     def fit(self, X, y, *, progress: bool = False):
         """Fit W and b to X (N, D) and labels y (N,); returns self.
 
-        progress - show a tqdm bar over epochs. W and b follow X's float dtype.
+        Stops after the first epoch at whose end every entry of the full gradient
+        dJ/dW, dJ/db is at most ``tol`` in size, or after ``epochs`` epochs, and then
+        warns (ConvergenceWarning) unless ``tol=0``; ``n_iter_`` is the number of epochs
+        run (L1's rule). progress - show a tqdm bar over epochs. W and b follow X's dtype.
         """
         X = check_features(X, device=self.device)
         n, d = X.shape
@@ -441,7 +462,8 @@ class _LinearClassifier:
         batch = n if self.solver == "gd" else (self.batch_size or DEFAULT_SGD_BATCH_SIZE)
         order_rng = torch.Generator().manual_seed(self.seed)  # batch order, reproducible
         state: dict = {}  # momentum buffers
-        self.history = []
+        self.history, self.n_iter_ = [], 0
+        largest = math.inf  # max |dJ/dtheta| after the last epoch
         for _ in tqdm(range(self.epochs), desc=f"{type(self).__name__} ({self.solver})",
                       disable=not progress, leave=False):
             order = (torch.arange(n) if self.solver == "gd"
@@ -452,13 +474,23 @@ class _LinearClassifier:
                 J = self._data_loss(self._logits(X[rows]), y[rows]) + l2_penalty(self.W, self.l2)
                 J.backward()  # W.grad = X^T dJ/dZ + l2 W,  b.grad = sum_i dJ/dZ_i
                 sgd_step(params, self.lr, momentum=self.momentum, state=state)
-            with torch.no_grad():
-                J_epoch = self._data_loss(self._logits(X), y) + l2_penalty(self.W, self.l2)
-            if not torch.isfinite(J_epoch):
+            # J and its full gradient at the end of the epoch: the record and the stop test
+            J_epoch = self._data_loss(self._logits(X), y) + l2_penalty(self.W, self.l2)
+            dW, db = torch.autograd.grad(J_epoch, params)
+            J_epoch = float(J_epoch.detach())
+            if not math.isfinite(J_epoch):
                 raise FloatingPointError(
-                    f"the loss became {float(J_epoch)} after {len(self.history) + 1} epoch(s): "
+                    f"the loss became {J_epoch} after {len(self.history) + 1} epoch(s): "
                     f"the learning rate lr={self.lr} is too large for this data; try lr/10")
-            self.history.append(float(J_epoch))
+            self.history.append(J_epoch)
+            self.n_iter_ += 1
+            largest = max(float(dW.abs().max()), float(db.abs().max()))
+            if largest <= self.tol:
+                return  # converged: grad J = 0 to within tol
+        if self.tol > 0:
+            warnings.warn(f"{type(self).__name__} did not converge in {self.epochs} epochs: the "
+                          f"largest gradient entry is {largest:.2g} > tol={self.tol:g}; raise "
+                          f"epochs or lr, or scale the features", ConvergenceWarning, stacklevel=3)
 
     def score(self, X, y) -> float:
         """Accuracy: the fraction of rows whose predicted class equals y."""
@@ -473,18 +505,22 @@ class LogisticRegression(_LinearClassifier):
     Inputs (constructor):
         input_dim  - D; when given, W and b exist at once (predict works before fit)
         solver     - "gd" (full batch) or "sgd" (mini-batches of batch_size, default 32)
-        lr, epochs, batch_size, l2, seed, momentum - as in linear_lowlevel.LinearRegression
+        lr, batch_size, l2, seed - as in linear_lowlevel.LinearRegression
+        epochs, tol - fit stops once every entry of dJ/dW, dJ/db is at most tol, or
+                     after epochs epochs (then a ConvergenceWarning; tol=0 runs them all)
+        momentum   - SGD momentum (default 0.9: see L1's _fit_gradient_descent)
         device, dtype - where the tensors live, and their dtype before fit
 
-    Attributes after fit: W (D, 1), b (1,) leaf tensors; history = J after each epoch.
+    Attributes after fit: W (D, 1), b (1,) leaf tensors; history = J after each epoch;
+    n_iter_ = epochs run.
     """
 
     def __init__(self, input_dim: int | None = None, *, solver: str = "gd", lr: float = 0.1,
-                 epochs: int = 100, batch_size: int | None = None, l2: float = 0.0,
-                 seed: int = 0, momentum: float = 0.0, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float64):
+                 epochs: int = EPOCHS, batch_size: int | None = None, l2: float = 0.0,
+                 seed: int = 0, momentum: float = MOMENTUM, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float64, tol: float = TOL):
         super().__init__(input_dim, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
-                         l2=l2, seed=seed, momentum=momentum, device=device)
+                         l2=l2, seed=seed, momentum=momentum, device=device, tol=tol)
         if input_dim is not None:
             self._init_params(input_dim, 1, dtype)
 
@@ -520,17 +556,17 @@ class SoftmaxRegression(_LinearClassifier):
     Inputs (constructor):
         input_dim, n_classes - D and K; when both are given, W (D, K) and b (K,) exist
                                at once. n_classes=None: K = max label + 1 at fit
-        solver, lr, epochs, batch_size, l2, seed, momentum, device, dtype -
+        solver, lr, epochs, batch_size, l2, seed, momentum, device, dtype, tol -
                                as in LogisticRegression
     """
 
     def __init__(self, input_dim: int | None = None, n_classes: int | None = None, *,
-                 solver: str = "gd", lr: float = 0.1, epochs: int = 100,
+                 solver: str = "gd", lr: float = 0.1, epochs: int = EPOCHS,
                  batch_size: int | None = None, l2: float = 0.0, seed: int = 0,
-                 momentum: float = 0.0, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float64):
+                 momentum: float = MOMENTUM, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float64, tol: float = TOL):
         super().__init__(input_dim, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
-                         l2=l2, seed=seed, momentum=momentum, device=device)
+                         l2=l2, seed=seed, momentum=momentum, device=device, tol=tol)
         if n_classes is not None and not (isinstance(n_classes, int) and n_classes >= 2):
             raise ValueError(f"n_classes must be an integer >= 2 or None, got {n_classes!r}")
         self.n_classes = n_classes
@@ -569,6 +605,7 @@ class SoftmaxRegression(_LinearClassifier):
 # --------------------------------------------------------------------------------------
 
 # Defaults per dataset: mini-batch SGD, a few epochs, a learning rate that works there.
+# The script runs exactly these epochs (tol=0); the classes' defaults fit to a tolerance.
 DATASET_DEFAULTS = {
     "breast_cancer": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
     "digits": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
@@ -585,31 +622,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final_loss: J on the
              training set after the last epoch).
     """
-    table = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in d.items())
-                      for name, d in DATASET_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         description="Logistic / softmax regression in low-level PyTorch, trained with a "
-                    f"hand-written SGD. Per-dataset defaults: {table}.")
+                    "hand-written SGD.")
     add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
                     lr=None, out="runs/01_Linear_Logistic/l2_logistic")
-    parser.add_argument("--l2", type=float, default=None, help="L2 penalty strength in J")
-    parser.add_argument("--momentum", type=float, default=None, help="SGD momentum")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    parser.add_argument("--l2", type=non_negative_float, default=None,
+                        help="L2 penalty strength in J (default: %(default)s)")
+    parser.add_argument("--momentum", type=probability, default=None,
+                        help="SGD momentum (default: %(default)s)")
+    args = parse_args(parser, argv, DATASET_DEFAULTS)  # fills the dataset's defaults
 
     seed_everything(args.seed)
     device = get_device(args.device)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         split = load_arrays(args.dataset, data_root=args.data_root)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(split.summary())
 
     settings = dict(solver="sgd", lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
-                    l2=args.l2, seed=args.seed, momentum=args.momentum, device=device)
+                    l2=args.l2, seed=args.seed, momentum=args.momentum, device=device, tol=0.0)
     if split.task == "binary":
         model = LogisticRegression(**settings)
     else:
