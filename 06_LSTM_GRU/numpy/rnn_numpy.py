@@ -94,9 +94,16 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import (add_common_args, limit_blas_threads, non_negative_float,
-                       non_negative_int, parse_args, positive_int, prepare_out_dir,
-                       seed_everything)
+from utils.cli import (
+    add_common_args,
+    limit_blas_threads,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    seed_everything,
+)
 from utils.data_loaders import make_adding_problem
 from utils.visualization import plot_curves, save_figure
 

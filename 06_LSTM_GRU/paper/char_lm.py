@@ -37,8 +37,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.cli import (add_common_args, data_errors, non_negative_float, non_negative_int,
-                       positive_float, positive_int, prepare_out_dir, seed_everything)
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    prepare_out_dir,
+    seed_everything,
+)
 from utils.data_loaders import load_tiny_shakespeare
 from utils.lessons import import_lesson
 

@@ -50,8 +50,16 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from utils.cli import (add_common_args, data_errors, non_negative_float, non_negative_int,
-                       parse_args, positive_int, prepare_out_dir, seed_everything)
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    seed_everything,
+)
 from utils.data_loaders import load_imdb
 from utils.lessons import import_lesson
 

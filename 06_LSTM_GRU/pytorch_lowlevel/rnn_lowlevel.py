@@ -40,8 +40,15 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from utils.cli import (add_common_args, non_negative_int, parse_args, positive_float,
-                       positive_int, prepare_out_dir, seed_everything)
+from utils.cli import (
+    add_common_args,
+    non_negative_int,
+    parse_args,
+    positive_float,
+    positive_int,
+    prepare_out_dir,
+    seed_everything,
+)
 from utils.data_loaders import make_adding_problem
 from utils.training_utils import torch_threads  # n CPU threads, restored after
 

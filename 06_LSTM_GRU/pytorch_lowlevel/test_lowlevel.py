@@ -25,8 +25,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from utils import import_lesson
-from utils.testing import (FLOAT64, OPTIMIZER_TRAJECTORY, assert_close, assert_level_purity,
-                           tolerance)
+from utils.testing import (
+    FLOAT64,
+    OPTIMIZER_TRAJECTORY,
+    assert_close,
+    assert_level_purity,
+    tolerance,
+)
 
 low = import_lesson("06_LSTM_GRU.pytorch_lowlevel.rnn_lowlevel")
 
