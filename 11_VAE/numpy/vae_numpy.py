@@ -73,8 +73,16 @@ import numpy as np
 from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import (add_common_args, data_errors, limit_blas_threads, non_negative_int,
-                       parse_args, positive_int, prepare_out_dir, seed_everything)
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    limit_blas_threads,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    seed_everything,
+)
 from utils.data_loaders import load_arrays, load_tabular
 from utils.visualization import plot_curves, plot_image_grid
 

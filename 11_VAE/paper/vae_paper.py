@@ -45,8 +45,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from utils.cli import (add_common_args, data_errors, non_negative_int, parse_args, positive_int,
-                       prepare_out_dir)
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+)
 from utils.lessons import import_lesson
 from utils.training_utils import get_device, seed_everything
 from utils.visualization import plot_curves, plot_image_grid, save_figure
