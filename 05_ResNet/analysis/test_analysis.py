@@ -227,6 +227,52 @@ def test_pretrained_offline_main_exits_with_a_message(monkeypatch, tmp_path, cap
         tva.main(["--pretrained", "--archs", "resnet18", "--out", str(tmp_path)])
 
 
+def test_torchvision_script_runs_every_check(tmp_path):
+    """main() with tiny sizes: ports are exact, features agree, the head learns, the trunk
+    stays bitwise unchanged."""
+    r = tva.main(["--archs", "resnet18", "--size", "32", "--steps", "20", "--train-images", "64",
+                  "--out", str(tmp_path), "--no-progress", "--device", "cpu"])
+    assert max(r["resnet18_eval_diff"], r["resnet18_train_diff"],
+               r["resnet18_back_eval_diff"]) <= PORT_TOL
+    assert r["gem_p1_vs_avg"] <= PORT_TOL
+    assert max(r[f"features_{kind}_{s}"] for kind in ("fx", "hooks")
+               for s in tva.STAGES) <= PORT_TOL
+    assert r["head_trunk_changed"] == 0 and r["head_head_change"] > 0
+    assert r["head_last_loss"] < r["head_first_loss"]  # the new head learns
+    assert r["head_trainable"] == 512 * 10 + 10
+
+
+@pytest.mark.parametrize("script", ["torchvision", "timm"])
+@pytest.mark.parametrize("option, value", [("--size", "16"), ("--size", "0"),
+                                           ("--threads", "0")])
+def test_bad_options_are_usage_errors_naming_the_option(script, option, value, tmp_path,
+                                                         capsys):
+    main = {"torchvision": tva.main, "timm": ta.main}[script]
+    with pytest.raises(SystemExit) as exit_info:
+        main([option, value, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--steps", "0"), ("--train-images", "-5"),
+                                           ("--lr", "0")])
+def test_bad_head_options_are_usage_errors(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tva.main([option, value, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["torchvision", "timm"])
+def test_help_shows_every_default(script, capsys):
+    main = {"torchvision": tva.main, "timm": ta.main}[script]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: None" not in text and "(default: 64)" in text  # --size
+
+
 def test_unknown_arch_is_a_clear_error():
     with pytest.raises(ValueError, match="resnet18"):
         tva.torchvision_resnet("resnet19")
@@ -269,6 +315,43 @@ def test_timm_resnet50d_differs_by_its_deep_stem_and_cannot_be_ported():
         model = ta.create("resnet50d")
     with pytest.raises(ValueError, match="deep stem.*average-pool"):
         ta.timm_to_l3(model)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"act_layer": "silu"}, "SiLU"),
+    ({"drop_rate": 0.2}, r"dropout before the classifier \(drop_rate=0.2\)"),
+    ({"drop_block_rate": 0.2}, "DropBlock2d"),
+    ({"drop_path_rate": 0.1}, "DropPath"),
+    ({"norm_layer": "groupnorm"}, "GroupNorm"),
+    ({"global_pool": "max"}, "'max' global pooling"),
+    ({"output_stride": 16}, "dilated convolutions"),
+    ({"in_chans": 1}, "other layer widths.*conv1.weight"),
+    ({"channels": (32, 64, 128, 256)}, "state_dict keys differ"),
+])
+def test_timm_to_l3_refuses_what_it_cannot_reproduce(options, message):
+    """Each of these timm ResNet-18s would load into our model (or nearly) and compute
+    another function: the port must refuse and say why."""
+    torch.manual_seed(0)
+    model = ta.create("resnet18", **options)
+    with pytest.raises(ValueError, match=message):
+        ta.timm_to_l3(model)
+
+
+def test_timm_to_l3_refuses_squeeze_excitation():
+    with torch.device("meta"):
+        model = ta.create("seresnet50")
+    with pytest.raises(ValueError, match="SEModule"):
+        ta.timm_to_l3(model)
+
+
+def test_timm_script_runs_every_check(tmp_path):
+    r = ta.main(["--models", "resnet18", "--size", "32", "--out", str(tmp_path),
+                 "--no-progress"])
+    assert max(r["resnet18_eval_diff"], r["resnet18_train_diff"],
+               r["resnet18_back_eval_diff"]) <= PORT_TOL
+    assert r["resnet50.a1_in1k_same_layout"] and r["resnet18.a1_in1k_same_layout"]
+    assert "deep stem" in r["resnet50d"]["cannot_port"]
+    assert max(r["features_only"][f"diff_{k}"] for k in ("act1", *ta.STAGES)) <= PORT_TOL
 
 
 def test_timm_features_only_equals_our_stages():

@@ -39,7 +39,7 @@ from timm.models import resnet as timm_resnet
 from torch import nn
 
 from utils import import_lesson
-from utils.cli import add_common_args, prepare_out_dir
+from utils.cli import add_common_args, parse_args, positive_int, prepare_out_dir
 from utils.training_utils import seed_everything
 
 resnet_paper = import_lesson("05_ResNet.paper.resnet_paper")
@@ -79,11 +79,26 @@ def _plain_resnet_problem(model: nn.Module) -> str | None:
         problems.append("grouped or widened bottlenecks (ResNeXt / wide ResNet)")
     if not isinstance(model.maxpool, nn.MaxPool2d):
         problems.append("a replaced stem pooling")
-    extra = [name for name, m in model.named_modules()
-             if isinstance(m, timm.layers.DropPath) or name.endswith(".se") and m is not None
-             and not isinstance(m, nn.Identity)]
+    # Anything but the paper's layers: act_layer="silu" (SiLU), drop_block_rate
+    # (DropBlock2d), drop_path_rate (DropPath), aa_layer (BlurPool2d), attention (SE),
+    # norm_layer="groupnorm" (GroupNorm), global_pool="max" (AdaptiveMaxPool2d), ...
+    allowed = (timm_resnet.ResNet, timm_resnet.BasicBlock, timm_resnet.Bottleneck,
+               nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Identity,
+               nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d, nn.AvgPool2d,  # AvgPool2d: above
+               timm.layers.SelectAdaptivePool2d)
+    extra: dict[str, list[str]] = {}
+    for name, m in model.named_modules():
+        if not isinstance(m, allowed) or isinstance(m, nn.BatchNorm2d) and (
+                type(m) is not nn.BatchNorm2d or (m.eps, m.momentum) != (1e-5, 0.1)):
+            extra.setdefault(type(m).__name__, []).append(name)
     if extra:
-        problems.append(f"extra modules ({', '.join(extra[:3])}, ...)")
+        problems.append("modules the paper's ResNet does not have: " + ", ".join(
+            f"{kind} ({names[0]}{', ...' if len(names) > 1 else ''})"
+            for kind, names in extra.items()))
+    if getattr(model, "drop_rate", 0.0):
+        problems.append(f"dropout before the classifier (drop_rate={model.drop_rate})")
+    if getattr(model.global_pool, "pool_type", "avg") != "avg":
+        problems.append(f"{model.global_pool.pool_type!r} global pooling (ours: average)")
     if any(isinstance(m, nn.Conv2d) and m.dilation != (1, 1) for m in model.modules()):
         problems.append("dilated convolutions (output_stride < 32)")
     return "; ".join(problems) or None
@@ -108,6 +123,11 @@ def timm_to_l3(model: nn.Module) -> nn.Module:
     state = model.state_dict()
     if set(state) != set(ours.state_dict()):  # the names are the same; say so if not
         raise ValueError(f"state_dict keys differ: {sorted(set(state) ^ set(ours.state_dict()))}")
+    reshaped = [f"{k} {tuple(v.shape)} (ours {tuple(ours.state_dict()[k].shape)})"
+                for k, v in state.items() if v.shape != ours.state_dict()[k].shape]
+    if reshaped:  # in_chans, channels, stem_width: the same layers with other widths
+        raise ValueError(f"this timm model has other layer widths than the paper's ResNet: "
+                         f"{', '.join(reshaped[:2])}{', ...' if len(reshaped) > 2 else ''}")
     ours.load_state_dict(state)
     reference = next(model.parameters())
     return ours.to(device=reference.device, dtype=reference.dtype).train(model.training)
@@ -236,12 +256,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--models", nargs="+", choices=PLAIN, default=["resnet18", "resnet50"])
     parser.add_argument("--variant", default="resnet50d",
                         help="a ResNet-B/C/D/S/T variant to compare with resnet50")
-    parser.add_argument("--size", type=int, default=64, help="image side for the checks")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args(argv)
+    parser.add_argument("--size", type=positive_int, default=64,
+                        help="image side for the checks, >= 32 (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch CPU threads (default: %(default)s)")
+    args = parse_args(parser, argv)
     if args.size < 32:
-        parser.error("--size must be >= 32 (five halvings of the image)")
-    torch.set_num_threads(max(1, args.threads))
+        parser.error(f"argument --size: must be >= 32 (five halvings of the image), got "
+                     f"{args.size}")
+    torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     prepare_out_dir(args.out)
     start = time.perf_counter()

@@ -50,8 +50,8 @@ from torchvision.models import resnet as tv
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from utils import import_lesson
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import add_common_args, data_errors, parse_args, positive_int, prepare_out_dir
+from utils.data_loaders import load_arrays
 from utils.training_utils import get_device, seed_everything
 
 resnet_paper = import_lesson("05_ResNet.paper.resnet_paper")
@@ -404,18 +404,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     add_common_args(parser, datasets=("digits",), epochs=1, batch_size=32, lr=0.5,
                     out="runs/05_ResNet/l4_torchvision", devices=("cpu", "auto", "cuda"))
     parser.add_argument("--archs", nargs="+", choices=ARCHS, default=["resnet18", "resnet50"])
-    parser.add_argument("--size", type=int, default=64, help="image side for the checks")
-    parser.add_argument("--steps", type=int, default=20,
-                        help="SGD steps of the new head (it trains for steps, not --epochs)")
-    parser.add_argument("--train-images", type=int, default=256,
-                        help="digits images the new head is trained on")
+    parser.add_argument("--size", type=positive_int, default=64,
+                        help="image side for the checks, >= 32 (default: %(default)s)")
+    parser.add_argument("--steps", type=positive_int, default=20,
+                        help="SGD steps of the new head (it trains for steps, not --epochs; "
+                             "default: %(default)s)")
+    parser.add_argument("--train-images", type=positive_int, default=256,
+                        help="digits images the new head is trained on (default: %(default)s)")
     parser.add_argument("--pretrained", action="store_true",
                         help="port torchvision's ImageNet weights (download or cache needed)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch CPU threads (default: %(default)s)")
+    args = parse_args(parser, argv)
     if args.size < 32:
-        parser.error("--size must be >= 32 (five halvings of the image)")
-    torch.set_num_threads(max(1, args.threads))
+        parser.error(f"argument --size: must be >= 32 (five halvings of the image), got "
+                     f"{args.size}")
+    torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     prepare_out_dir(args.out)
     device = get_device(args.device)
@@ -453,10 +457,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     results.update({f"features_{k}": v for k, v in r.items()})
 
     print("\n4. a new 10-class head on a frozen ResNet-18 trunk (digits, 32x32)")
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         x, y = digits_images(args.train_images, args.seed)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     model = resnet_paper.resnet18().to(device)
     r = train_new_head(model, x.to(device), y.to(device), 10, args.steps, args.lr,
                        args.batch_size, args.seed)

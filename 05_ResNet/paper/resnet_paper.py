@@ -66,8 +66,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, make_loader
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import make_loader
 from utils.lessons import import_lesson
 from utils.training_utils import (
     History,
@@ -262,8 +271,13 @@ class ResNet(nn.Module):
         out_planes = planes * self.block.expansion
         downsample = None
         if stride != 1 or self.inplanes != out_planes:
-            # built before the block, as torchvision does, so that the same seed draws
-            # the same initial weights in the same order
+            # Built here and handed to the block, as torchvision does. What makes one seed
+            # give torchvision's weights is the block's REGISTRATION order (conv1, bn1,
+            # conv2, bn2, ..., then downsample, assigned last in __init__): it fixes the
+            # state_dict and parameters() order and the order in which _init_weights walks
+            # modules() and draws. Building the projection before or after the block
+            # changes nothing: its construction-time draws are overwritten, and the count
+            # of draws is the same either way.
             downsample = nn.Sequential(conv1x1(self.inplanes, out_planes, stride),
                                        nn.BatchNorm2d(out_planes))
         kwargs = {"stride_on": self.stride_on} if self.block is Bottleneck else {}
@@ -492,12 +506,49 @@ def from_torchvision(tv_model) -> ResNet:
         block = BasicBlock
     else:
         raise TypeError(f"unknown torchvision block type {type(first).__name__}")
-    if not isinstance(tv_model.bn1, nn.BatchNorm2d) or tv_model.conv1.in_channels != 3:
-        raise ValueError("from_torchvision: expected BatchNorm2d layers and 3 input channels")
+    problem = _torchvision_port_problem(tv_model, tv)
+    if problem:
+        raise ValueError(f"from_torchvision: this torchvision ResNet computes something our "
+                         f"ResNet cannot: {problem}")
     layers = [len(getattr(tv_model, f"layer{i}")) for i in range(1, 5)]
     with torch.device("meta"):  # shapes only: the weights are about to be replaced
         model = ResNet(block, layers, tv_model.fc.out_features, stride_on="3x3")
     return _assign_state(model, tv_model)
+
+
+def _torchvision_port_problem(tv_model, tv) -> str | None:
+    """Why a torchvision ResNet would not give our outputs after the port, or None.
+
+    The weights of every such model fit our layers; the function does not: dilated 3x3
+    convolutions (``replace_stride_with_dilation``), another ``norm_layer`` (GroupNorm,
+    FrozenBatchNorm2d, BatchNorm2d with other eps or momentum), other input channels,
+    or a replaced stem, pooling or head.
+    """
+    problems = []
+    if tv_model.conv1.in_channels != 3:
+        problems.append(f"{tv_model.conv1.in_channels} input channels (ours: 3)")
+    dilated = [name for name, m in tv_model.named_modules()
+               if isinstance(m, nn.Conv2d) and m.dilation != (1, 1)]
+    if dilated:
+        problems.append(f"dilated convolutions ({dilated[0]}, ...: replace_stride_with_"
+                        "dilation; ours strides every stage)")
+    allowed = (tv.ResNet, tv.BasicBlock, tv.Bottleneck, nn.Sequential, nn.Conv2d, nn.ReLU,
+               nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Linear)
+    for name, m in tv_model.named_modules():
+        if type(m) is nn.BatchNorm2d:
+            if (m.eps, m.momentum, m.affine, m.track_running_stats) != (1e-5, 0.1, True, True):
+                problems.append(f"batch norm with eps={m.eps}, momentum={m.momentum} at {name} "
+                                "(ours: nn.BatchNorm2d's defaults, eps=1e-5, momentum=0.1)")
+                break
+        elif not isinstance(m, allowed):
+            problems.append(f"a {type(m).__name__} at {name or 'the top'} (ours has "
+                            "nn.BatchNorm2d, ReLU, max / average pooling and one Linear)")
+            break
+    pool = tv_model.avgpool
+    if not isinstance(tv_model.fc, nn.Linear) or not isinstance(pool, nn.AdaptiveAvgPool2d) \
+            or pool.output_size not in (1, (1, 1)):
+        problems.append("a replaced head (ours: global average pooling and one nn.Linear)")
+    return "; ".join(dict.fromkeys(problems)) or None
 
 
 def to_torchvision(model: ResNet):
@@ -609,20 +660,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     f"defaults: {DATASET_DEFAULTS}")
     add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
                     lr=None, out="runs/05_ResNet/l3_resnet")
-    parser.add_argument("--arch", choices=list(ARCHS), default=None)
+    parser.add_argument("--arch", choices=list(ARCHS), default=None,
+                        help="default: %(default)s")
     parser.add_argument("--shortcut", choices=SHORTCUTS, default="A",
                         help="A: zero-padding identity (paper), B: projections, none: plain net")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--momentum", type=probability, default=0.9,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=1e-4,
+                        help="default: %(default)s")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="random crop (4-pixel padding) + horizontal flip")
-    parser.add_argument("--digits-size", type=int, default=16,
+                        help="random crop (4-pixel padding) + horizontal flip (default: "
+                             "%(default)s)")
+    parser.add_argument("--digits-size", type=positive_int, default=16,
                         help="side of the digits images: 16 (fast, default) or 32 (lesson 03)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads, 0 = torch's default (default: %(default)s)")
+    args = parse_args(parser, argv, DATASET_DEFAULTS)
+    if args.digits_size < 16 or args.digits_size % 8:
+        parser.error(f"argument --digits-size: expected a multiple of 8, >= 16, got "
+                     f"{args.digits_size}")
     with torch_threads(args.threads):
         return _run(args)
 
@@ -632,11 +688,9 @@ def _run(args: argparse.Namespace) -> dict[str, float]:
     rank, world_size, device = setup_distributed(args.device)
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         X_train, y_train, X_test, y_test, classes, note = load_images(
             args.dataset, args.data_root, args.digits_size)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     if is_main_process():
         print(f"{args.dataset}: train {X_train.shape}, test {X_test.shape}")
         if note:

@@ -163,6 +163,34 @@ def test_basicblock_model_ports_with_either_stride_setting():
         assert_close(model(x), tv(x), FLOAT32)
 
 
+@pytest.mark.parametrize("variant, message", [
+    ("dilation", "dilated convolutions"), ("groupnorm", "GroupNorm at bn1"),
+    ("frozen_bn", "FrozenBatchNorm2d"), ("bn_eps", "eps=0.001"), ("head", "replaced head"),
+    ("gem_pool", "replaced head")])
+def test_from_torchvision_refuses_what_it_cannot_reproduce(variant, message):
+    """Each of these torchvision models has weights that fit our layers, but computes
+    another function (ported without the check, a dilated ResNet-50's logits on a random
+    64x64 batch differ by about 6, on logits of size ~50)."""
+    from functools import partial
+
+    tvm = torchvision.models
+    with torch.device("meta"):  # the checks read the structure only
+        model = {
+            "dilation": lambda: tvm.resnet50(replace_stride_with_dilation=[False, True, True]),
+            "groupnorm": lambda: tvm.resnet18(norm_layer=partial(nn.GroupNorm, 8)),
+            "frozen_bn": lambda: tvm.resnet18(norm_layer=torchvision.ops.FrozenBatchNorm2d),
+            "bn_eps": lambda: tvm.resnet18(norm_layer=partial(nn.BatchNorm2d, eps=1e-3)),
+            "head": lambda: tvm.resnet18(),
+            "gem_pool": lambda: tvm.resnet18(),
+        }[variant]()
+        if variant == "head":
+            model.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(512, 10))
+        if variant == "gem_pool":
+            model.avgpool = nn.AdaptiveMaxPool2d(1)
+    with pytest.raises(ValueError, match=message):
+        paper.from_torchvision(model)
+
+
 def test_from_torchvision_rejects_other_models():
     with pytest.raises(TypeError, match="torchvision.models.ResNet"):
         paper.from_torchvision(nn.Linear(2, 2))
@@ -289,6 +317,52 @@ def test_he_initialisation_statistics():
     assert abs(float(w.mean())) < 0.1 * expected_std
 
 
+@pytest.mark.parametrize("block", ["BasicBlock", "Bottleneck"])
+def test_zero_init_residual_zeroes_the_same_bn_as_torchvision(block):
+    """The LAST BN of each residual branch starts at gamma = 0: bn2 of a BasicBlock, bn3 of a
+    Bottleneck, exactly the weights torchvision's zero_init_residual=True zeroes."""
+    torch.manual_seed(0)
+    ours = paper.ResNet(getattr(paper, block), [1, 2, 1, 1], 4, zero_init_residual=True)
+    theirs = torchvision.models.ResNet(getattr(torchvision.models.resnet, block), [1, 2, 1, 1],
+                                       num_classes=4, zero_init_residual=True)
+
+    def zeroed(model):
+        return sorted(k for k, v in model.state_dict().items()
+                      if k.endswith("weight") and v.ndim == 1 and not v.any())
+
+    last = "bn2" if block == "BasicBlock" else "bn3"
+    assert zeroed(ours) == zeroed(theirs) == sorted(
+        f"layer{s}.{i}.{last}.weight" for s, n in zip((1, 2, 3, 4), (1, 2, 1, 1))
+        for i in range(n))
+    off = paper.ResNet(getattr(paper, block), [1, 2, 1, 1], 4)
+    assert zeroed(off) == []  # off by default, as in torchvision
+
+
+def test_default_stride_on_is_the_papers_1x1():
+    """Section 3.3: conv3_1, conv4_1, conv5_1 (the first, 1x1 layer) carry the stride."""
+    with torch.device("meta"):  # shapes and hyper-parameters only
+        for model in (paper.resnet50(), paper.ResNet(paper.Bottleneck, [1, 1, 1, 1])):
+            assert model.stride_on == "1x1"
+            for stage in (model.layer2, model.layer3, model.layer4):
+                assert stage[0].conv1.stride == (2, 2) and stage[0].conv2.stride == (1, 1)
+        assert paper.Bottleneck(64, 16, 2).conv1.stride == (2, 2)
+
+
+def test_he_initialisation_uses_fan_out_on_a_layer_where_fan_in_differs():
+    """N(0, 2 / fan_out), fan_out = k * k * C_out (He et al. 2015b, torchvision's choice).
+
+    layer3.0.conv1 of ResNet-18 is (256, 128, 3, 3): fan_out = 2304, fan_in = 1152, so the
+    two candidates differ by sqrt(2) = 41 %; with 294,912 draws the sample std is within
+    0.5 % of the truth, and a 3 % tolerance tells them apart with room to spare.
+    """
+    torch.manual_seed(0)
+    w = paper.resnet18().layer3[0].conv1.weight.detach()
+    assert w.shape == (256, 128, 3, 3)
+    fan_out, fan_in = 3 * 3 * 256, 3 * 3 * 128
+    assert abs(float(w.std()) / (2 / fan_out) ** 0.5 - 1) < 0.03
+    assert abs(float(w.std()) / (2 / fan_in) ** 0.5 - 1) > 0.2
+
+
 def test_manual_seed_determinism():
     def build():
         torch.manual_seed(7)
@@ -400,6 +474,85 @@ def test_integer_images_are_a_clear_error():
 # --------------------------------------------------------------------------------------
 # Real data (opt-in: --slow, and the shared copy of the data)
 # --------------------------------------------------------------------------------------
+
+
+class _RecordingNet(nn.Module):
+    """A linear classifier that records which images each training batch holds."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3 * 4 * 4, 10)
+        self.batches: list[list[int]] = []
+
+    def forward(self, x):
+        if self.training:
+            self.batches.append(x[:, 0, 0, 0].long().tolist())  # image i is filled with i
+        return self.linear(x.flatten(1))
+
+
+def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
+    n = 20
+    X = (torch.arange(n, dtype=torch.float32)[:, None, None, None]
+         * torch.ones(1, 3, 4, 4)).numpy()
+    y = torch.zeros(n, dtype=torch.int64).numpy()
+
+    def three_epochs(seed: int) -> list[list[int]]:
+        net = _RecordingNet()
+        paper.train(net, X, y, lr=1e-3, epochs=3, batch_size=6, augment=False, seed=seed)
+        return [sum(net.batches[e * 4:(e + 1) * 4], []) for e in range(3)]
+
+    epochs = three_epochs(0)
+    assert all(sorted(order) == list(range(n)) for order in epochs)  # permutations
+    assert epochs[0] != list(range(n))  # shuffled
+    assert len({tuple(order) for order in epochs}) == 3  # a new order each epoch
+    assert three_epochs(0) == epochs and three_epochs(1) != epochs  # the seed decides
+
+
+def _first_images(module, n_train: int, n_test: int):
+    """The module's load_images, keeping the first n_train / n_test images (quick runs)."""
+    real = module.load_images
+
+    def load(*args, **kwargs):
+        X_train, y_train, X_test, y_test, classes, note = real(*args, **kwargs)
+        return X_train[:n_train], y_train[:n_train], X_test[:n_test], y_test[:n_test], \
+            classes, note
+
+    return load
+
+
+def test_script_on_digits(tmp_path, monkeypatch):
+    """main() on 400 digits, 3 epochs of ResNet-8: the loss falls, accuracy beats chance."""
+    monkeypatch.setattr(paper, "load_images", _first_images(paper, 400, 200))
+    curves = {}
+    monkeypatch.setattr(paper, "plot_curves", lambda c, path, **kw: curves.update(c))
+    metrics = paper.main(["--arch", "resnet8", "--epochs", "3", "--batch-size", "32",
+                          "--out", str(tmp_path), "--no-progress", "--device", "cpu"])
+    train_loss = curves["train loss (mean over each epoch)"]
+    assert len(train_loss) == 3 and train_loss[-1] < train_loss[0]
+    assert metrics["test_accuracy"] >= 0.3  # measured 0.64; chance is 0.1
+    assert 0 < metrics["final_loss"] < 2.0  # log(10) = 2.30 at chance
+    for name in ("confusion", "grad_norms_at_init"):
+        assert (tmp_path / f"{name}.png").is_file(), name
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--momentum", "1"),
+    ("--weight-decay", "-1e-4"), ("--digits-size", "12"), ("--digits-size", "0"),
+    ("--threads", "-1")])
+def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        paper.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        paper.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: None" not in text
+    assert "per dataset: digits resnet20, cifar10 resnet20" in text  # --arch
 
 
 @pytest.mark.slow

@@ -36,8 +36,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, load_arrays
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import load_arrays
 from utils.training_utils import (
     get_device,
     seed_everything,
@@ -516,18 +525,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     f"with momentum and weight decay. Per-dataset defaults: {DATASET_DEFAULTS}")
     add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
                     lr=None, out="runs/05_ResNet/l2_resnet")
-    parser.add_argument("--depth", type=int, default=None, help="6n + 2 (8, 14, 20, ...)")
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--depth", type=positive_int, default=None,
+                        help="6n + 2: 8, 14, 20, ... (default: %(default)s)")
+    parser.add_argument("--momentum", type=probability, default=0.9,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=1e-4,
+                        help="default: %(default)s")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="random crop (4-pixel padding) + horizontal flip")
-    parser.add_argument("--digits-size", type=int, default=16,
+                        help="random crop (4-pixel padding) + horizontal flip (default: "
+                             "%(default)s)")
+    parser.add_argument("--digits-size", type=positive_int, default=16,
                         help="side of the digits images: 16 (fast, default) or 32 (lesson 03)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    parser.add_argument("--threads", type=non_negative_int, default=1,
+                        help="torch CPU threads, 0 = torch's default (default: %(default)s)")
+    args = parse_args(parser, argv, DATASET_DEFAULTS)
+    if args.depth < 8 or (args.depth - 2) % 6:
+        parser.error(f"argument --depth: expected 6n + 2 with n >= 1 (8, 14, 20, 32, ...), "
+                     f"got {args.depth}")
+    if args.digits_size < 16 or args.digits_size % 8:
+        parser.error(f"argument --digits-size: expected a multiple of 8, >= 16, got "
+                     f"{args.digits_size}")
     with torch_threads(args.threads):
         return _run(args)
 
@@ -537,11 +554,9 @@ def _run(args: argparse.Namespace) -> dict[str, float]:
     seed_everything(args.seed)
     device = get_device(args.device)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         X_train, y_train, X_test, y_test, classes, note = load_images(
             args.dataset, args.data_root, args.digits_size)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(f"{args.dataset}: train {X_train.shape}, test {X_test.shape}")
     if note:
         print(f"note: {note}")

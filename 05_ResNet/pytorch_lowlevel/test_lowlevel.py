@@ -281,6 +281,47 @@ def test_training_overfits_one_small_batch():
     assert torch.equal(model.predict(x), y)
 
 
+def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
+    n = 20
+    x = torch.arange(n, dtype=torch.float32)[:, None, None, None].expand(n, 3, 8, 8)
+    y = torch.zeros(n, dtype=torch.int64)
+
+    def three_epochs(seed: int) -> list[list[int]]:
+        model, seen = low.CifarResNet(8, seed=0), []
+
+        def recording_loss(xb, yb, training=True):
+            seen.append(xb[:, 0, 0, 0].long().tolist())  # image i is filled with i
+            return (model.params["fc.bias"] * 0).sum()
+
+        model.loss = recording_loss
+        low.train(model, x, y, epochs=3, batch_size=6, lr=0.1, seed=seed)
+        return [sum(seen[e * 4:(e + 1) * 4], []) for e in range(3)]
+
+    epochs = three_epochs(0)
+    assert all(sorted(order) == list(range(n)) for order in epochs)  # permutations
+    assert epochs[0] != list(range(n))  # shuffled
+    assert len({tuple(order) for order in epochs}) == 3  # a new order each epoch
+    assert three_epochs(0) == epochs and three_epochs(1) != epochs  # the seed decides
+
+
+def test_predict_uses_the_running_statistics_and_leaves_them_alone():
+    """The same answer twice, the eval-mode answer, and no running statistic moved."""
+    torch.manual_seed(0)
+    model = low.CifarResNet(8, seed=0)
+    x = torch.randn(12, 3, 16, 16)
+    with torch.no_grad():
+        model.forward(x * 2 + 1, training=True)  # move the running statistics off (0, 1)
+    before = {k: v.clone() for k, v in model.params.items()}
+    first, second = model.predict(x), model.predict(x)
+    for key, value in model.params.items():
+        assert torch.equal(value, before[key]), f"predict changed {key}"
+    with torch.no_grad():
+        logits_eval = model.forward(x, training=False)
+        logits_train = model.forward(x, training=True)  # batch statistics: other logits
+    assert torch.equal(first, logits_eval.argmax(1)) and torch.equal(second, first)
+    assert (logits_train - logits_eval).abs().max() > 1e-2  # the check above can see it
+
+
 # --------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------
@@ -312,6 +353,50 @@ def test_digits_enlarged_like_lesson_03():
     assert small.shape == (1, 3, 16, 16) and small[0, 0, 4, 4] == 1.0 and small.sum() == 3
     with pytest.raises(ValueError, match="multiple of 8"):
         low.digits_to_rgb(X, 20)
+
+
+# --------------------------------------------------------------------------------------
+# The script
+# --------------------------------------------------------------------------------------
+
+
+def test_script_on_digits(tmp_path, monkeypatch):
+    """main() on 400 digits, 3 epochs of ResNet-8: the loss falls, accuracy beats chance."""
+    real = low.load_images
+
+    def first_images(*args, **kwargs):  # a quick run: the first 400 / 200 images
+        X_train, y_train, X_test, y_test, classes, note = real(*args, **kwargs)
+        return X_train[:400], y_train[:400], X_test[:200], y_test[:200], classes, note
+
+    monkeypatch.setattr(low, "load_images", first_images)
+    curves = {}
+    monkeypatch.setattr(low, "plot_curves", lambda c, path, **kw: curves.update(c))
+    metrics = low.main(["--epochs", "3", "--batch-size", "32", "--out", str(tmp_path),
+                        "--no-progress", "--device", "cpu"])
+    assert len(curves["train loss"]) == 3 and curves["train loss"][-1] < curves["train loss"][0]
+    assert metrics["test_accuracy"] >= 0.3  # measured 0.69; chance is 0.1
+    assert 0 < metrics["final_loss"] < 2.0  # log(10) = 2.30 at chance
+    assert (tmp_path / "confusion.png").is_file()
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-0.1"), ("--depth", "10"),
+    ("--depth", "0"), ("--momentum", "2"), ("--weight-decay", "-1"), ("--digits-size", "20"),
+    ("--threads", "-3")])
+def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        low.main([option, value, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        low.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: None" not in text
+    assert "per dataset: digits 8, cifar10 20" in text  # --depth
 
 
 # --------------------------------------------------------------------------------------
