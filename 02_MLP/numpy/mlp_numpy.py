@@ -72,8 +72,17 @@ import numpy as np
 from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import add_common_args, prepare_out_dir, seed_everything
-from utils.data_loaders import DatasetNotFoundError, load_arrays, make_moons
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    non_negative_int,
+    parse_args,
+    prepare_out_dir,
+    probability,
+    seed_everything,
+)
+from utils.data_loaders import load_arrays, make_moons
 from utils.visualization import (
     plot_confusion_matrix,
     plot_curves,
@@ -1028,11 +1037,20 @@ def parse_hidden(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise ValueError(f"--hidden expects comma-separated layer widths such as 800 or "
-                         f"256,256; got {text!r}") from None
+        raise ValueError(f"expected comma-separated layer widths such as 800 or 256,256; "
+                         f"got {text!r}") from None
     if any(s < 1 for s in sizes):
-        raise ValueError(f"--hidden widths must be positive, got {text!r}")
+        raise ValueError(f"every layer width must be an integer >= 1, got {text!r}")
     return sizes
+
+
+def hidden_widths(text: str) -> str:
+    """argparse type for --hidden: checks the text with ``parse_hidden``, keeps it as is."""
+    try:
+        parse_hidden(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def load_data(name: str, data_root, seed: int):
@@ -1062,41 +1080,35 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final_loss: mean training
              loss of the last epoch).
     """
-    per_dataset = "; ".join(f"{name}: {cfg}" for name, cfg in DEFAULTS.items())
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0],
-                                     epilog=f"Options left out take per-dataset defaults: "
-                                            f"{per_dataset}")
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=["digits", "moons", "mnist"], epochs=None,
                     batch_size=None, lr=None, out="runs/02_MLP/numpy_mlp", devices=("cpu",))
-    parser.add_argument("--hidden", default=None,
-                        help='hidden widths, e.g. "800" or "256,256" (per dataset)')
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
-    parser.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
-    parser.add_argument("--momentum", type=float, default=None, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=None)
-    parser.add_argument("--dropout", type=float, default=0.0, help="drop probability")
+    parser.add_argument("--hidden", type=hidden_widths, default=None,
+                        help='hidden widths, e.g. "800" or "256,256" (default: %(default)s)')
+    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
+                        help="default: %(default)s")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default=None,
+                        help="default: %(default)s")
+    parser.add_argument("--momentum", type=probability, default=None,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=None,
+                        help="L2 penalty added to every gradient (default: %(default)s)")
+    parser.add_argument("--dropout", type=probability, default=0.0,
+                        help="drop probability after each hidden activation "
+                             "(default: %(default)s)")
     parser.add_argument("--batchnorm", action="store_true", help="BatchNorm1d in hidden layers")
-    parser.add_argument("--decay-epochs", type=int, default=None,
-                        help="run the last N epochs at lr / 10 (per dataset)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--decay-epochs", type=non_negative_int, default=None,
+                        help="run the last N epochs at lr / 10 (default: %(default)s)")
+    args = parse_args(parser, argv, DEFAULTS)  # options left out take the dataset's defaults
+    if isinstance(args.lr, dict):  # the default is per optimiser: {"sgd": ..., "adam": ...}
+        args.lr = args.lr[args.optimizer]
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
-    cfg = {key: value if getattr(args, key) is None else getattr(args, key)
-           for key, value in DEFAULTS[args.dataset].items() if key != "lr"}
-    cfg["lr"] = args.lr if args.lr is not None else DEFAULTS[args.dataset]["lr"][cfg["optimizer"]]
-    if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
-        parser.error("--epochs and --batch-size must be positive integers")
-    if not 0.0 <= args.dropout < 1.0:
-        parser.error(f"--dropout is a probability in [0, 1), got {args.dropout}")
-    try:
-        hidden = parse_hidden(cfg["hidden"])
-    except ValueError as err:
-        parser.error(str(err))
-    try:
+    cfg = {key: getattr(args, key) for key in DEFAULTS[args.dataset]}
+    hidden = parse_hidden(cfg["hidden"])
+    with data_errors():  # a missing or damaged file: one message saying where, no traceback
         X_train, y_train, X_test, y_test, classes = load_data(args.dataset, args.data_root,
                                                               args.seed)
-    except DatasetNotFoundError as err:  # a missing file: say where to put it, no traceback
-        parser.exit(1, f"error: {err}\n")
 
     rng = np.random.default_rng(args.seed)  # weights, dropout masks, shuffling
     num_classes = int(max(y_train.max(), y_test.max())) + 1

@@ -57,8 +57,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, make_loader
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    parse_args,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import make_loader
 from utils.lessons import import_lesson
 from utils.training_utils import (
     History,
@@ -286,8 +293,10 @@ def first_to_last_gradient_ratio(grads: Mapping[str, torch.Tensor]) -> float:
 # --------------------------------------------------------------------------------------
 
 # The data are L2's, loaded by the same function: digits standardised, moons 800 / 200,
-# MNIST flattened (see load_dataset in 02_MLP/pytorch_lowlevel/mlp_lowlevel.py).
-load_dataset = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel").load_dataset
+# MNIST flattened (see load_dataset in 02_MLP/pytorch_lowlevel/mlp_lowlevel.py); --hidden
+# is read and checked by L2's functions too.
+_l2 = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel")
+load_dataset, parse_hidden, hidden_widths = _l2.load_dataset, _l2.parse_hidden, _l2.hidden_widths
 
 # Per-dataset defaults: widths, epochs, batch size, lr for SGD (momentum 0.9) / for Adam.
 DATASET_DEFAULTS = {
@@ -298,21 +307,6 @@ DATASET_DEFAULTS = {
 }
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """"800" -> (800,), "256,256" -> (256, 256), "" or "none" -> ()."""
-    text = text.strip().lower()
-    if text in ("", "none", "0"):
-        return ()
-    try:
-        widths = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"--hidden: expected comma-separated layer widths such as 800 or "
-                         f"256,256, got {text!r}") from None
-    if any(w < 1 for w in widths):
-        raise ValueError(f"--hidden: every width must be a positive integer, got {text!r}")
-    return widths
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Train the MLP module with torch.optim and the shared loop; plot what it learned.
 
@@ -320,33 +314,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
              training set after training, evaluation mode), "grad_ratio_sigmoid",
              "grad_ratio_relu" (first_to_last_gradient_ratio of a 10-hidden-layer net)}
     """
-    table = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in d.items())
-                      for name, d in DATASET_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         description="The multilayer perceptron as an nn.Module, trained with torch.optim and "
-                    f"utils.training_utils.fit. Per-dataset defaults: {table}.")
+                    "utils.training_utils.fit.")
     add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=None, lr=None,
                     out="runs/02_MLP/l3_mlp")
-    parser.add_argument("--hidden", default=None,
-                        help='hidden layer widths, e.g. "800" or "256,256" (default: per dataset)')
-    parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="relu")
+    parser.add_argument("--hidden", type=hidden_widths, default=None,
+                        help='hidden layer widths, e.g. "800" or "256,256" '
+                             "(default: %(default)s)")
+    parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="relu",
+                        help="default: %(default)s")
     parser.add_argument("--init", choices=INITS, default="auto",
-                        help="auto: He for relu/gelu, Glorot (Xavier) for sigmoid/tanh")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty strength")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    parser.add_argument("--dropout", type=float, default=0.0, help="drop probability")
+                        help="auto: He for relu/gelu, Glorot (Xavier) for sigmoid/tanh "
+                             "(default: %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                        help="default: %(default)s")
+    parser.add_argument("--momentum", type=probability, default=0.9,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                        help="L2 penalty strength (default: %(default)s)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine",
+                        help="default: %(default)s")
+    parser.add_argument("--dropout", type=probability, default=0.0,
+                        help="drop probability (default: %(default)s)")
     parser.add_argument("--norm", choices=NORMS, default="none",
-                        help="normalisation in every hidden layer")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value[args.optimizer] if key == "lr" else value)
-    try:
-        hidden = parse_hidden(args.hidden)
-    except ValueError as err:
-        parser.error(str(err))
+                        help="normalisation in every hidden layer (default: %(default)s)")
+    args = parse_args(parser, argv, DATASET_DEFAULTS)  # fills the dataset's defaults
+    if isinstance(args.lr, dict):  # the default is per optimiser: {"sgd": ..., "adam": ...}
+        args.lr = args.lr[args.optimizer]
+    hidden = parse_hidden(args.hidden)
 
     # Under `torchrun --nproc_per_node N` this joins the process group and `fit` trains
     # with DistributedDataParallel; on its own it returns (0, 1, device).
@@ -354,10 +350,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
     try:
-        split = load_dataset(args.dataset, args.data_root, seed=args.seed)
-    except DatasetNotFoundError as err:
+        with data_errors():  # missing, damaged or malformed data: one message, exit status 1
+            split = load_dataset(args.dataset, args.data_root, seed=args.seed)
+    except SystemExit:
         cleanup_distributed()
-        raise SystemExit(f"error: {err}") from None
+        raise
     if is_main_process():
         print(split.summary())
     threads = torch.get_num_threads() if args.dataset == "mnist" else 1

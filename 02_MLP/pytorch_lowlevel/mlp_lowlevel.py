@@ -57,8 +57,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from utils.cli import add_common_args, prepare_out_dir
-from utils.data_loaders import DatasetNotFoundError, Split, load_arrays, make_moons
+from utils.cli import (
+    add_common_args,
+    data_errors,
+    non_negative_float,
+    parse_args,
+    prepare_out_dir,
+    probability,
+)
+from utils.data_loaders import Split, load_arrays, make_moons
 from utils.training_utils import (
     get_device,
     seed_everything,
@@ -150,11 +157,20 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise ValueError(f"--hidden: expected comma-separated layer widths such as 800 or "
-                         f"256,256, got {text!r}") from None
+        raise ValueError(f"expected comma-separated layer widths such as 800 or 256,256, "
+                         f"got {text!r}") from None
     if any(w < 1 for w in widths):
-        raise ValueError(f"--hidden: every width must be a positive integer, got {text!r}")
+        raise ValueError(f"every layer width must be an integer >= 1, got {text!r}")
     return widths
+
+
+def hidden_widths(text: str) -> str:
+    """argparse type for --hidden: checks the text with ``parse_hidden``, keeps it as is."""
+    try:
+        parse_hidden(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 # --------------------------------------------------------------------------------------
@@ -786,41 +802,40 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
              training set after the last epoch, evaluation mode), "grad_ratio_sigmoid",
              "grad_ratio_relu" (first_to_last_gradient_ratio of a 10-hidden-layer net)}
     """
-    table = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in d.items())
-                      for name, d in DATASET_DEFAULTS.items())
     parser = argparse.ArgumentParser(
         description="A multilayer perceptron from tensors and autograd, with hand-written "
-                    f"layers and optimisers. Per-dataset defaults: {table}.")
+                    "layers and optimisers.")
     add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=None, lr=None,
                     out="runs/02_MLP/l2_mlp")
-    parser.add_argument("--hidden", default=None,
-                        help='hidden layer widths, e.g. "800" or "256,256" (default: per dataset)')
-    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu")
+    parser.add_argument("--hidden", type=hidden_widths, default=None,
+                        help='hidden layer widths, e.g. "800" or "256,256" '
+                             "(default: %(default)s)")
+    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu",
+                        help="default: %(default)s")
     parser.add_argument("--init", choices=INITS, default="auto",
-                        help="auto: He for relu/gelu, Glorot (Xavier) for sigmoid/tanh")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty strength")
+                        help="auto: He for relu/gelu, Glorot (Xavier) for sigmoid/tanh "
+                             "(default: %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                        help="default: %(default)s")
+    parser.add_argument("--momentum", type=probability, default=0.9,
+                        help="SGD momentum, in [0, 1) (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                        help="L2 penalty strength (default: %(default)s)")
     parser.add_argument("--schedule", choices=SCHEDULES, default="cosine",
-                        help="learning-rate schedule over the epochs")
-    parser.add_argument("--dropout", type=float, default=0.0, help="drop probability")
+                        help="learning-rate schedule over the epochs (default: %(default)s)")
+    parser.add_argument("--dropout", type=probability, default=0.0,
+                        help="drop probability (default: %(default)s)")
     parser.add_argument("--batchnorm", action="store_true", help="batch norm in hidden layers")
-    args = parser.parse_args(argv)
-    for key, value in DATASET_DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value[args.optimizer] if key == "lr" else value)
-    try:
-        hidden = parse_hidden(args.hidden)
-    except ValueError as err:
-        parser.error(str(err))
+    args = parse_args(parser, argv, DATASET_DEFAULTS)  # fills the dataset's defaults
+    if isinstance(args.lr, dict):  # the default is per optimiser: {"sgd": ..., "adam": ...}
+        args.lr = args.lr[args.optimizer]
+    hidden = parse_hidden(args.hidden)
 
     seed_everything(args.seed)
     device = get_device(args.device)
     out = prepare_out_dir(args.out)
-    try:
+    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
         split = load_dataset(args.dataset, args.data_root, seed=args.seed)
-    except DatasetNotFoundError as err:
-        raise SystemExit(f"error: {err}") from None
     print(split.summary())
 
     threads = torch.get_num_threads() if args.dataset == "mnist" else 1
