@@ -244,7 +244,9 @@ def test_extreme_logits_are_exact_and_silent():
      log.softmax_cross_entropy),
 ], ids=["linear", "logistic", "softmax"])
 def test_objective_gradient_including_l2(model, y, data_loss):
-    X = np.random.default_rng(3).standard_normal((7, 3))
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((7, 3))
+    model.b = rng.standard_normal(model.b.shape)  # b != 0: a penalised bias would show
     grads = model.gradients(X, y)
     for name in ("W", "b"):
         numeric = numerical_gradient(lambda: model.loss(X, y), model.params[name])
@@ -317,15 +319,18 @@ def test_model_output_shapes_and_dtypes(n, d, k, dtype):
 # ---------------------------------------------------------------------------
 
 
-def test_normal_equation_equals_sklearn_linear_regression(diabetes):
-    X, y = diabetes.X_train, diabetes.y_train
+@pytest.mark.parametrize("shift", [0.0, 3.0], ids=["standardised", "uncentred"])
+def test_normal_equation_equals_sklearn_linear_regression(diabetes, shift):
+    # the loader standardises the features; shifted, they test the intercept's formula
+    X, y = diabetes.X_train + shift, diabetes.y_train
+    X_test = diabetes.X_test + shift
     ours = lin.LinearRegression().fit(X, y)
     ref = linear_model.LinearRegression().fit(X, y)
     assert_close(ours.W[:, 0], ref.coef_, SKLEARN_SOLUTION, name="W")
     assert_close(ours.b, [ref.intercept_], SKLEARN_SOLUTION, name="b")
-    assert_close(ours.predict(diabetes.X_test), ref.predict(diabetes.X_test), SKLEARN_SOLUTION)
-    assert_close(ours.score(diabetes.X_test, diabetes.y_test),
-                 ref.score(diabetes.X_test, diabetes.y_test), SKLEARN_SOLUTION, name="R^2")
+    assert_close(ours.predict(X_test), ref.predict(X_test), SKLEARN_SOLUTION)
+    assert_close(ours.score(X_test, diabetes.y_test),
+                 ref.score(X_test, diabetes.y_test), SKLEARN_SOLUTION, name="R^2")
 
 
 def test_multi_output_normal_equation_equals_sklearn(diabetes):
