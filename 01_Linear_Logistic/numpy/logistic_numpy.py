@@ -489,7 +489,8 @@ class _LinearClassifier:
         if self.tol > 0:
             warnings.warn(f"{name} did not converge in {self.epochs} epochs: the largest "
                           f"gradient entry is {largest:.2g} > tol={self.tol:g}; raise epochs "
-                          f"or lr, or scale the features", ConvergenceWarning, stacklevel=3)
+                          "or lr, scale the features, or use l2 > 0 if the classes are "
+                          "separable", ConvergenceWarning, stacklevel=3)
 
     # -- using the fitted model ------------------------------------------------------
 

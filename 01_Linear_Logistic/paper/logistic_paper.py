@@ -421,8 +421,8 @@ class _Estimator:
             if self.tol > 0:
                 warnings.warn(f"{type(self).__name__} did not converge in {self.epochs} epochs: "
                               f"the largest gradient entry is {largest:.2g} > tol={self.tol:g}; "
-                              "raise epochs or lr, or scale the features", ConvergenceWarning,
-                              stacklevel=2)
+                              "raise epochs or lr, scale the features, or use l2 > 0 if the "
+                              "classes are separable", ConvergenceWarning, stacklevel=2)
         self.history = list(result.train_loss)
         return self
 

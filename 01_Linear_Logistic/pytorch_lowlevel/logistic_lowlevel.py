@@ -490,7 +490,8 @@ class _LinearClassifier:
         if self.tol > 0:
             warnings.warn(f"{type(self).__name__} did not converge in {self.epochs} epochs: the "
                           f"largest gradient entry is {largest:.2g} > tol={self.tol:g}; raise "
-                          f"epochs or lr, or scale the features", ConvergenceWarning, stacklevel=3)
+                          "epochs or lr, scale the features, or use l2 > 0 if the classes are "
+                          "separable", ConvergenceWarning, stacklevel=3)
 
     def score(self, X, y) -> float:
         """Accuracy: the fraction of rows whose predicted class equals y."""
