@@ -106,13 +106,16 @@ def add_common_args(
     seed: int = 0,
     out: str = "runs",
     devices: Sequence[str] = DEVICE_CHOICES,
+    counts_steps: bool = False,
 ) -> argparse.ArgumentParser:
     """Add the curriculum's common options to ``parser`` with this script's defaults.
 
     ``datasets`` lists the names ``--dataset`` accepts; the first is the default
     unless ``dataset`` is given. L1 scripts pass ``devices=("cpu",)``. A default of
     ``None`` means "per dataset": ``parse_args`` fills it from the script's table and
-    ``--help`` shows that table instead of "None".
+    ``--help`` shows that table instead of "None". A script that trains for ``--steps``
+    (fresh batches every step) passes ``counts_steps=True``: ``--epochs`` is then a usage
+    error that says so, never silently ignored.
     """
     g = parser.add_argument_group("common options")
     g.add_argument("--dataset", choices=list(datasets), default=dataset or datasets[0],
@@ -120,7 +123,12 @@ def add_common_args(
     g.add_argument("--data-root", type=Path, default=None,
                    help="folder with a local copy of the real datasets (read-only is fine); "
                         "default: the download cache, see utils/data_loaders.py")
-    g.add_argument("--epochs", type=positive_int, default=epochs, help="default: %(default)s")
+    if counts_steps:
+        g.add_argument("--epochs", action=_RefuseEpochs, nargs="?", default=None,
+                       help="not used: this script counts training steps (--steps)")
+    else:
+        g.add_argument("--epochs", type=positive_int, default=epochs,
+                       help="default: %(default)s")
     g.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help="default: %(default)s")
     g.add_argument("--lr", type=positive_float, default=lr,
@@ -133,6 +141,14 @@ def add_common_args(
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show tqdm progress bars")
     return parser
+
+
+class _RefuseEpochs(argparse.Action):
+    """--epochs in a script that counts steps: a usage error naming the option to use."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error("argument --epochs: this script counts training steps, not epochs; "
+                     "use --steps")
 
 
 def _describe_per_dataset(dest: str, dataset_defaults: Mapping[str, Mapping]) -> str:

@@ -42,6 +42,7 @@ from utils.cli import (
     data_errors,
     non_negative_float,
     non_negative_int,
+    parse_args,
     positive_float,
     positive_int,
     prepare_out_dir,
@@ -137,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     "train_loss", "train_seconds", "steps"}."""
     parser = argparse.ArgumentParser(
         description="Character-level LSTM language model (our L3 LSTM), truncated BPTT.")
-    add_common_args(parser, datasets=("builtin", "shakespeare"), epochs=None, batch_size=32,
-                    lr=3e-3, out="runs/06_LSTM_GRU/char_lm", devices=("cpu",))
+    add_common_args(parser, datasets=("builtin", "shakespeare"), batch_size=32, lr=3e-3,
+                    out="runs/06_LSTM_GRU/char_lm", devices=("cpu",), counts_steps=True)
     parser.add_argument("--steps", type=positive_int, default=150,
                         help="training steps (windows; default: %(default)s)")
     parser.add_argument("--time-budget", type=non_negative_float, default=0.0,
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="characters sampled at the end (default: %(default)s)")
     parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads (0: default)")
-    args = rnn_paper.parse_args_counting_steps(parser, argv)  # --epochs is refused
+    args = parse_args(parser, argv)
     with rnn_paper.torch_threads(args.threads):
         return _run(args)
 

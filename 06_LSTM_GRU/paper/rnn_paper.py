@@ -654,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(
         description="The adding problem (Hochreiter & Schmidhuber 1997, experiment 4) with our "
                     "LSTM / GRU / vanilla RNN (explicit time loop), Adam + gradient clipping.")
-    add_common_args(parser, datasets=("adding",), epochs=None, batch_size=64, lr=1e-2,
+    add_common_args(parser, datasets=("adding",), counts_steps=True, batch_size=64, lr=1e-2,
                     out="runs/06_LSTM_GRU/paper", devices=("cpu",))
     parser.add_argument("--cell", nargs="+", choices=tuple(CELLS), default=["lstm"],
                         help="one or more cells, trained one after the other (default: lstm)")
@@ -674,30 +674,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="stop each cell's training after this many seconds (0: no limit)")
     parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads (0: default)")
-    args = parse_args_counting_steps(parser, argv)
+    args = parse_args(parser, argv)
     if args.seq_len < 2:
         parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
     with torch_threads(args.threads):
         return _run(args)
-
-
-def parse_args_counting_steps(parser: argparse.ArgumentParser,
-                              argv: Sequence[str] | None) -> argparse.Namespace:
-    """``utils.cli.parse_args`` for a script that trains for ``--steps`` batches.
-
-    --epochs (a common option) means nothing here: the adding problem draws a fresh batch
-    every step, and the language model cycles through its text. It is refused with a usage
-    error instead of being silently ignored.
-    """
-    for action in parser._actions:
-        if action.dest == "epochs":
-            action.help = "not used: this script counts training steps (--steps)"
-            action.default = None
-    args = parse_args(parser, argv)
-    if args.epochs is not None:
-        parser.error("argument --epochs: this script counts training steps, not epochs; "
-                     "use --steps")
-    return args
 
 
 def _run(args: argparse.Namespace) -> dict[str, float]:

@@ -360,11 +360,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(
         description="The adding problem with an RNN / LSTM / GRU built from tensors "
                     "(hand-written clipping and Adam).")
-    add_common_args(parser, datasets=("adding",), epochs=None, batch_size=64, lr=1e-2,
-                    out="runs/06_LSTM_GRU/lowlevel", devices=("cpu",))
-    for action in parser._actions:  # a fresh batch every step: --steps, not --epochs
-        if action.dest == "epochs":
-            action.help = "not used: this script counts training steps (--steps)"
+    add_common_args(parser, datasets=("adding",), batch_size=64, lr=1e-2,
+                    out="runs/06_LSTM_GRU/lowlevel", devices=("cpu",), counts_steps=True)
     parser.add_argument("--cell", choices=tuple(GATES), default="lstm")
     parser.add_argument("--seq-len", type=positive_int, default=20,
                         help="T, the sequence length, >= 2 (default: %(default)s)")
@@ -376,9 +373,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads (0: default)")
     args = parse_args(parser, argv)
-    if args.epochs is not None:
-        parser.error("argument --epochs: this script counts training steps, not epochs; "
-                     "use --steps")
     if args.seq_len < 2:
         parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
     with torch_threads(args.threads):

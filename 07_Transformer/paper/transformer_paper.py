@@ -1266,8 +1266,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     "encoder-decoder, shared embeddings, label smoothing, Adam with the "
                     "warm-up schedule; greedy decoding for the held-out exact match. Training "
                     "runs for --steps optimizer steps.")
-    add_common_args(parser, datasets=TASKS, epochs=1, batch_size=64, lr=None,
-                    out="runs/07_Transformer/paper")
+    add_common_args(parser, datasets=TASKS, batch_size=64, lr=None,
+                    out="runs/07_Transformer/paper", counts_steps=True)
     parser.add_argument("--task", dest="dataset", choices=TASKS, default=argparse.SUPPRESS,
                         help="the same as --dataset")
     parser.add_argument("--steps", type=positive_int, default=None,
@@ -1291,13 +1291,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="held-out examples (default: %(default)s)")
     parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads, 0: torch's default (default: %(default)s)")
-    for action in parser._actions:  # a common option that means nothing here
-        if action.dest == "epochs":
-            action.default, action.help = None, "not used: this script counts optimizer steps"
     args = parse_args(parser, argv, TASK_DEFAULTS)
-    if args.epochs is not None:
-        parser.error("argument --epochs: this script counts optimizer steps, not epochs; use "
-                     "--steps")
     if args.d_model % args.heads or args.d_model % 2:
         parser.error(f"--d-model ({args.d_model}) must be even and divisible by --heads "
                      f"({args.heads})")

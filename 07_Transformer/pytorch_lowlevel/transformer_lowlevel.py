@@ -920,8 +920,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     "(copy / reverse of random-length sequences), label smoothing, the warm-up "
                     "schedule, hand-written Adam. Training runs for --steps optimiser steps; "
                     "--lr multiplies the schedule of Equation 3.")
-    add_common_args(parser, datasets=("generated",), epochs=1, batch_size=64, lr=0.7,
-                    out="runs/07_Transformer/l2_transformer")
+    add_common_args(parser, datasets=("generated",), batch_size=64, lr=0.7,
+                    out="runs/07_Transformer/l2_transformer", counts_steps=True)
     parser.add_argument("--task", choices=sorted(TASKS), default="copy",
                         help="default: %(default)s")
     parser.add_argument("--steps", type=positive_int, default=400,
@@ -954,13 +954,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="held-out sequences (default: %(default)s)")
     parser.add_argument("--threads", type=non_negative_int, default=1,
                         help="torch CPU threads, 0: torch's default (default: %(default)s)")
-    for action in parser._actions:  # a common option that means nothing here
-        if action.dest == "epochs":
-            action.default, action.help = None, "not used: this script counts optimiser steps"
     args = parse_args(parser, argv)
-    if args.epochs is not None:
-        parser.error("argument --epochs: this script counts optimiser steps, not epochs; use "
-                     "--steps")
     if args.max_len < args.min_len:
         parser.error(f"--max-len ({args.max_len}) must be >= --min-len ({args.min_len})")
     if args.vocab <= RESERVED:

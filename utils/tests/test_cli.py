@@ -138,3 +138,14 @@ def test_data_errors_become_one_message_and_exit_status_1(error):
     assert err.value.code == "error: mnist: train-images-idx3-ubyte.gz is truncated"
     with pytest.raises(ZeroDivisionError), cli.data_errors():  # anything else is a bug: loud
         1 / 0  # noqa: B018
+
+
+def test_scripts_that_count_steps_refuse_epochs(capsys):
+    p = parser(counts_steps=True)
+    assert p.parse_args([]).epochs is None
+    with pytest.raises(SystemExit) as err:
+        p.parse_args(["--epochs", "3"])
+    assert err.value.code == 2
+    assert "argument --epochs: this script counts training steps" in capsys.readouterr().err
+    p.print_help()
+    assert "not used: this script counts training steps" in " ".join(capsys.readouterr().out.split())
