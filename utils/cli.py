@@ -183,7 +183,7 @@ def parse_args(
 
 
 @contextlib.contextmanager
-def data_errors():
+def data_errors(hint: str | None = None):
     """Turn a dataset problem into one clear message and exit status 1.
 
     A missing dataset, a file whose checksum differs, or a truncated / malformed file
@@ -192,6 +192,8 @@ def data_errors():
 
         with data_errors():
             split = load_dataset(args.dataset, args.data_root)
+
+    ``hint`` is added as a last line, e.g. "the default --dataset digits needs no download".
     """
     from utils.data_loaders import (  # noqa: PLC0415 (keeps import of this module light)
         DatasetChecksumError,
@@ -202,7 +204,7 @@ def data_errors():
     try:
         yield
     except (DatasetNotFoundError, DatasetChecksumError, DatasetFormatError) as err:
-        raise SystemExit(f"error: {err}") from None
+        raise SystemExit(f"error: {err}" + (f"\n({hint})" if hint else "")) from None
 
 
 def seed_everything(seed: int) -> None:

@@ -164,7 +164,7 @@ def _run(args) -> dict[str, float]:
     seed_everything(args.seed)
     out = prepare_out_dir(args.out)
     if args.dataset == "shakespeare":
-        with data_errors():  # a missing or damaged file: one message, exit status 1
+        with data_errors(hint="the default --dataset builtin needs no download"):
             text = load_tiny_shakespeare(args.data_root, download=False)
     else:
         text = BUILTIN_TEXT

@@ -136,6 +136,9 @@ def test_data_errors_become_one_message_and_exit_status_1(error):
     with pytest.raises(SystemExit) as err, cli.data_errors():
         raise getattr(data_loaders, error)("mnist: train-images-idx3-ubyte.gz is truncated")
     assert err.value.code == "error: mnist: train-images-idx3-ubyte.gz is truncated"
+    with pytest.raises(SystemExit) as err, cli.data_errors(hint="--dataset digits needs none"):
+        raise getattr(data_loaders, error)("mnist: missing")
+    assert err.value.code == "error: mnist: missing\n(--dataset digits needs none)"
     with pytest.raises(ZeroDivisionError), cli.data_errors():  # anything else is a bug: loud
         1 / 0  # noqa: B018
 
