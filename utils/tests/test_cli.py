@@ -151,4 +151,5 @@ def test_scripts_that_count_steps_refuse_epochs(capsys):
     assert err.value.code == 2
     assert "argument --epochs: this script counts training steps" in capsys.readouterr().err
     p.print_help()
-    assert "not used: this script counts training steps" in " ".join(capsys.readouterr().out.split())
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "not used: this script counts training steps" in help_text
