@@ -761,7 +761,10 @@ def check_learner_module(module, exercises_dir: str | Path, name: str,
                          class_methods: Iterable[str] = ()) -> None:
     """``module`` (the learner's file, or the reference) defines every public function of
     the starter (and, with ``class_methods``, every class and those methods) with the same
-    parameter names in the same order. Raises AssertionError saying what is expected."""
+    parameter names in the same order, and keeps to the level's rule: it may use only what
+    the reference solution's level allows (NumPy only when the reference is NumPy only, no
+    ``nn.Linear`` or ``torch.optim`` when the reference is L2 work). Raises AssertionError
+    saying what is expected."""
     expected = public_api(load_module_from_file(Path(exercises_dir) / "starters" / f"{name}.py"),
                           class_methods)
     for key, api in expected.items():
@@ -779,6 +782,20 @@ def check_learner_module(module, exercises_dir: str | Path, name: str,
             got = list(inspect.signature(obj).parameters)
             assert got == list(api.parameters), (
                 f"{name}.{key} must take the parameters {list(api.parameters)}; got {got}")
+    level = exercise_level(exercises_dir, name)
+    if level is not None and getattr(module, "__file__", None):
+        violations = find_level_violations([Path(module.__file__)], level)
+        assert not violations, (f"{name}.py is level-{level[1]} work, like its reference "
+                                "solution:\n  " + "\n  ".join(str(v) for v in violations))
+
+
+def exercise_level(exercises_dir: str | Path, name: str) -> str | None:
+    """The strictest level ("l1", "l2", "l3") whose rules the reference solution keeps."""
+    reference = Path(exercises_dir) / "solutions" / f"{name}.py"
+    for level in ("l1", "l2", "l3"):
+        if not find_level_violations([reference], level):
+            return level
+    return None
 
 
 def numpy_params_to_torch(params: Mapping[str, np.ndarray], dtype=None, device="cpu") -> dict:

@@ -538,3 +538,29 @@ def test_check_learner_module_catches_wrong_names_and_parameters(tmp_path, learn
 
 def test_one_torch_thread_fixture_pins_torch_to_one_thread(one_torch_thread):
     assert torch.get_num_threads() == 1
+
+
+def test_a_learners_exercise_file_is_held_to_its_reference_solutions_level(tmp_path):
+    # the same function twice: the reference in NumPy, the learner's with a torch call
+    exercises = tmp_path / "exercises"
+    for folder in ("solutions", "starters"):
+        write(exercises / folder, "ex01_relu.py", """\
+            import numpy as np
+
+            def relu(x):
+                return np.maximum(x, 0)
+            """)
+    assert testing.exercise_level(exercises, "ex01_relu") == "l1"
+    learner = write(tmp_path / "mine", "ex01_relu.py", """\
+        import numpy as np
+        import torch
+
+        def relu(x):
+            return torch.relu(torch.as_tensor(x)).numpy()
+        """)
+    module = testing.load_module_from_file(learner)
+    with pytest.raises(AssertionError, match="(?s)level-1 work.*may not import .torch."):
+        testing.check_learner_module(module, exercises, "ex01_relu")
+    testing.check_learner_module(
+        testing.load_module_from_file(exercises / "solutions" / "ex01_relu.py"), exercises,
+        "ex01_relu")
