@@ -60,4 +60,20 @@ BUGS = [
         caught_by="tests/test_training_utils.py::test_clip_grad_norm_makes_step_equal_lr_times_clipped_gradient",
         symptom="the update changes direction: each tensor is clipped alone",
     ),
+    Bug(
+        name="a learner's exercise file checked for its functions only",
+        file="testing.py",
+        find="    level = exercise_level(exercises_dir, name)\n",
+        replace="    level = None\n",
+        caught_by="tests/test_testing.py::test_a_learners_exercise_file_is_held_to_its_reference_solutions_level",
+        symptom="a NumPy exercise solved with torch passes the learner's own check",
+    ),
+    Bug(
+        name="L2 purity check blind to the aten kernels",
+        file="testing.py",
+        find='    "convolution", "_convolution",',
+        replace='    "_convolution",',
+        caught_by="tests/test_testing.py::test_l2_forbids_the_aten_kernels_private_entry_points_and_getattr_lookups",
+        symptom="torch.convolution passes for a hand-written L2 convolution",
+    ),
 ]
