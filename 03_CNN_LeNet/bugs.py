@@ -31,15 +31,6 @@ BUGS = [
         symptom="trains as well, but weights ported to or from nn.Conv2d give other outputs",
     ),
     Bug(
-        name="col2im assigns instead of adding overlapping windows",
-        file="numpy/conv_numpy.py",
-        find="dxc[:, :, rows, _window_slice(v, stride[1], w_out)] += dcols[:, u, v]",
-        replace="dxc[:, :, rows, _window_slice(v, stride[1], w_out)] = dcols[:, u, v]",
-        caught_by=("numpy/test_numpy.py::test_conv_backward_equals_torch_autograd"
-                   "[N2-C1-7x7-O3-k3-s1-p0]",),
-        symptom="dL/dx keeps only the last window's share wherever windows overlap",
-    ),
-    Bug(
         name="max-pool backward sends the gradient to every element of the window",
         file="numpy/conv_numpy.py",
         find="dxp[:, :, rows, cols] += dout * (argbest == k)",
@@ -47,26 +38,6 @@ BUGS = [
         caught_by=("numpy/test_numpy.py::test_pool_forward_and_backward_equal_torch"
                    "[N2-C3-8x8-k2-sNone-p0-max]",),
         symptom="dL/dx is k*k times too large and reaches elements that did not win the max",
-    ),
-    Bug(
-        name="max-pool ties go to the last maximum (>= instead of >)",
-        file="numpy/conv_numpy.py",
-        find="better = candidate > best  # (N, C, Ho, Wo) bool",
-        replace="better = candidate >= best  # (N, C, Ho, Wo) bool",
-        caught_by=("numpy/test_numpy.py::test_max_pool_ties_send_the_gradient_to_the_first_"
-                   "maximum",),
-        symptom="the same outputs, but after a ReLU (windows of zeros) the gradient goes "
-                "elsewhere than in PyTorch",
-    ),
-    Bug(
-        name="average-pool backward forgets the 1/(k*k)",
-        file="numpy/conv_numpy.py",
-        find="share = dout / np.asarray(self.kernel_size[0] * self.kernel_size[1], "
-             "dtype=dout.dtype)",
-        replace="share = dout",
-        caught_by=("numpy/test_numpy.py::test_pool_forward_and_backward_equal_torch"
-                   "[N2-C3-8x8-k2-sNone-p0-avg]",),
-        symptom="gradients below each average pool are k*k = 4 times too large",
     ),
     Bug(
         name="mini-batches never shuffled (L1)",
@@ -89,15 +60,6 @@ BUGS = [
         symptom="shuffled once, then the same batch order in every epoch",
     ),
     Bug(
-        name="im2col rows ordered (kH, kW, C) instead of the weight's (C, kH, kW)",
-        file="pytorch_lowlevel/lenet_lowlevel.py",
-        find="return patches.permute(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, h_out * w_out)",
-        replace="return patches.permute(0, 4, 5, 1, 2, 3).reshape(n, c * kh * kw, h_out * w_out)",
-        caught_by=("pytorch_lowlevel/test_lowlevel.py::test_conv2d_forward_and_gradients_"
-                   "equal_F_conv2d[cpu-2x3x7x9-dtype0]",),
-        symptom="right with one input channel, wrong numbers as soon as C_in > 1",
-    ),
-    Bug(
         name="flatten in (H, W, C) order (the channels-last habit)",
         file="paper/lenet_paper.py",
         find='out["c5"] = torch.relu(self.c5(out["s4"].flatten(1)))',
@@ -115,14 +77,5 @@ BUGS = [
                 'mode."""\n',
         caught_by=("paper/test_paper.py::test_predict_runs_in_eval_mode",),
         symptom="with dropout or batch norm in the model, predictions change from call to call",
-    ),
-    Bug(
-        name="training data loader without shuffle (L3)",
-        file="paper/lenet_paper.py",
-        find="loader = make_loader(X, y, batch_size=batch_size, shuffle=True, seed=seed)",
-        replace="loader = make_loader(X, y, batch_size=batch_size, shuffle=False, seed=seed)",
-        caught_by=("paper/test_paper.py::test_training_shuffles_anew_every_epoch_with_the_"
-                   "seeded_generator",),
-        symptom="the same batches every epoch, in the order of the data set",
     ),
 ]

@@ -4,25 +4,6 @@ from utils.bugzoo import Bug
 
 BUGS = [
     Bug(
-        name="padding added on one side only",
-        file="pytorch_lowlevel/vgg_lowlevel.py",
-        find="x = F.pad(x, (p, p, p, p))  # (N, C, H + 2p, W + 2p)",
-        replace="x = F.pad(x, (0, 2 * p, 0, 2 * p))  # (N, C, H + 2p, W + 2p)",
-        caught_by=("pytorch_lowlevel/test_lowlevel.py::test_conv2d_forward_and_gradients_"
-                   "equal_F_conv2d[cpu-2x3x8x8-dtype0]",),
-        symptom="the right shape, but every feature map shifted one pixel up and left",
-    ),
-    Bug(
-        name="max pooling with amax (ties split the gradient)",
-        file="pytorch_lowlevel/vgg_lowlevel.py",
-        find="return view.max(dim=-1).values.max(dim=-1).values  # (N, C, Ho, Wo)",
-        replace="return view.amax(dim=(-2, -1))  # (N, C, Ho, Wo)",
-        caught_by=("pytorch_lowlevel/test_lowlevel.py::test_max_pool_gives_tied_gradients_"
-                   "to_the_first_maximum[cpu]",),
-        symptom="same outputs, but windows of ReLU zeros share the gradient instead of "
-                "sending it to one element",
-    ),
-    Bug(
         name="batch norm normalises with the unbiased variance (x.var())",
         file="pytorch_lowlevel/vgg_lowlevel.py",
         find="var = ((x - mu[:, None, None]) ** 2).mean(dim=(0, 2, 3))  # (C,) biased",
@@ -90,16 +71,6 @@ BUGS = [
                 'eval mode."""\n',
         caught_by=("paper/test_paper.py::test_predict_runs_in_eval_mode",),
         symptom="dropout active and batch norm on batch statistics while predicting",
-    ),
-    Bug(
-        name="training DataLoader without shuffle (L3)",
-        file="paper/vgg_paper.py",
-        find="loader = DataLoader(to_tensor_dataset(X, y), batch_size=batch_size, shuffle=True,",
-        replace="loader = DataLoader(to_tensor_dataset(X, y), batch_size=batch_size, "
-                "shuffle=False,",
-        caught_by=("paper/test_paper.py::test_training_shuffles_anew_every_epoch_with_the_"
-                   "seeded_generator",),
-        symptom="the same batches every epoch, in the order of the data set",
     ),
     Bug(
         name="He initialisation with fan_in instead of torchvision's fan_out",

@@ -65,24 +65,6 @@ BUGS = [
         symptom="ResNet(Bottleneck, ...) silently builds ResNet v1.5 instead of the paper's",
     ),
     Bug(
-        name="option A subsamples from the second pixel",
-        file="paper/resnet_paper.py",
-        find="x = x[:, :, ::self.stride, ::self.stride]  # (N, C_in, H/s, W/s)",
-        replace="x = x[:, :, 1::self.stride, 1::self.stride]  # (N, C_in, H/s, W/s)",
-        caught_by=("paper/test_paper.py::test_option_a_shortcut_equals_hand_computation",),
-        symptom="the shortcut and the strided 3x3 branch look at different pixels",
-    ),
-    Bug(
-        name="batch norm running variance kept biased (L2)",
-        file="pytorch_lowlevel/resnet_lowlevel.py",
-        find="running_var.mul_(1 - momentum).add_(momentum * var * m / (m - 1))",
-        replace="running_var.mul_(1 - momentum).add_(momentum * var)",
-        caught_by=("pytorch_lowlevel/test_lowlevel.py::test_batch_norm_equals_nn_batchnorm2d"
-                   "[cpu-True]",),
-        symptom="evaluation divides by a variance too small by (m - 1) / m (8x8 maps of "
-                "small batches: several per cent)",
-    ),
-    Bug(
         name="predict with batch statistics (L2)",
         file="pytorch_lowlevel/resnet_lowlevel.py",
         find="return torch.cat([self.forward(x[i:i + batch_size], training=False).argmax(1)",
@@ -91,15 +73,6 @@ BUGS = [
                    "statistics_and_leaves_them_alone",),
         symptom="a prediction depends on the rest of its batch, and predicting moves the "
                 "running statistics",
-    ),
-    Bug(
-        name="mini-batches never shuffled (L2)",
-        file="pytorch_lowlevel/resnet_lowlevel.py",
-        find="order = torch.randperm(n, generator=gen).to(X.device)",
-        replace="order = torch.arange(n, device=X.device)",
-        caught_by=("pytorch_lowlevel/test_lowlevel.py::test_training_shuffles_anew_every_"
-                   "epoch_with_the_seeded_generator",),
-        symptom="the same batches in the data set's order every epoch",
     ),
     Bug(
         name="training loader without shuffle (L3)",

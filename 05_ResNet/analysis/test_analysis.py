@@ -391,3 +391,41 @@ def test_bench_vision_functions_run_and_pair_identical_models():
     assert_close(ours.fc.weight.grad, ref.fc.weight.grad, FLOAT32, name="same gradients")
     with pytest.raises(ValueError):
         bench.build_pair("alexnet")
+
+
+def test_bench_vision_checks_equal_steps_before_timing(monkeypatch, tmp_path):
+    bench = import_lesson("benchmarks.bench_vision")
+    ours, ref = bench.build_pair("resnet18")  # 1000 classes, as the benchmark's labels
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([1, 999])
+    check = bench.check_same_step(ours, ref, x, y)
+    assert check["tensors"] == 2 + len(list(ref.parameters())) and check["max_abs_diff"] == 0
+    with torch.no_grad():
+        ours.layer3[1].bn2.weight[0] += 0.5  # one weight differs: caught
+    with pytest.raises(AssertionError):
+        bench.check_same_step(ours, ref, x, y)
+    # main refuses to time a pair that does not compute the same thing
+    monkeypatch.setattr(bench, "build_pair", lambda name: (ours, ref))
+    with pytest.raises(SystemExit, match="nothing was timed"):
+        bench.main(["--model", "resnet18", "--size", "32", "--batch", "2", "--repeats", "1",
+                    "--warmup", "0"])
+
+
+def test_bench_vision_reports_the_spread_and_the_rounds_a_verdict_needs(tmp_path):
+    bench = import_lesson("benchmarks.bench_vision")
+    s = bench.ratio_summary([1.00, 1.02, 0.98, 1.10, 0.90])
+    assert s["ratio"] == 1.00 and (s["ratio_min"], s["ratio_max"]) == (0.90, 1.10)
+    assert_close(s["ratio_iqr"], 0.04, FLOAT64)  # quartiles 0.98 and 1.02
+    # sigma = IQR / 1.349; se(median) = 1.2533 sigma / sqrt(n) < 2.5 % of the median
+    sigma = 0.04 / 1.349
+    assert_close(s["rel_se"], 1.2533 * sigma / 5 ** 0.5, FLOAT64)
+    assert s["rounds_needed"] == 3 and s["verdict"] == "met"  # ceil(2.21) rounds
+    noisy = bench.ratio_summary([1.0, 1.3, 0.8, 1.1])
+    assert noisy["rounds_needed"] > 4 and noisy["verdict"].startswith("undecided: run")
+    assert bench.ratio_summary([1.2, 1.2, 1.2])["verdict"] == "NOT met"
+    # the whole benchmark, tiny: checked first, then timed and summarised
+    out = bench.main(["--model", "resnet18", "--size", "32", "--batch", "2", "--repeats", "2",
+                      "--warmup", "0", "--json", str(tmp_path / "bench.json")])
+    row = out["rows"][0]
+    assert row["check"]["max_abs_diff"] <= 1e-4 and len(row["ratios"]) == 2
+    assert {"ratio_iqr", "rounds_needed", "verdict"} <= set(row)
+    assert (tmp_path / "bench.json").is_file()
