@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -57,6 +56,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from benchmarks.timing import RatioStats
 from utils import import_lesson
 from utils.cli import non_negative_int, positive_int
 from utils.testing import FLOAT32_SAFETY, assert_close, float32_tol
@@ -64,8 +64,6 @@ from utils.testing import FLOAT32_SAFETY, assert_close, float32_tol
 MODELS = ("resnet18", "vgg11")
 TARGET_RATIO = 1.05
 VERDICT_SE = 0.025  # largest standard error of the median ratio for a 5 % verdict
-MEDIAN_SE_FACTOR = 1.2533  # se(median) = 1.2533 sigma / sqrt(n) for normal data
-IQR_PER_SIGMA = 1.349  # the interquartile range of a normal distribution, in sigmas
 
 
 def build_pair(name: str, num_classes: int = 1000, seed: int = 0) -> tuple[nn.Module, nn.Module]:
@@ -144,13 +142,12 @@ def check_same_step(ours: nn.Module, reference: nn.Module, x: torch.Tensor,
     return {"tensors": len(pairs), "max_abs_diff": worst, "rtol": tol.rtol}
 
 
-def ratio_summary(ratios: Sequence[float], target: float = TARGET_RATIO,
-                  max_se: float = VERDICT_SE) -> dict:
-    """The median of per-round ratios, their spread, and the rounds a 5 % verdict needs.
+def ratio_summary(ratios: Sequence[float], target: float = TARGET_RATIO) -> dict:
+    """The median of per-round ratios, their spread, and the rounds a 5 % verdict needs
+    (benchmarks/timing.py explains the rule).
 
     Inputs:  ratios - one ratio ours / reference per interleaved round (>= 1 of them);
-             target - the ratio to stay under; max_se - the relative standard error of the
-             median a verdict needs (0.025: two standard errors inside 5 %).
+             target - the ratio to stay under.
     Returns: {"ratio" (median), "ratio_min", "ratio_max", "ratio_q1", "ratio_q3",
               "ratio_iqr", "rel_se" (standard error of the median / median, from the IQR),
               "rounds", "rounds_needed", "target_met" (median <= target),
@@ -158,22 +155,12 @@ def ratio_summary(ratios: Sequence[float], target: float = TARGET_RATIO,
     """
     if not ratios:
         raise ValueError("ratio_summary needs at least one ratio")
-    n, median = len(ratios), statistics.median(ratios)
-    if n >= 2:
-        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
-    else:
-        q1 = q3 = median
-    sigma = (q3 - q1) / IQR_PER_SIGMA  # robust: one slow round does not move it
-    rel_se = MEDIAN_SE_FACTOR * sigma / math.sqrt(n) / median
-    needed = max(2, math.ceil((MEDIAN_SE_FACTOR * sigma / (max_se * median)) ** 2))
-    if n < needed:
-        verdict = f"undecided: run {needed} rounds"
-    else:
-        verdict = "met" if median <= target else "NOT met"
-    return {"ratio": median, "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "ratio_q1": q1, "ratio_q3": q3, "ratio_iqr": q3 - q1, "rel_se": rel_se,
-            "rounds": n, "rounds_needed": needed, "target_met": bool(median <= target),
-            "verdict": verdict}
+    stats = RatioStats(tuple(ratios))
+    q1, q3 = stats.quartiles
+    return {"ratio": stats.median, "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ratio_q1": q1, "ratio_q3": q3, "ratio_iqr": q3 - q1, "rel_se": stats.rel_se,
+            "rounds": len(ratios), "rounds_needed": stats.rounds_for(0.05),
+            "target_met": bool(stats.median <= target), "verdict": stats.verdict(target)}
 
 
 def _sync(device: torch.device) -> None:

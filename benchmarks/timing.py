@@ -6,13 +6,14 @@ change of load hit both; the ratio is then taken *within each round*, and we rep
 median of those per-round ratios with their spread (quartiles, min, max).
 
 How many rounds does a verdict need? For n rounds the median's standard error is about
-sqrt(pi/2) * sigma / sqrt(n) (sigma: the spread of the per-round ratios, estimated robustly
-as IQR / 1.349). A "5 % verdict" (the ratio known to within +-5 %, 95 % confidence) needs
+1.2533 * sigma / sqrt(n) (sigma: the spread of the per-round ratios, estimated robustly
+as IQR / 1.349, so that one slow round does not move it). A "5 % verdict" (two standard
+errors inside 5 % of the ratio) needs that error below 2.5 % of the median:
 
-    1.96 * sqrt(pi/2) * sigma / sqrt(n)  <=  0.05 * median
-    n  >=  (1.96 * 1.2533 * sigma / (0.05 * median))^2
+    n  >=  (1.2533 * sigma / (0.025 * median))^2
 
-which `RatioStats.rounds_for(0.05)` returns; the benchmarks print it next to the ratio.
+which `RatioStats.rounds_for(0.05)` returns; the benchmarks print it next to the ratio, and
+call a target met or missed only when they ran that many rounds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+MEDIAN_SE_FACTOR = 1.2533  # se(median) = sqrt(pi / 2) sigma / sqrt(n) for normal data
+IQR_PER_SIGMA = 1.349  # the interquartile range of a normal distribution, in sigmas
 
 
 @dataclass(frozen=True)
@@ -45,14 +49,26 @@ class RatioStats:
     def sigma(self) -> float:
         """Robust spread of one round's ratio: IQR / 1.349 (= sigma for a normal)."""
         q1, q3 = self.quartiles
-        return (q3 - q1) / 1.349
+        return (q3 - q1) / IQR_PER_SIGMA
+
+    @property
+    def rel_se(self) -> float:
+        """Standard error of the median ratio, relative to the median."""
+        return MEDIAN_SE_FACTOR * self.sigma / math.sqrt(len(self.ratios)) / self.median
 
     def rounds_for(self, precision: float = 0.05) -> int:
-        """Rounds for the median ratio to be known within +-precision (95 % confidence)."""
+        """Rounds for two standard errors of the median ratio to fit inside +-precision."""
         if self.median <= 0:
             raise ValueError("ratios must be positive")
-        need = (1.96 * math.sqrt(math.pi / 2) * self.sigma / (precision * self.median)) ** 2
-        return max(3, math.ceil(need))
+        need = (MEDIAN_SE_FACTOR * self.sigma / (precision / 2 * self.median)) ** 2
+        return max(2, math.ceil(need))
+
+    def verdict(self, target: float) -> str:
+        """"met" / "NOT met" (median <= target) once enough rounds ran, else "undecided"."""
+        needed = self.rounds_for(0.05)
+        if len(self.ratios) < needed:
+            return f"undecided: run {needed} rounds"
+        return "met" if self.median <= target else "NOT met"
 
     def summary(self) -> str:
         q1, q3 = self.quartiles

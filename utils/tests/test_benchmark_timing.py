@@ -15,15 +15,17 @@ def test_ratio_is_taken_within_each_round():
     times = {"ours": [1.0, 10.0, 1.1], "ref": [0.5, 5.0, 0.55]}
     stats = ratio_stats(times, "ours", "ref")
     assert stats.ratios == (2.0, 2.0, 2.0)
-    assert stats.median == 2.0 and stats.sigma == 0.0 and stats.rounds_for(0.05) == 3
+    assert stats.median == 2.0 and stats.sigma == 0.0 and stats.rounds_for(0.05) == 2
 
 
 def test_rounds_for_a_five_percent_verdict():
     stats = RatioStats((0.9, 1.0, 1.0, 1.1, 1.2, 0.8, 1.0, 1.05))
     q1, q3 = stats.quartiles
     sigma = (q3 - q1) / 1.349
-    expected = math.ceil((1.96 * math.sqrt(math.pi / 2) * sigma / (0.05 * stats.median)) ** 2)
-    assert stats.rounds_for(0.05) == max(3, expected)
+    expected = math.ceil((1.2533 * sigma / (0.025 * stats.median)) ** 2)
+    assert stats.rounds_for(0.05) == max(2, expected)
+    assert stats.verdict(2.0) == ("met" if len(stats.ratios) >= expected else
+                                  f"undecided: run {expected} rounds")
     assert stats.rounds_for(0.10) < stats.rounds_for(0.05)  # a coarser verdict needs fewer
     assert "5 % verdict needs" in stats.summary()
     assert stats.as_dict()["rounds_for_5_percent"] == stats.rounds_for(0.05)
