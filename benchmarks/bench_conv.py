@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.timing import interleaved_times, ratio_stats
 from utils import import_lesson
 from utils.cli import limit_blas_threads
 
@@ -101,8 +102,8 @@ def time_l1(layer, x: np.ndarray, dout: np.ndarray, repeats: int) -> float:
     return median_seconds(step, repeats)
 
 
-def time_torch(layer, x: np.ndarray, dout: np.ndarray, repeats: int, mkldnn: bool) -> float:
-    """Median seconds of F.conv2d forward + autograd backward (dx, dW, db), same weights.
+def torch_step(layer, x: np.ndarray, dout: np.ndarray, mkldnn: bool) -> Callable[[], None]:
+    """One F.conv2d forward + autograd backward (dx, dW, db) with the layer's weights.
 
     ``mkldnn`` picks PyTorch's CPU convolution: oneDNN (True, the default) or its other,
     "native" kernels (False: NNPACK or im2col + BLAS, depending on dtype and build).
@@ -113,15 +114,15 @@ def time_torch(layer, x: np.ndarray, dout: np.ndarray, repeats: int, mkldnn: boo
     dout_t = torch.from_numpy(dout)
 
     def step():
-        x_t.grad = weight.grad = bias.grad = None
-        F.conv2d(x_t, weight, bias).backward(dout_t)
+        before = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = mkldnn
+        try:
+            x_t.grad = weight.grad = bias.grad = None
+            F.conv2d(x_t, weight, bias).backward(dout_t)
+        finally:
+            torch.backends.mkldnn.enabled = before
 
-    before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = mkldnn
-    try:
-        return median_seconds(step, repeats)
-    finally:
-        torch.backends.mkldnn.enabled = before
+    return step
 
 
 def time_naive(layer, x: np.ndarray, dout: np.ndarray, repeats: int) -> float:
@@ -137,16 +138,27 @@ def bench_vs_torch(batch: int, dtype, repeats: int) -> list[dict]:
     rows = []
     for name, c_in, c_out, kernel, size in LENET_CONVS:
         layer, x, dout = _problem(batch, c_in, c_out, kernel, size, dtype)
-        l1 = time_l1(layer, x, dout, repeats)
-        onednn = time_torch(layer, x, dout, repeats, mkldnn=True)
-        native = time_torch(layer, x, dout, repeats, mkldnn=False)
-        best = min(onednn, native)
+
+        def l1_step(layer=layer, x=x, dout=dout):
+            layer.forward(x)
+            layer.backward(dout)
+
+        # interleaved rounds: a change of machine load hits all three alike
+        times = interleaved_times({"l1": l1_step,
+                                   "onednn": torch_step(layer, x, dout, mkldnn=True),
+                                   "native": torch_step(layer, x, dout, mkldnn=False)},
+                                  repeats, warmup=3)
+        l1, onednn, native = (statistics.median(times[k]) for k in ("l1", "onednn", "native"))
+        faster = "onednn" if onednn <= native else "native"
+        stats = ratio_stats(times, "l1", faster)
         rows.append({"layer": name, "shape": f"{c_in}->{c_out}, {kernel}x{kernel} on {size}x{size}",
                      "l1_ms": 1e3 * l1, "torch_onednn_ms": 1e3 * onednn,
                      "torch_native_ms": 1e3 * native,
-                     "faster_torch": "oneDNN" if onednn <= native else "native",
-                     "ratio_l1_vs_faster_torch": l1 / best,
-                     "target_met": bool(l1 / best <= TARGET_RATIO)})
+                     "faster_torch": "oneDNN" if faster == "onednn" else "native",
+                     "ratio_l1_vs_faster_torch": stats.median,
+                     "ratio_spread": stats.as_dict(), "summary": stats.summary(),
+                     "verdict": stats.verdict(TARGET_RATIO),
+                     "target_met": bool(stats.median <= TARGET_RATIO)})
     return rows
 
 
@@ -204,14 +216,17 @@ def main(argv: list[str] | None = None) -> dict:
         naive = bench_naive(args.naive_batch, args.batch, dtype, args.repeats)
 
     print(f"\n(a) L1 NumPy Conv2D vs PyTorch F.conv2d on the CPU: forward + backward (dx, dW, db), "
-          f"{args.dtype}, batch {args.batch}, {args.threads} thread(s), median of {args.repeats}")
+          f"{args.dtype}, batch {args.batch}, {args.threads} thread(s), median of {args.repeats} "
+          "interleaved rounds")
     _print_table(
         ["layer", "shape", "L1 NumPy", "torch oneDNN", "torch native", "L1 / faster torch",
          f"target <= {TARGET_RATIO:g}x"],
         [[r["layer"], r["shape"], f"{r['l1_ms']:.2f} ms", f"{r['torch_onednn_ms']:.2f} ms",
           f"{r['torch_native_ms']:.2f} ms",
           f"{r['ratio_l1_vs_faster_torch']:.2f}x ({r['faster_torch']})",
-          "met" if r["target_met"] else "NOT met"] for r in vs_torch])
+          r["verdict"]] for r in vs_torch])
+    for r in vs_torch:
+        print(f"  {r['layer']}: per-round ratios {r['summary']}")
     print(f"\n(b) naive loops vs im2col (both L1), forward + backward, time per image "
           f"(naive on batch {args.naive_batch})")
     small, large = args.naive_batch, args.batch

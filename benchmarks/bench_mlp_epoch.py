@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.bench_conv import set_threads
+from benchmarks.timing import ratio_stats
 from utils import import_lesson
 from utils.data_loaders import DatasetNotFoundError, load_arrays
 
@@ -93,12 +94,17 @@ def main(argv: list[str] | None = None) -> dict:
                         help="threads for PyTorch AND NumPy's BLAS (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=1,
                         help="epochs timed per side; the median is reported (default: 1)")
+    parser.add_argument("--images", type=int, default=None,
+                        help="time on the first N images only (default: all 60,000)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.epochs < 1:
         parser.error("--threads and --epochs must be >= 1")
+    if args.images is not None and args.images < 1:
+        parser.error(f"--images must be >= 1, got {args.images}")
     X, y, source = load_mnist_or_synthetic(args.data_root, args.synthetic)
+    X, y = X[:args.images], y[:args.images]
     rng = np.random.default_rng(0)
     orders = [rng.permutation(len(X)) for _ in range(args.epochs)]
     warmup = orders[0][:WARMUP_BATCHES * BATCH_SIZE]
@@ -106,34 +112,35 @@ def main(argv: list[str] | None = None) -> dict:
     with set_threads(args.threads):
         model = mlp.build_mlp(SIZES, activation="relu", rng=0, dtype=np.float32)
         optimizer = mlp.SGD(model, LR, momentum=MOMENTUM)
-        l1_epoch(model, optimizer, X, y, warmup)
-        l1_times = []
-        for order in orders:
-            start = time.perf_counter()
-            l1_epoch(model, optimizer, X, y, order)
-            l1_times.append(time.perf_counter() - start)
-
         torch.manual_seed(0)
         net = nn.Sequential(nn.Linear(SIZES[0], SIZES[1]), nn.ReLU(), nn.Linear(SIZES[1], SIZES[2]))
         optimizer_t = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
         X_t, y_t = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+        l1_epoch(model, optimizer, X, y, warmup)
         torch_epoch(net, optimizer_t, X_t, y_t, warmup)
-        torch_times = []
+        # interleaved: epoch e of L1, then epoch e of torch, so that load changes hit both
+        l1_times, torch_times = [], []
         for order in orders:
+            start = time.perf_counter()
+            l1_epoch(model, optimizer, X, y, order)
+            l1_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             torch_epoch(net, optimizer_t, X_t, y_t, order)
             torch_times.append(time.perf_counter() - start)
 
     l1, ref = statistics.median(l1_times), statistics.median(torch_times)
+    stats = ratio_stats({"l1": l1_times, "torch": torch_times}, "l1", "torch")
     print(f"\n(c) one epoch of the {'-'.join(map(str, SIZES))} MLP on {source} ({len(X):,} "
           f"images, batch {BATCH_SIZE}, SGD momentum {MOMENTUM}), float32, {args.threads} "
-          f"thread(s), median of {args.epochs}")
+          f"thread(s), median of {args.epochs} interleaved epochs")
     print(f"    L1 NumPy (lesson 02):        {l1:7.2f} s")
     print(f"    torch.nn + torch.optim:      {ref:7.2f} s")
-    print(f"    L1 / torch:                  {l1 / ref:7.2f}x")
+    print(f"    L1 / torch:                  {stats.median:7.2f}x")
+    print(f"    per-epoch ratios: {stats.summary()}")
     results = {"data": source, "threads": args.threads, "epochs_timed": args.epochs,
                "batch_size": BATCH_SIZE, "l1_seconds_per_epoch": l1,
-               "torch_seconds_per_epoch": ref, "ratio_l1_vs_torch": l1 / ref}
+               "torch_seconds_per_epoch": ref, "ratio_l1_vs_torch": stats.median,
+               "ratio_spread": stats.as_dict()}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -24,8 +24,10 @@ def test_rounds_for_a_five_percent_verdict():
     sigma = (q3 - q1) / 1.349
     expected = math.ceil((1.2533 * sigma / (0.025 * stats.median)) ** 2)
     assert stats.rounds_for(0.05) == max(2, expected)
-    assert stats.verdict(2.0) == ("met" if len(stats.ratios) >= expected else
-                                  f"undecided: run {expected} rounds")
+    assert stats.verdict(3.0) == "met"  # far below the target: decided at this spread
+    assert stats.verdict(0.5) == "NOT met"
+    assert stats.verdict(1.02).startswith("undecided: run")  # too close to call
+    assert RatioStats((1.0, 1.0)).verdict(3.0).startswith("undecided")  # two rounds: no spread
     assert stats.rounds_for(0.10) < stats.rounds_for(0.05)  # a coarser verdict needs fewer
     assert "5 % verdict needs" in stats.summary()
     assert stats.as_dict()["rounds_for_5_percent"] == stats.rounds_for(0.05)
@@ -50,3 +52,12 @@ def test_transformer_benchmark_checks_then_reports_the_spread(capsys):
     assert results["l3_encoder_layer_vs_torch"]["same_outputs"]
     assert results["l3_encoder_layer_vs_torch"]["ratio_spread"]["rounds"] == 3
     assert "5 % verdict needs" in capsys.readouterr().out
+
+
+def test_mlp_epoch_benchmark_interleaves_epochs_and_reports_the_spread(capsys):
+    from utils.lessons import import_lesson
+
+    bench = import_lesson("benchmarks.bench_mlp_epoch")
+    results = bench.main(["--synthetic", "--images", "256", "--epochs", "3"])
+    assert results["ratio_spread"]["rounds"] == 3 and results["ratio_l1_vs_torch"] > 0
+    assert "per-epoch ratios" in capsys.readouterr().out
