@@ -227,10 +227,12 @@ def assert_close(actual, expected, tol: Tol = FLOAT64, name: str = "value",
             _precision(actual, expected), float(np.max(ratios)), tol, not bad.any()))
     if not bad.any():
         return
-    excess = np.where(np.isnan(diff), np.inf, diff - allowed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        excess = np.where(np.isnan(diff), np.inf, diff - allowed)
     excess = np.where(bad, excess, -np.inf)
     idx = np.unravel_index(int(np.argmax(excess)), diff.shape)
-    rel = diff[idx] / max(abs(float(e64[idx])), 1e-300)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = diff[idx] / max(abs(float(e64[idx])), 1e-300)
     if tol.scaled:
         rms = float(allowed[idx] / tol.rtol - abs(e64[idx]))
         how = f"rtol={tol.rtol:.3g} x (|expected| + scale {rms:.3g})"
