@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all lint venv clean
+.PHONY: demo test test-all bugzoo lint venv clean
 
 # The virtual environment is rebuilt when requirements.txt or pyproject.toml changes.
 $(STAMP): requirements.txt pyproject.toml
@@ -29,6 +29,10 @@ test: $(STAMP)
 # Everything, slow tests included (trains to targets; uses real data when a local copy exists).
 test-all: $(STAMP)
 	$(BIN)/python -m pytest --slow $(ARGS)
+
+# Apply every lesson's classic bugs to a scratch copy; fails if a test misses one.
+bugzoo: $(STAMP)
+	$(BIN)/python -m utils.bugzoo $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
