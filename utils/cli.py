@@ -107,6 +107,7 @@ def add_common_args(
     out: str = "runs",
     devices: Sequence[str] = DEVICE_CHOICES,
     counts_steps: bool = False,
+    threads: int | None = None,
 ) -> argparse.ArgumentParser:
     """Add the curriculum's common options to ``parser`` with this script's defaults.
 
@@ -115,7 +116,10 @@ def add_common_args(
     ``None`` means "per dataset": ``parse_args`` fills it from the script's table and
     ``--help`` shows that table instead of "None". A script that trains for ``--steps``
     (fresh batches every step) passes ``counts_steps=True``: ``--epochs`` is then a usage
-    error that says so, never silently ignored.
+    error that says so, never silently ignored. ``threads`` (a number) adds ``--threads``
+    with that default: CPU threads for torch, and for NumPy's BLAS at L1 (0: the library's
+    default); the script runs its work inside ``utils.training_utils.torch_threads`` or
+    ``limit_blas_threads``.
     """
     g = parser.add_argument_group("common options")
     g.add_argument("--dataset", choices=list(datasets), default=dataset or datasets[0],
@@ -140,6 +144,9 @@ def add_common_args(
                    help="folder for plots and checkpoints (default: %(default)s)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show tqdm progress bars")
+    if threads is not None:
+        g.add_argument("--threads", type=non_negative_int, default=threads,
+                       help="CPU threads (0: the library's default; default: %(default)s)")
     return parser
 
 

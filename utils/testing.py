@@ -808,3 +808,112 @@ def numpy_params_to_torch(params: Mapping[str, np.ndarray], dtype=None, device="
         k: torch.tensor(v, dtype=dtype or torch.float64, device=device, requires_grad=True)
         for k, v in params.items()
     }
+
+
+# ---------------------------------------------------------------------------
+# Deliberate copies. A lesson that re-uses what an earlier lesson taught either imports it
+# (utils.import_lesson) or keeps a copy, so that its file reads alone, marked on the line
+# just above the copied function or class:
+#
+#     # Same as 02_MLP/pytorch_lowlevel/mlp_lowlevel.py:sgd_step
+#     def sgd_step(params, lr): ...
+#
+# check_marked_copies() finds every mark and fails when a copy has drifted from its
+# original (the code is compared without docstrings and comments; the name may differ).
+# ---------------------------------------------------------------------------
+
+COPY_MARK = "# Same as "
+_SKIP_DIRS = {".venv", "venv", ".git", "runs", "data", "__pycache__", ".pytest_cache"}
+
+
+@dataclass(frozen=True)
+class MarkedCopy:
+    file: Path  # where the copy is
+    line: int  # line of the mark
+    source: str  # "02_MLP/pytorch_lowlevel/mlp_lowlevel.py"
+    name: str  # "sgd_step" or "Class.method"
+
+
+def _python_files(root: Path) -> Iterable[Path]:
+    for path in sorted(root.rglob("*.py")):
+        if not _SKIP_DIRS.intersection(path.relative_to(root).parts):
+            yield path
+
+
+def find_marked_copies(root: str | Path) -> list[MarkedCopy]:
+    """Every ``# Same as <file>:<name>`` mark under ``root``."""
+    import io
+    import tokenize
+
+    root = Path(root)
+    found = []
+    for path in _python_files(root):
+        text = path.read_text(encoding="utf-8")
+        if COPY_MARK not in text:
+            continue
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            # comments only: a mark quoted in a string or docstring is not a mark
+            if token.type == tokenize.COMMENT and token.string.startswith(COPY_MARK):
+                target = token.string[len(COPY_MARK):].split()
+                if target and ":" in target[0]:
+                    source, _, name = target[0].rpartition(":")
+                    found.append(MarkedCopy(path, token.start[0], source, name))
+    return found
+
+
+def _find_definition(tree: ast.AST, dotted: str) -> ast.AST | None:
+    nodes: list[ast.AST] = [tree]
+    for part in dotted.split("."):
+        nodes = [n for parent in nodes for n in ast.iter_child_nodes(parent)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                 and n.name == part]
+        if not nodes:
+            return None
+    return nodes[0]
+
+
+def _definition_after(tree: ast.AST, line: int) -> ast.AST | None:
+    """The def or class that starts first after ``line`` (decorators count as its start)."""
+    best = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            if start > line and (best is None or start < best[0]):
+                best = (start, node)
+    return best[1] if best else None
+
+
+def _code_without_docstrings(node: ast.AST) -> str:
+    node = ast.parse(ast.unparse(node)).body[0]  # a copy we may change
+    for n in ast.walk(node):
+        body = getattr(n, "body", None)
+        if (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            n.body = body[1:] or [ast.Pass()]
+    node.name = "_"
+    return ast.unparse(node)
+
+
+def check_marked_copies(root: str | Path) -> list[str]:
+    """Problems with the marked copies under ``root`` (empty when every copy is faithful)."""
+    root = Path(root)
+    problems = []
+    for copy in find_marked_copies(root):
+        where = f"{copy.file.relative_to(root)}:{copy.line}"
+        original_path = root / copy.source
+        if not original_path.is_file():
+            problems.append(f"{where}: no file {copy.source}")
+            continue
+        original = _find_definition(ast.parse(original_path.read_text(encoding="utf-8")),
+                                    copy.name)
+        if original is None:
+            problems.append(f"{where}: {copy.source} defines no {copy.name}")
+            continue
+        mine = _definition_after(ast.parse(copy.file.read_text(encoding="utf-8")), copy.line)
+        if mine is None:
+            problems.append(f"{where}: no function or class after the mark")
+        elif _code_without_docstrings(mine) != _code_without_docstrings(original):
+            problems.append(f"{where}: {mine.name} has drifted from {copy.source}:{copy.name}; "
+                            "make them the same again, or import the original")
+    return problems

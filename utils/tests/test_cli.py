@@ -153,3 +153,12 @@ def test_scripts_that_count_steps_refuse_epochs(capsys):
     p.print_help()
     help_text = " ".join(capsys.readouterr().out.split())
     assert "not used: this script counts training steps" in help_text
+
+
+def test_threads_option_when_asked_for(capsys):
+    assert not hasattr(parser().parse_args([]), "threads")
+    assert parser(threads=1).parse_args([]).threads == 1
+    assert parser(threads=1).parse_args(["--threads", "0"]).threads == 0
+    with pytest.raises(SystemExit):
+        parser(threads=1).parse_args(["--threads", "-2"])
+    assert "argument --threads: expected an integer >= 0" in capsys.readouterr().err
