@@ -1342,3 +1342,150 @@ def load_arrays(
     if name == "cifar10":
         return load_cifar10(data_root, download=download, **kw)
     raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(ARRAY_DATASETS)}")
+
+
+# --------------------------------------------------------------------------------------
+# Image batches for the vision lessons (03 LeNet, 04 VGG, 05 ResNet)
+# --------------------------------------------------------------------------------------
+
+IMAGE_DATASETS = ("digits", "mnist", "cifar10")
+# How the pixels are rescaled, each with the training images' statistics only:
+IMAGE_NORMALIZATIONS = (
+    None,  # ink / colour in [0, 1], as loaded
+    "standardize",  # (x - mean) / std, ONE mean and std over every training pixel
+    "lecun",  # -0.1 + 1.275 x: background -0.1, ink 1.175 (LeCun et al. 1998, II-B)
+    "per_channel",  # (x - mean_c) / std_c per colour channel (VGG's "mean RGB value")
+    "per_pixel_mean",  # x - mean image (He et al. 2015, Section 4.2)
+)
+
+
+def digits_as_images(X: np.ndarray, size: int = 32, channels: int = 1) -> np.ndarray:
+    """scikit-learn's 8x8 digits as (N, channels, size, size) images, ink in [0, 1].
+
+    Each pixel becomes an s x s block (nearest-neighbour upsampling, s = size / 8 - 1) and
+    4 pixels of background surround the digit: size 32 puts a 24x24 digit in LeNet's 32x32
+    field, about MNIST's proportions (a 20-pixel digit in 28); size 16 keeps the 8x8 digit
+    (s = 1), four times cheaper to train on. The grey image is repeated in every channel.
+
+    Inputs:  X (N, 64) raw ink 0..16 (``load_tabular("digits", standardize=False)``);
+             size - a multiple of 8, >= 16; channels - 1 (grey) or 3 (RGB networks).
+    Returns: (N, channels, size, size) float32.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != 64:
+        raise ValueError(f"digits: expected (N, 64) pixel rows, got shape {X.shape}")
+    if size < 16 or size % 8:
+        raise ValueError(f"digits: size must be a multiple of 8, >= 16; got {size}")
+    scale = size // 8 - 1
+    pad = (size - 8 * scale) // 2  # 4
+    images = (X / np.float32(16.0)).reshape(-1, 1, 8, 8)  # (N, 1, 8, 8) ink in [0, 1]
+    images = images.repeat(scale, axis=2).repeat(scale, axis=3)  # (N, 1, 8s, 8s)
+    images = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, 1, size, size)
+    return np.repeat(images, channels, axis=1) if channels != 1 else images
+
+
+def _normalize_images(X_train: np.ndarray, X_test: np.ndarray, how: str | None):
+    """Rescale both sets with the statistics of X_train (N, C, H, W) float32; see
+    :data:`IMAGE_NORMALIZATIONS`. Returns (X_train, X_test), float32."""
+    if how is None:
+        return X_train, X_test
+    if how == "standardize":
+        mean, std = X_train.mean(dtype=np.float64), X_train.std(dtype=np.float64)
+        scale = np.float32(1.0 / std if std > 0 else 1.0)
+        return (X_train - np.float32(mean)) * scale, (X_test - np.float32(mean)) * scale
+    if how == "lecun":
+        return tuple((np.float32(-0.1) + np.float32(1.275) * X).astype(np.float32)
+                     for X in (X_train, X_test))
+    if how == "per_channel":
+        mean = X_train.mean(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
+        std = X_train.std(axis=(0, 2, 3), keepdims=True) + np.float32(1e-6)
+        return tuple(((X - mean) / std).astype(np.float32) for X in (X_train, X_test))
+    mean = X_train.mean(axis=0, keepdims=True)  # (1, C, H, W): the mean image
+    return X_train - mean, X_test - mean
+
+
+def load_images(
+    dataset: str,
+    *,
+    size: int = 32,
+    channels: int = 1,
+    normalize: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    seed: int = 0,
+    download: bool = True,
+) -> Split:
+    """A vision lesson's dataset as (N, C, size, size) float32 images, normalised.
+
+    - ``digits`` (offline): scikit-learn's 8x8 digits enlarged by :func:`digits_as_images`;
+      ``seed`` picks the train/test split (1,437 / 360 images).
+    - ``mnist``: the 28x28 images zero-padded to ``size`` (LeNet's 32: 2 pixels a side).
+    - ``cifar10``: the 32x32 colour images, channels first (``size`` 32, ``channels`` 3).
+
+    Inputs:
+        dataset: one of :data:`IMAGE_DATASETS`.
+        size, channels: the images' side and channels (grey digits are repeated).
+        normalize: one of :data:`IMAGE_NORMALIZATIONS`, with training statistics only.
+        data_root, download: where MNIST / CIFAR-10 live, as in :func:`load_mnist`.
+    Returns:
+        A :class:`Split`: X_train, X_test (N, C, size, size) float32; y int64; classes
+        (names by label); note (the CIFAR-10 subset's caveat, else None).
+    Raises:
+        DatasetNotFoundError (and the other dataset errors) for MNIST and CIFAR-10.
+    """
+    if dataset not in IMAGE_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {IMAGE_DATASETS}")
+    if normalize not in IMAGE_NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {IMAGE_NORMALIZATIONS}, got {normalize!r}")
+    if channels not in (1, 3) or (dataset == "cifar10" and (channels, size) != (3, 32)):
+        raise ValueError(f"{dataset}: cannot give {channels}-channel {size}x{size} images "
+                         "(grey sets: 1 or 3 channels; cifar10: 3 channels, 32x32)")
+    if dataset == "digits":
+        split = load_tabular("digits", standardize=False, seed=seed)  # raw ink 0..16
+        X_train, X_test = (digits_as_images(X, size, channels)
+                           for X in (split.X_train, split.X_test))
+    elif dataset == "mnist":
+        if size < 28 or size % 2:
+            raise ValueError(f"mnist: size must be even and >= 28, got {size}")
+        split = load_mnist(data_root, download=download, flatten=False)  # (N, 28, 28) in [0, 1]
+        pad = (size - 28) // 2
+        X_train, X_test = (np.repeat(np.pad(np.asarray(X, np.float32)[:, None],
+                                            ((0, 0), (0, 0), (pad, pad), (pad, pad))),
+                                     channels, axis=1)
+                           for X in (split.X_train, split.X_test))  # (N, C, size, size)
+    else:
+        split = load_cifar10(data_root, download=download)  # (N, 32, 32, 3) in [0, 1]
+        X_train, X_test = (np.ascontiguousarray(X.transpose(0, 3, 1, 2))  # (N, 3, 32, 32)
+                           for X in (split.X_train, split.X_test))
+    X_train, X_test = _normalize_images(X_train, X_test, normalize)
+    classes = split.classes or [str(k) for k in range(10)]
+    return Split(X_train, split.y_train, X_test, split.y_test, name=split.name,
+                 task="multiclass", classes=classes, note=split.note)
+
+
+def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """The standard CIFAR augmentation of a batch (He et al. 2015, Section 4.2): pad every
+    image with ``padding`` zeros on each side, cut a random crop of the original size, and
+    (``flip``) mirror it left-right with probability 1/2; each image draws its own.
+
+    Inputs:  x (N, C, H, W) tensor (normalised: the zeros are the mean colour); padding >= 0;
+             generator - a torch.Generator (None: torch's global one)
+    Returns: (N, C, H, W), a new tensor on x's device
+    """
+    import torch
+
+    if x.ndim != 4:
+        raise ValueError(f"random_crop_flip: expected (N, C, H, W), got {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))  # (N, C, H+2p, W+2p)
+    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    rows = (top[:, None] + torch.arange(h)).to(x.device)  # (N, H): the rows each image keeps
+    cols = (left[:, None] + torch.arange(w)).to(x.device)  # (N, W)
+    if flip:
+        mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        cols = torch.where(mirror[:, None], cols.flip(1), cols)  # read the row right to left
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    # advanced indexing with (N,1,1), (N,H,1), (N,1,W) index arrays puts those dims first
+    crops = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (N,H,W,C)
+    return crops.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)

@@ -929,6 +929,117 @@ def test_split_summary_and_checks():
 
 
 # --------------------------------------------------------------------------------------
+# Image batches for the vision lessons: load_images, digits_as_images, random_crop_flip
+# --------------------------------------------------------------------------------------
+
+
+def test_digits_become_blocks_in_a_4_pixel_border():
+    raw = np.zeros((1, 64))
+    raw[0, 0] = 16.0  # ink in the top-left pixel of the 8x8 digit
+    raw[0, 63] = 8.0  # half ink in the bottom-right one
+    expected = np.zeros((1, 1, 32, 32), dtype=np.float32)
+    expected[0, 0, 4:7, 4:7] = 1.0  # pixel (0, 0) -> a 3x3 block after the 4-pixel border
+    expected[0, 0, 25:28, 25:28] = 0.5  # pixel (7, 7) -> rows/cols 4 + 21 .. 4 + 23
+    np.testing.assert_array_equal(dl.digits_as_images(raw), expected)
+    small = dl.digits_as_images(raw, size=16, channels=3)  # blocks of 1 pixel, RGB
+    assert small.shape == (1, 3, 16, 16) and small.dtype == np.float32
+    assert small[0, :, 4, 4].tolist() == [1.0] * 3 and small[0, :, 11, 11].tolist() == [0.5] * 3
+    assert small.sum() == 3 * 1.5
+    with pytest.raises(ValueError, match=r"\(N, 64\)"):
+        dl.digits_as_images(np.zeros((2, 8, 8)))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        dl.digits_as_images(raw, size=20)
+
+
+def test_load_images_digits_shapes_and_each_normalisation_uses_training_statistics():
+    raw = dl.load_images("digits", size=16, channels=3)
+    assert raw.X_train.shape == (1437, 3, 16, 16) and raw.X_test.shape == (360, 3, 16, 16)
+    assert raw.X_train.dtype == raw.X_test.dtype == np.float32 and raw.y_train.dtype == np.int64
+    assert raw.classes == [str(k) for k in range(10)] and raw.note is None
+    assert raw.X_train.min() == 0.0 and raw.X_train.max() == 1.0
+    tabular = dl.load_tabular("digits", standardize=False, seed=3)
+    np.testing.assert_array_equal(dl.load_images("digits", seed=3).y_test, tabular.y_test)
+
+    X_train, X_test = raw.X_train.astype(np.float64), raw.X_test.astype(np.float64)
+    tol = {"rtol": 1e-5, "atol": 1e-5}
+    std = dl.load_images("digits", size=16, channels=3, normalize="standardize")
+    mean, sd = X_train.mean(), X_train.std()
+    np.testing.assert_allclose(std.X_train, (X_train - mean) / sd, **tol)
+    np.testing.assert_allclose(std.X_test, (X_test - mean) / sd, **tol)  # the TRAINING mean
+    lecun = dl.load_images("digits", size=16, channels=3, normalize="lecun")
+    np.testing.assert_allclose(lecun.X_test, -0.1 + 1.275 * X_test, **tol)
+    assert lecun.X_train.min() == np.float32(-0.1) and lecun.X_train.max() == np.float32(1.175)
+    per_channel = dl.load_images("digits", size=16, channels=3, normalize="per_channel")
+    mean_c = X_train.mean(axis=(0, 2, 3), keepdims=True)
+    sd_c = X_train.std(axis=(0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(per_channel.X_test, (X_test - mean_c) / sd_c, **tol)
+    pixel = dl.load_images("digits", size=16, channels=3, normalize="per_pixel_mean")
+    np.testing.assert_allclose(pixel.X_train.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(pixel.X_test, X_test - X_train.mean(axis=0), **tol)
+    for split in (std, lecun, per_channel, pixel):
+        assert split.X_train.dtype == split.X_test.dtype == np.float32
+
+
+def test_load_images_mnist_is_padded_and_cifar10_is_channels_first(tmp_path, no_checksums):
+    root = tmp_path / "root"
+    written = write_mnist(root)
+    mnist = dl.load_images("mnist", data_root=root, download=False)
+    assert mnist.X_train.shape == (5, 1, 32, 32) and mnist.X_test.shape == (3, 1, 32, 32)
+    expected = np.zeros((5, 1, 32, 32), dtype=np.float32)
+    expected[:, 0, 2:30, 2:30] = written["train_images"] / np.float32(255)
+    np.testing.assert_array_equal(mnist.X_train, expected)  # 2 pixels of background a side
+    np.testing.assert_array_equal(mnist.y_train, written["train_labels"])
+    assert dl.load_images("mnist", size=28, channels=3, data_root=root,
+                          download=False).X_test.shape == (3, 3, 28, 28)
+    members, _ = cifar_members()
+    tar_with(root / "cifar-10-python.tar.gz", members)
+    cifar = dl.load_images("cifar10", channels=3, data_root=root, download=False)
+    assert cifar.X_train.shape == (10, 3, 32, 32) and cifar.classes == dl.CIFAR10_CLASSES
+    assert cifar.X_train[0, :, 1, 2].tolist() == pytest.approx([200 / 255, 100 / 255, 50 / 255])
+    assert cifar.X_train.flags.c_contiguous
+
+
+def test_load_images_bad_arguments_and_missing_data(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        dl.load_images("imagenet")
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        dl.load_images("digits", normalize="zscore")
+    with pytest.raises(ValueError, match="cifar10: 3 channels, 32x32"):
+        dl.load_images("cifar10", channels=1)
+    with pytest.raises(ValueError, match="mnist: size must be even and >= 28"):
+        dl.load_images("mnist", size=24, data_root=tmp_path, download=False)
+    with pytest.raises(dl.DatasetNotFoundError, match="MNIST"):
+        dl.load_images("mnist", data_root=tmp_path, download=False)
+
+
+def test_random_crop_flip_cuts_windows_of_the_padded_image_and_mirrors_them():
+    import torch
+
+    x = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).reshape(2, 3, 5, 6) + 1
+    torch.testing.assert_close(dl.random_crop_flip(x, padding=0, flip=False), x)
+    mirrored = dl.random_crop_flip(x.repeat(64, 1, 1, 1), padding=0,
+                                   generator=torch.Generator().manual_seed(0))
+    is_flipped = [bool(torch.equal(m, x[i % 2].flip(-1))) for i, m in enumerate(mirrored)]
+    assert all(f or torch.equal(m, x[i % 2]) for i, (f, m) in enumerate(zip(is_flipped, mirrored)))
+    assert 40 < sum(is_flipped) < 88  # about half of the 128
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    crops = dl.random_crop_flip(x.repeat(16, 1, 1, 1), padding=2, flip=False,
+                                generator=torch.Generator().manual_seed(1))
+    offsets = set()
+    for i, crop in enumerate(crops):  # each crop is one 5x6 window of its padded image
+        found = [(a, b) for a in range(5) for b in range(5)
+                 if torch.equal(crop, padded[i % 2, :, a:a + 5, b:b + 6])]
+        assert found, f"crop {i} is no window of the padded image"
+        offsets.add(found[0])
+    assert len(offsets) > 3  # the windows move
+    again = dl.random_crop_flip(x.repeat(16, 1, 1, 1), padding=2, flip=False,
+                                generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(again, crops)  # the generator decides
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        dl.random_crop_flip(x[0])
+
+
+# --------------------------------------------------------------------------------------
 # The real datasets, when a local copy is present (skipped otherwise)
 # --------------------------------------------------------------------------------------
 
