@@ -24,7 +24,7 @@ from utils import import_lesson
 from utils.testing import FLOAT64, assert_close
 
 low = import_lesson("07_Transformer.pytorch_lowlevel.transformer_lowlevel")
-tp = import_lesson("07_Transformer.paper.transformer_paper")
+paper = import_lesson("07_Transformer.paper.transformer_paper")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -48,10 +48,10 @@ def _pair(norm_first: bool):
         for name, p in l2.named_parameters():
             if "norm" in name:
                 p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    cfg = tp.TransformerConfig(vocab_size=VOCAB, d_model=D, n_heads=HEADS, d_ff=D_FF,
-                               n_encoder_layers=LAYERS, n_decoder_layers=LAYERS, dropout=0.0,
-                               max_len=MAX_LEN, norm_first=norm_first, final_norm=norm_first)
-    l3 = tp.Transformer(cfg).double()
+    cfg = paper.TransformerConfig(vocab_size=VOCAB, d_model=D, n_heads=HEADS, d_ff=D_FF,
+                                  n_encoder_layers=LAYERS, n_decoder_layers=LAYERS, dropout=0.0,
+                                  max_len=MAX_LEN, norm_first=norm_first, final_norm=norm_first)
+    l3 = paper.Transformer(cfg).double()
     state = {l3_name(name): value for name, value in l2.state_dict().items()}
     # one tied matrix, listed under its three names in an nn.Module state dict
     state["tgt_embed.weight"] = state["generator.weight"] = state["src_embed.weight"]
@@ -80,7 +80,7 @@ def test_l2_and_l3_give_the_same_logits_and_gradients(norm_first):
     logits2, logits3 = l2(src, dec_in), l3(src, dec_in)
     assert_close(logits3, logits2, FLOAT64, "logits")
     loss2 = low.label_smoothed_cross_entropy(logits2.reshape(-1, VOCAB), labels.reshape(-1))
-    loss3 = tp.make_loss(l3.config)(logits3.reshape(-1, VOCAB), labels.reshape(-1))
+    loss3 = paper.make_loss(l3.config)(logits3.reshape(-1, VOCAB), labels.reshape(-1))
     assert_close(loss3, loss2, FLOAT64, "label-smoothed loss")
     loss2.backward()
     loss3.backward()
@@ -96,7 +96,7 @@ def test_l2_and_l3_decode_the_same_tokens():
         l3.src_embed.weight.mul_(3.0)
     src, _, _ = _batch()
     tokens2 = l2.greedy_decode(src, 8)
-    tokens3 = tp.greedy_decode(l3, src, 8)
+    tokens3 = paper.greedy_decode(l3, src, 8)
     width = tokens3.shape[1]
     assert torch.equal(tokens3, tokens2[:, :width])
     assert bool((tokens2[:, width:] == 0).all())

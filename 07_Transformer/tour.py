@@ -19,8 +19,8 @@ CONSTANT = {"baseline": 0.0, "baseline_name": "most frequent output"}
 STOPS = [
     TourStop("Transformer (low-level)", "L2", f"{LESSON}.pytorch_lowlevel.transformer_lowlevel",
              "generated", "exact_match", 0.95, **CONSTANT, args=("--task", "copy")),
-    TourStop("Transformer (paper)", "L3", f"{LESSON}.paper.transformer_paper", "copy",
+    TourStop("Transformer (paper)", "L3", f"{LESSON}.paper.train", "copy",
              "exact_match", 0.97, **CONSTANT),
-    TourStop("Transformer (paper)", "L3", f"{LESSON}.paper.transformer_paper", "reverse",
+    TourStop("Transformer (paper)", "L3", f"{LESSON}.paper.train", "reverse",
              "exact_match", 0.97, **CONSTANT),
 ]

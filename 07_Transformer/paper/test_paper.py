@@ -42,9 +42,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 from utils import import_lesson
+from utils.data_loaders import make_reverse_task
 from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
 
-tp = import_lesson("07_Transformer.paper.transformer_paper")
+paper = import_lesson("07_Transformer.paper.transformer_paper")
+convert = import_lesson("07_Transformer.paper.convert")
+paper_train = import_lesson("07_Transformer.paper.train")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
@@ -53,10 +56,10 @@ def test_level_purity():
     assert_level_purity(Path(__file__).parent)
 
 
-def _small_config(**overrides) -> tp.TransformerConfig:
+def _small_config(**overrides) -> paper.TransformerConfig:
     sizes = {"vocab_size": 11, "d_model": 16, "n_heads": 4, "d_ff": 24, "n_encoder_layers": 2,
              "n_decoder_layers": 2, "dropout": 0.0, "max_len": 32}
-    return tp.TransformerConfig(**{**sizes, **overrides})
+    return paper.TransformerConfig(**{**sizes, **overrides})
 
 
 # --------------------------------------------------------------------------------------
@@ -75,17 +78,17 @@ def _expected_count(vocab: int, d: int, d_ff: int, n: int) -> int:
     return embedding + n * (encoder_layer + decoder_layer)
 
 
-@pytest.mark.parametrize("size, d, d_ff, expected, paper", [
+@pytest.mark.parametrize("size, d, d_ff, expected, paper_count", [
     ("base", 512, 2048, 63_082_496, 65e6),
     ("big", 1024, 4096, 214_245_376, 213e6),
 ])
-def test_parameter_counts_of_table_3(size, d, d_ff, expected, paper, monkeypatch):
+def test_parameter_counts_of_table_3(size, d, d_ff, expected, paper_count, monkeypatch):
     """The paper's 65M (base) and 213M (big) assume the shared 37,000-token BPE vocabulary of
     WMT 2014 English-German. With it, the formula gives 63,082,496 and 214,245,376. The
     paper rounds, and does not give its exact vocabulary size or what it counted: base
     differs by 1.9M (3,700 vocabulary rows of 512), big by 1.2M, in opposite directions,
     so no single vocabulary size reproduces both figures; both agree to within 3 %."""
-    cfg = getattr(tp.TransformerConfig, size)()
+    cfg = getattr(paper.TransformerConfig, size)()
     assert (cfg.d_model, cfg.d_ff, cfg.n_encoder_layers, cfg.vocab_size) == (d, d_ff, 6, 37000)
     assert cfg.n_heads == (8 if size == "base" else 16)
     assert cfg.dropout == (0.1 if size == "base" else 0.3)
@@ -93,20 +96,20 @@ def test_parameter_counts_of_table_3(size, d, d_ff, expected, paper, monkeypatch
     # normal_ on the meta device imports torch's reference ops (seconds); shapes need no values
     monkeypatch.setattr(nn.init, "normal_", lambda tensor, *args, **kwargs: tensor)
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        model = tp.Transformer(cfg)
-    assert tp.count_parameters(model) == expected
-    assert abs(expected - paper) / paper < 0.03
+        model = paper.Transformer(cfg)
+    assert paper.count_parameters(model) == expected
+    assert abs(expected - paper_count) / paper_count < 0.03
     # with separate source and target embeddings and an output matrix it would be larger
-    unshared = tp.TransformerConfig.base(share_embeddings=False, src_vocab=37000,
-                                         tgt_vocab=37000) if size == "base" else None
+    unshared = paper.TransformerConfig.base(share_embeddings=False, src_vocab=37000,
+                                            tgt_vocab=37000) if size == "base" else None
     if unshared is not None:
         with torch.device("meta"):
-            assert tp.count_parameters(tp.Transformer(unshared)) == expected + 2 * 37000 * d
+            assert paper.count_parameters(paper.Transformer(unshared)) == expected + 2 * 37000 * d
 
 
 def test_embeddings_are_shared_and_scaled():
     torch.manual_seed(0)
-    model = tp.Transformer(_small_config()).eval()
+    model = paper.Transformer(_small_config()).eval()
     assert model.src_embed.weight is model.tgt_embed.weight is model.generator.weight
     tokens = torch.tensor([[3, 4, 5, 0]])
     expected = model.src_embed.weight[tokens] * 4.0 + model.pos_encoding.pe[:4]  # sqrt(16)
@@ -115,7 +118,7 @@ def test_embeddings_are_shared_and_scaled():
 
 def test_sinusoidal_table_equals_the_formula():
     d, length = 10, 7
-    pe = tp.SinusoidalPositionalEncoding(d, length).pe
+    pe = paper.SinusoidalPositionalEncoding(d, length).pe
     for pos in range(length):
         for i in range(d // 2):
             angle = pos / 10000 ** (2 * i / d)
@@ -130,7 +133,7 @@ def test_sinusoidal_table_equals_the_formula():
 
 def _mha_pair(d, h, dtype, device, bias=True):
     torch.manual_seed(0)
-    ours = tp.MultiHeadAttention(d, h, bias=bias).to(dtype=dtype, device=device)
+    ours = paper.MultiHeadAttention(d, h, bias=bias).to(dtype=dtype, device=device)
     ref = nn.MultiheadAttention(d, h, bias=bias, batch_first=True).to(dtype=dtype, device=device)
     with torch.no_grad():
         ours.in_proj_weight.normal_(std=0.4)  # moderate values: float32 sums stay exact
@@ -151,7 +154,7 @@ def test_multi_head_attention_equals_torch(device, dtype, kind):
     q = torch.randn(3, 5, 16, generator=g, dtype=dtype).to(device).requires_grad_()
     if kind == "self":
         k = v = q
-        attn_mask = tp.causal_mask(5, device=device)
+        attn_mask = paper.causal_mask(5, device=device)
     else:
         k = torch.randn(3, 7, 16, generator=g, dtype=dtype).to(device).requires_grad_()
         v = k
@@ -208,7 +211,7 @@ def test_fully_masked_rows_give_zero_in_both_attention_paths(device):
     alone), finite gradients, the same with need_weights True (step by step) and False
     (the fused kernel)."""
     torch.manual_seed(0)
-    attention = tp.MultiHeadAttention(8, 2).double().to(device)
+    attention = paper.MultiHeadAttention(8, 2).double().to(device)
     with torch.no_grad():
         attention.out_proj.bias.normal_()
     x = torch.randn(2, 4, 8, dtype=torch.float64).to(device).requires_grad_()
@@ -281,8 +284,8 @@ def test_encoder_layer_dropout_is_where_section_5_4_puts_it(norm_first, monkeypa
     attention dropout (0.2) on the weights; FFN dropout (0.3) after the ReLU."""
     masks = _record_dropout(monkeypatch)
     torch.manual_seed(0)
-    layer = tp.EncoderLayer(8, 2, 12, dropout=0.1, attention_dropout=0.2, ffn_dropout=0.3,
-                            norm_first=norm_first).double()
+    layer = paper.EncoderLayer(8, 2, 12, dropout=0.1, attention_dropout=0.2, ffn_dropout=0.3,
+                               norm_first=norm_first).double()
     x = torch.randn(2, 5, 8, dtype=torch.float64)
     out, _ = layer.train()(x, need_weights=True)
     assert [len(masks.get(p, [])) for p in (0.1, 0.2, 0.3)] == [2, 1, 1]
@@ -307,8 +310,8 @@ def test_encoder_layer_dropout_is_where_section_5_4_puts_it(norm_first, monkeypa
 def test_decoder_layer_and_embedding_dropout_are_where_section_5_4_puts_them(monkeypatch):
     masks = _record_dropout(monkeypatch)
     torch.manual_seed(0)
-    model = tp.Transformer(_small_config(dropout=0.1, n_encoder_layers=1,
-                                         n_decoder_layers=1)).double().train()
+    model = paper.Transformer(_small_config(dropout=0.1, n_encoder_layers=1,
+                                            n_decoder_layers=1)).double().train()
     tokens = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
     embedded = model.embed(tokens, model.src_embed)
     (embedding_mask,) = masks.pop(0.1)
@@ -319,7 +322,7 @@ def test_decoder_layer_and_embedding_dropout_are_where_section_5_4_puts_them(mon
     layer = model.decoder.layers[0]
     x = torch.randn(2, 4, 16, dtype=torch.float64)
     memory = torch.randn(2, 3, 16, dtype=torch.float64)
-    causal, memory_padding = tp.causal_mask(4), torch.tensor([[False] * 3, [False, True, True]])
+    causal, memory_padding = paper.causal_mask(4), torch.tensor([[False] * 3, [False, True, True]])
     out = layer(x, memory, causal, None, memory_padding)  # the fused attention path
     first, second, third = masks.pop(0.1)
     layer.eval()
@@ -352,7 +355,7 @@ def _inputs(device, dtype):
 def _compare_stacks(model, tt, device, dtype, train):
     """Encoder memory and decoder output of ours and of tt on the same inputs and masks."""
     src, tgt, src_pad, tgt_pad = _inputs(device, dtype)
-    causal = tp.causal_mask(5, device=device)
+    causal = paper.causal_mask(5, device=device)
     tol = tolerance(dtype, device)
     model.train(train)
     tt.train(train)
@@ -378,7 +381,7 @@ def test_from_torch_gives_the_same_outputs(device, norm_first, train):
     tt = nn.Transformer(16, 4, 2, 2, 24, dropout=0.0, batch_first=True,
                         norm_first=norm_first).to(dtype=dtype, device=device)
     tt.encoder.enable_nested_tensor = False
-    model = tp.from_torch(tt, vocab_size=11).to(dtype=dtype, device=device)
+    model = convert.from_torch(tt, vocab_size=11).to(dtype=dtype, device=device)
     assert model.config.final_norm and model.config.norm_first == norm_first
     _compare_stacks(model, tt, device, dtype, train)
 
@@ -387,13 +390,13 @@ def test_from_torch_gives_the_same_outputs(device, norm_first, train):
 def test_to_torch_gives_the_same_outputs_and_logits(device, norm_first, final_norm):
     torch.manual_seed(0)
     dtype = torch.float64
-    model = tp.Transformer(_small_config(norm_first=norm_first, final_norm=final_norm))
+    model = paper.Transformer(_small_config(norm_first=norm_first, final_norm=final_norm))
     model = model.to(dtype=dtype, device=device)
     with torch.no_grad():  # non-trivial LayerNorm gains and biases
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.add_(0.1 * torch.randn_like(p))
-    tt = tp.to_torch(model)
+    tt = convert.to_torch(model)
     assert (tt.encoder.norm is None) == (not final_norm)
     for train in (False, True):
         _compare_stacks(model, tt, device, dtype, train)
@@ -403,27 +406,27 @@ def test_to_torch_gives_the_same_outputs_and_logits(device, norm_first, final_no
     src = torch.tensor([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 3, 4]], device=device)
     tgt = torch.tensor([[1, 3, 4, 0], [1, 7, 8, 9]], device=device)
     hidden = tt(model.embed(src, model.src_embed), model.embed(tgt, model.tgt_embed),
-                tgt_mask=tp.causal_mask(4, device=device), src_key_padding_mask=src == 0,
+                tgt_mask=paper.causal_mask(4, device=device), src_key_padding_mask=src == 0,
                 tgt_key_padding_mask=tgt == 0, memory_key_padding_mask=src == 0)
     assert_close(model.generator(hidden), model(src, tgt), FLOAT64, "logits")
     # and back again: from_torch(to_torch(model)) holds the same stacks
-    again = tp.from_torch(tt, src_embedding=model.src_embed).to(dtype=dtype, device=device)
+    again = convert.from_torch(tt, src_embedding=model.src_embed).to(dtype=dtype, device=device)
     assert_close(again.eval()(src, tgt), model(src, tgt), FLOAT64, "round trip")
 
 
 def test_from_torch_takes_given_embeddings_and_checks_its_input():
     tt = nn.Transformer(16, 4, 1, 1, 24, dropout=0.1, batch_first=True)
     src_emb, tgt_emb = nn.Embedding(9, 16), nn.Embedding(13, 16)
-    model = tp.from_torch(tt, src_embedding=src_emb, tgt_embedding=tgt_emb)
+    model = convert.from_torch(tt, src_embedding=src_emb, tgt_embedding=tgt_emb)
     cfg = model.config
     assert (cfg.src_vocab, cfg.tgt_vocab, cfg.share_embeddings) == (9, 13, False)
     assert (cfg.dropout, cfg.attention_dropout, cfg.ffn_dropout) == (0.1, 0.1, 0.1)
     assert torch.equal(model.src_embed.weight, src_emb.weight)
     assert torch.equal(model.tgt_embed.weight, tgt_emb.weight)
     with pytest.raises(TypeError, match="nn.Transformer"):
-        tp.from_torch(nn.Linear(2, 2), vocab_size=5)
+        convert.from_torch(nn.Linear(2, 2), vocab_size=5)
     with pytest.raises(ValueError, match="vocab_size"):
-        tp.from_torch(tt)
+        convert.from_torch(tt)
 
 
 # --------------------------------------------------------------------------------------
@@ -440,12 +443,12 @@ def test_label_smoothed_loss_equals_the_formula():
     eps, k = 0.1, cfg.tgt_vocab
     per_token = -(1 - eps) * log_p[torch.arange(6), target] - eps / k * log_p.sum(-1)
     expected = per_token[target != 0].mean()
-    assert_close(tp.make_loss(cfg)(logits, target), expected, FLOAT64)
+    assert_close(paper.make_loss(cfg)(logits, target), expected, FLOAT64)
 
 
 def test_noam_schedule_equals_section_5_3():
     d, warmup = 512, 4000
-    lam = tp.noam_lambda(d, warmup)
+    lam = paper.noam_lambda(d, warmup)
     for step in (1, 100, 3999, 4000, 4001, 20000):
         expected = d ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
         assert math.isclose(lam(step - 1), expected, rel_tol=1e-12)
@@ -453,9 +456,9 @@ def test_noam_schedule_equals_section_5_3():
     assert peak == warmup and math.isclose(lam(warmup - 1), (d * warmup) ** -0.5)
     # through torch.optim: Adam(0.9, 0.98, 1e-9) with lr 1, scaled by the scheduler
     param = nn.Parameter(torch.zeros(1))
-    opt = tp.make_optimizer(nn.ParameterList([param]))
+    opt = paper.make_optimizer(nn.ParameterList([param]))
     assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-9
-    sched = tp.make_noam_scheduler(opt, d, warmup, factor=2.0)
+    sched = paper.make_noam_scheduler(opt, d, warmup, factor=2.0)
     seen = []
     for _ in range(5):
         seen.append(opt.param_groups[0]["lr"])
@@ -471,7 +474,7 @@ def test_noam_schedule_equals_section_5_3():
 
 def _random_model(seed=0, **overrides):
     torch.manual_seed(seed)
-    model = tp.Transformer(_small_config(**overrides)).double().eval()
+    model = paper.Transformer(_small_config(**overrides)).double().eval()
     with torch.no_grad():  # sharper distributions than at initialisation
         model.src_embed.weight.mul_(3.0)
     return model
@@ -497,8 +500,8 @@ def test_cached_decoding_gives_the_same_logits():
 def test_greedy_and_beam_search_same_with_and_without_cache():
     model = _random_model()
     src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0], [5, 5, 5, 5, 5]])
-    greedy = tp.greedy_decode(model, src, max_len=8, use_cache=True)
-    assert torch.equal(greedy, tp.greedy_decode(model, src, max_len=8, use_cache=False))
+    greedy = paper.greedy_decode(model, src, max_len=8, use_cache=True)
+    assert torch.equal(greedy, paper.greedy_decode(model, src, max_len=8, use_cache=False))
     # the greedy tokens, checked step by step against the full forward pass
     prefix = torch.ones(3, 1, dtype=torch.long)
     for t in range(greedy.shape[1]):
@@ -509,9 +512,9 @@ def test_greedy_and_beam_search_same_with_and_without_cache():
         assert torch.equal(greedy[~done, t], nxt[~done])
         prefix = torch.cat([prefix, greedy[:, t:t + 1]], 1)
     for beam in (1, 3):
-        cached = tp.beam_search(model, src, beam, max_len=8, use_cache=True)
-        assert torch.equal(cached, tp.beam_search(model, src, beam, max_len=8, use_cache=False))
-    assert torch.equal(tp.beam_search(model, src, 1, max_len=8), greedy)
+        cached = paper.beam_search(model, src, beam, max_len=8, use_cache=True)
+        assert torch.equal(cached, paper.beam_search(model, src, beam, max_len=8, use_cache=False))
+    assert torch.equal(paper.beam_search(model, src, 1, max_len=8), greedy)
 
 
 @torch.no_grad()
@@ -533,8 +536,8 @@ def test_wide_beam_finds_the_best_sequence_of_an_exhaustive_search():
     finished = [(*body, 2) for n in range(max_len) for body in itertools.product((3, 4),
                                                                                    repeat=n)]
     best = max(finished, key=lambda s: _sequence_score(model, src, list(s), alpha))
-    found, score = tp.beam_search(model, src, beam_size=125, max_len=max_len,
-                                  length_penalty_alpha=alpha, return_scores=True)
+    found, score = paper.beam_search(model, src, beam_size=125, max_len=max_len,
+                                     length_penalty_alpha=alpha, return_scores=True)
     found = found[0].tolist()
     found = found[:found.index(2) + 1] if 2 in found else found
     assert tuple(found) == best
@@ -586,12 +589,12 @@ def test_beam_search_length_penalty_alpha_decides_the_winner(alpha, winner):
         math.log(0.385) / (7 / 6) ** alpha, rel=1e-12)
     model, src = _TableModel(), torch.tensor([[3, 3]])
     for beam_size in (2, 3):
-        tokens, score = tp.beam_search(model, src, beam_size, max_len=4,
-                                       length_penalty_alpha=alpha, use_cache=False,
-                                       return_scores=True)
+        tokens, score = paper.beam_search(model, src, beam_size, max_len=4,
+                                          length_penalty_alpha=alpha, use_cache=False,
+                                          return_scores=True)
         assert _until_eos(tokens[0]) == winner, f"beam {beam_size}"
         assert float(score[0]) == pytest.approx(_TableModel.score(winner, alpha), rel=1e-12)
-        assert tp.length_penalty(torch.tensor([len(winner)]), alpha).item() == pytest.approx(
+        assert paper.length_penalty(torch.tensor([len(winner)]), alpha).item() == pytest.approx(
             ((5 + len(winner)) / 6) ** alpha, rel=1e-12)
 
 
@@ -601,9 +604,9 @@ def test_beam_search_finished_hypotheses_stay_as_they_are(alpha, winner):
     score while the other beams go on: the answer does not depend on max_len."""
     model, src = _TableModel(), torch.tensor([[3, 3]])
     for max_len in (2, 3, 4, 6):
-        tokens, score = tp.beam_search(model, src, 3, max_len=max_len,
-                                       length_penalty_alpha=alpha, use_cache=False,
-                                       return_scores=True)
+        tokens, score = paper.beam_search(model, src, 3, max_len=max_len,
+                                          length_penalty_alpha=alpha, use_cache=False,
+                                          return_scores=True)
         row = tokens[0].tolist()
         assert _until_eos(tokens[0]) == winner, f"max_len {max_len}"
         assert all(t == 0 for t in row[len(winner):]), f"only <pad> after <eos>: {row}"
@@ -620,9 +623,9 @@ class _PadLover(_TableModel):
 
 def test_decoding_never_generates_pad_or_bos():
     model, src = _PadLover(), torch.tensor([[3, 3]])
-    assert tp.greedy_decode(model, src, 4, use_cache=False)[0].tolist() == [3, 2]
-    tokens, score = tp.beam_search(model, src, 2, max_len=4, length_penalty_alpha=0.0,
-                                   use_cache=False, return_scores=True)
+    assert paper.greedy_decode(model, src, 4, use_cache=False)[0].tolist() == [3, 2]
+    tokens, score = paper.beam_search(model, src, 2, max_len=4, length_penalty_alpha=0.0,
+                                      use_cache=False, return_scores=True)
     assert tokens[0].tolist() == [2, 0] and float(score[0]) == pytest.approx(math.log(0.05))
 
 
@@ -631,13 +634,13 @@ def test_decoding_runs_in_eval_mode_and_restores_the_mode():
     tokens, every call, and leave the model in training mode."""
     model = _random_model(seed=4, dropout=0.5, attention_dropout=0.5, ffn_dropout=0.5)
     src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0], [5, 6, 5, 6, 5], [10, 9, 8, 7, 6]])
-    greedy, beam = tp.greedy_decode(model, src, 8), tp.beam_search(model, src, 3, max_len=8)
+    greedy, beam = paper.greedy_decode(model, src, 8), paper.beam_search(model, src, 3, max_len=8)
     model.train()
     for use_cache in (True, False):
         for _ in range(2):
-            assert torch.equal(tp.greedy_decode(model, src, 8, use_cache=use_cache), greedy)
+            assert torch.equal(paper.greedy_decode(model, src, 8, use_cache=use_cache), greedy)
             assert model.training
-            assert torch.equal(tp.beam_search(model, src, 3, max_len=8, use_cache=use_cache),
+            assert torch.equal(paper.beam_search(model, src, 3, max_len=8, use_cache=use_cache),
                                beam)
             assert model.training
     maps = model.attention_maps(src, torch.ones(4, 2, dtype=torch.long))
@@ -655,9 +658,9 @@ def test_overfits_a_small_batch():
     torch.manual_seed(0)
     cfg = _small_config(d_model=32, n_heads=4, d_ff=64, n_encoder_layers=1,
                         n_decoder_layers=1, vocab_size=10)
-    model = tp.Transformer(cfg)
-    src, tgt = (torch.from_numpy(a) for a in tp.make_reverse_task(8, 5, 10, 0, reserved=3))
-    dec_in, labels = tp.add_bos_eos(tgt, cfg)
+    model = paper.Transformer(cfg)
+    src, tgt = (torch.from_numpy(a) for a in make_reverse_task(8, 5, 10, 0, reserved=3))
+    dec_in, labels = paper_train.add_bos_eos(tgt, cfg)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = nn.CrossEntropyLoss()  # no smoothing: the loss can go to 0
     first = None
@@ -668,7 +671,7 @@ def test_overfits_a_small_batch():
         loss.backward()
         opt.step()
     assert loss.item() < 0.02 * first
-    assert tp.exact_match(model, src, tgt) == 1.0
+    assert paper_train.exact_match(model, src, tgt) == 1.0
 
 
 def test_training_draws_a_new_seeded_batch_every_step():
@@ -680,10 +683,10 @@ def test_training_draws_a_new_seeded_batch_every_step():
 
     def batches(seed):
         torch.manual_seed(0)
-        model, seen = tp.Transformer(cfg), []
+        model, seen = paper.Transformer(cfg), []
         model.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, 0].tolist()))
-        history = tp.train(model, src, tgt, steps=4, batch_size=5, warmup=2, lr_factor=0.5,
-                           seed=seed)
+        history = paper_train.train(model, src, tgt, steps=4, batch_size=5, warmup=2,
+                                    lr_factor=0.5, seed=seed)
         assert len(history["loss"]) == len(history["lr"]) == 4 and model.training
         return seen
 
@@ -709,13 +712,13 @@ def test_state_dict_round_trip(tmp_path):
 def test_manual_seed_determinism():
     def run():
         torch.manual_seed(123)
-        model = tp.Transformer(_small_config(dropout=0.3)).train()  # dropout active
+        model = paper.Transformer(_small_config(dropout=0.3)).train()  # dropout active
         return model(torch.tensor([[3, 4, 5, 6]]), torch.tensor([[1, 7, 8]]))
 
     a, b = run(), run()
     assert torch.equal(a, b)
     torch.manual_seed(124)
-    other = tp.Transformer(_small_config(dropout=0.3)).train()
+    other = paper.Transformer(_small_config(dropout=0.3)).train()
     assert not torch.allclose(other(torch.tensor([[3, 4, 5, 6]]), torch.tensor([[1, 7, 8]])), a)
 
 
@@ -726,11 +729,11 @@ def test_manual_seed_determinism():
 
 def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="multiple of n_heads"):
-        tp.TransformerConfig(vocab_size=10, d_model=30, n_heads=4)
+        paper.TransformerConfig(vocab_size=10, d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="multiple of n_heads"):
-        tp.MultiHeadAttention(30, 4)
+        paper.MultiHeadAttention(30, 4)
     with pytest.raises(ValueError, match="share_embeddings"):
-        tp.TransformerConfig(src_vocab=10, tgt_vocab=12)
+        paper.TransformerConfig(src_vocab=10, tgt_vocab=12)
     model = _random_model()
     src, tgt = torch.tensor([[3, 4, 5]]), torch.tensor([[1, 6]])
     with pytest.raises(ValueError, match="src_key_padding_mask"):
@@ -745,7 +748,7 @@ def test_bad_input_gives_clear_errors():
         model(torch.tensor([[3, 11]]), tgt)
     with pytest.raises(TypeError, match="int64"):
         model(torch.rand(1, 3), tgt)
-    attention = tp.MultiHeadAttention(8, 2)
+    attention = paper.MultiHeadAttention(8, 2)
     x = torch.randn(2, 3, 8)
     with pytest.raises(ValueError, match="attn_mask"):
         attention(x, x, x, attn_mask=torch.zeros(4, 4, dtype=torch.bool))
@@ -754,11 +757,11 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="query"):
         attention(torch.randn(2, 3, 6), x, x)
     with pytest.raises(ValueError, match="beam_size"):
-        tp.beam_search(model, src, beam_size=0)
+        paper.beam_search(model, src, beam_size=0)
 
 
 def test_entry_points_say_what_they_expected():
-    attention = tp.MultiHeadAttention(8, 2)
+    attention = paper.MultiHeadAttention(8, 2)
     x = torch.randn(2, 3, 8)
     for shape in [(3, 2, 3, 3), (2, 4, 3, 3)]:  # the wrong batch, then the wrong head count
         got = re.escape(str(shape))
@@ -790,31 +793,32 @@ def test_entry_points_say_what_they_expected():
     with pytest.warns(UserWarning, match="bias=False"):  # torch's warning about nested tensors
         no_bias = nn.Transformer(16, 4, 1, 1, 24, bias=False, batch_first=True)
     with pytest.raises(ValueError, match="built with bias=False; our Transformer expects biases"):
-        tp.from_torch(no_bias, vocab_size=11)
+        convert.from_torch(no_bias, vocab_size=11)
 
 
 def test_addition_task_is_correct():
-    src, tgt = tp.make_addition_task(50, 3, seed=0)
+    src, tgt = paper_train.make_addition_task(50, 3, seed=0)
     assert src.shape == (50, 7) and tgt.shape == (50, 4)
     for s, t in zip(src, tgt):
-        text = "".join(tp.tokens_to_text(s, "addition"))
+        text = "".join(paper_train.tokens_to_text(s, "addition"))
         a, b = (int(part) for part in text.split("+"))
-        assert int("".join(tp.tokens_to_text(t, "addition"))) == a + b
-    assert "".join(tp.tokens_to_text([4, 5, 6, tp.PLUS, 7, 8, 9], "addition")) == "123+456"
+        assert int("".join(paper_train.tokens_to_text(t, "addition"))) == a + b
+    plus = paper_train.PLUS
+    assert "".join(paper_train.tokens_to_text([4, 5, 6, plus, 7, 8, 9], "addition")) == "123+456"
 
 
 @pytest.mark.slow
 def test_default_copy_run_reaches_100_percent(tmp_path):
-    metrics = tp.main(["--out", str(tmp_path), "--no-progress"])
+    metrics = paper_train.main(["--out", str(tmp_path), "--no-progress"])
     assert metrics["exact_match"] == 1.0
     assert (tmp_path / "attention_cross.png").is_file() and (tmp_path / "loss.png").is_file()
 
 
 def test_script_trains_a_few_steps_and_the_loss_falls(tmp_path):
-    metrics = tp.main(["--steps", "25", "--seq-len", "4", "--d-model", "16", "--heads", "2",
-                       "--layers", "1", "--warmup", "5", "--lr", "1.0", "--batch-size", "32",
-                       "--n-test", "30", "--device", "cpu", "--no-progress",
-                       "--out", str(tmp_path)])
+    metrics = paper_train.main(["--steps", "25", "--seq-len", "4", "--d-model", "16",
+                                "--heads", "2", "--layers", "1", "--warmup", "5", "--lr", "1.0",
+                                "--batch-size", "32", "--n-test", "30", "--device", "cpu",
+                                "--no-progress", "--out", str(tmp_path)])
     assert metrics["steps"] == 25
     assert metrics["last_train_loss"] < 0.8 * metrics["first_train_loss"]
     assert 0 <= metrics["exact_match"] <= 1 and 0 <= metrics["token_accuracy"] <= 1
@@ -834,7 +838,7 @@ def test_script_trains_a_few_steps_and_the_loss_falls(tmp_path):
 ])
 def test_script_rejects_bad_options(argv, option, capsys):
     with pytest.raises(SystemExit) as stop:
-        tp.main([*argv, "--no-progress"])
+        paper_train.main([*argv, "--no-progress"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and option in err, err
@@ -842,7 +846,7 @@ def test_script_rejects_bad_options(argv, option, capsys):
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as stop:
-        tp.main(["--help"])
+        paper_train.main(["--help"])
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert "default: None" not in text and "None" not in text
@@ -850,15 +854,16 @@ def test_script_help_shows_every_default(capsys):
 
 
 def test_reversed_addition_writes_the_sum_least_significant_digit_first():
-    src, tgt = tp.make_addition_task(50, 3, seed=0)
-    src_r, tgt_r = tp.make_addition_task(50, 3, seed=0, reverse_sum=True)
+    src, tgt = paper_train.make_addition_task(50, 3, seed=0)
+    src_r, tgt_r = paper_train.make_addition_task(50, 3, seed=0, reverse_sum=True)
     assert torch.equal(torch.from_numpy(src_r), torch.from_numpy(src))
     for s, t in zip(src_r, tgt_r):
-        a, b = (int(part) for part in "".join(tp.tokens_to_text(s, "addition")).split("+"))
-        digits = "".join(tp.tokens_to_text(t, "addition-reversed"))
+        a, b = (int(part) for part in "".join(paper_train.tokens_to_text(s, "addition")).split("+"))
+        digits = "".join(paper_train.tokens_to_text(t, "addition-reversed"))
         assert int(digits[::-1]) == a + b and len(digits) == 4
-    assert "".join(tp.tokens_to_text(tgt_r[0], "addition-reversed")) == \
-        "".join(tp.tokens_to_text(tgt[0], "addition"))[::-1]
-    src_t, tgt_t = tp.make_task("addition-reversed", 5, 3, tp.ADDITION_VOCAB, seed=1)
-    assert torch.equal(torch.from_numpy(tgt_t),
-                       torch.from_numpy(tp.make_addition_task(5, 3, 1, reverse_sum=True)[1]))
+    assert "".join(paper_train.tokens_to_text(tgt_r[0], "addition-reversed")) == \
+        "".join(paper_train.tokens_to_text(tgt[0], "addition"))[::-1]
+    src_t, tgt_t = paper_train.make_task("addition-reversed", 5, 3, paper_train.ADDITION_VOCAB,
+                                         seed=1)
+    expected = paper_train.make_addition_task(5, 3, 1, reverse_sum=True)[1]
+    assert torch.equal(torch.from_numpy(tgt_t), torch.from_numpy(expected))

@@ -1,102 +1,24 @@
-"""The Transformer as the paper describes it, in torch.nn (Level 3 of lesson 07).
+"""The Transformer as Vaswani et al. (2017) describe it, in torch.nn (lesson 07, Level 3).
 
-The paper
----------
-A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. N. Gomez, L. Kaiser,
-I. Polosukhin (2017), "Attention Is All You Need", NeurIPS. Section 3 describes the model:
-
-- 3.1  an encoder and a decoder, each a stack of N = 6 identical layers. Every sub-layer
-       (attention or feed-forward) is wrapped as  LayerNorm(x + Sublayer(x))  ("post-LN").
-       Decoder self-attention is masked so that position i sees only positions <= i.
-- 3.2  scaled dot-product attention (eq. 1)  Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V,
-       and multi-head attention: h heads, each on its own learned d_k = d_model / h
-       dimensional projections, concatenated and projected back by W^O.
-- 3.3  the position-wise feed-forward network (eq. 2)  FFN(x) = max(0, x W1 + b1) W2 + b2,
-       inner size d_ff = 2048.
-- 3.4  embeddings: one weight matrix shared by the source embedding, the target embedding
-       and the pre-softmax projection; the embeddings are multiplied by sqrt(d_model).
-- 3.5  sinusoidal positional encodings added to the embeddings:
-           PE[pos, 2i] = sin(pos / 10000^(2i / d_model)),  PE[pos, 2i+1] = cos(same angle).
-- 5.3  Adam (beta1 0.9, beta2 0.98, eps 1e-9), learning rate
-           lrate = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5),  warmup = 4000.
-- 5.4  residual dropout P_drop = 0.1 on every sub-layer's output before the residual add,
-       and on the sums of embeddings and positional encodings; label smoothing 0.1.
-- 6.1  beam search with beam size 4 and length penalty alpha = 0.6 (the GNMT penalty).
-- Table 3: base (d_model 512, d_ff 2048, h 8, N 6, dropout 0.1, 65M parameters) and
-       big (d_model 1024, d_ff 4096, h 16, dropout 0.3, 213M parameters).
-
-What we chose where the paper is silent, and what differs from torch.nn.Transformer
---------------------------------------------------------------------------------
-- Attention layout as ``nn.MultiheadAttention``: ONE in-projection matrix ``in_proj_weight``
-  (3 d, d) holding W_q, W_k, W_v stacked (y = x W^T + b), and ``out_proj`` = W^O. For
-  self-attention one fused matmul computes Q, K and V together (the fastest form, and
-  the layout that ports weights by renaming keys only). Heads: (B, T, d) -> (B, h, T, d_k).
-- When the attention weights are not asked for, the softmax(Q K^T / sqrt(d_k)) V product
-  runs in ``F.scaled_dot_product_attention`` (a fused kernel, same maths, no (T, T)
-  matrix kept for backward on GPUs). With ``need_weights=True`` it is computed step by
-  step so the weights can be returned (the attention pictures use that).
-- Dropout on the attention weights and inside the feed-forward network is not in the
-  paper (Section 5.4 names only the residual and embedding dropout); both exist here as
-  options (``attention_dropout``, ``ffn_dropout``), 0 by default. ``nn.Transformer``
-  applies its one ``dropout`` in both places too; ``from_torch`` copies that.
-- ``nn.Transformer``'s encoder and decoder stacks end with a LayerNorm; the paper's
-  post-LN stacks do not need one (every layer already ends with a LayerNorm), so
-  ``final_norm=False`` by default. Pre-LN stacks (``norm_first=True``, used by GPT-2 and
-  ViT) do need it: set ``final_norm=True`` with them.
-- ``nn.Transformer`` has no embeddings, positional encodings or output projection:
-  ``from_torch`` / ``to_torch`` map the two layer stacks (and their final norms) only,
-  and leave our embeddings as they are (or take given ones).
-- Initialisation: Xavier-uniform for every matrix of the stacks (as ``nn.Transformer``
-  and the authors' tensor2tensor code), embeddings N(0, d_model^-1/2) so that the
-  embedding times sqrt(d_model) has unit variance; LayerNorm eps 1e-5 (torch's default).
-- Label smoothing: ``nn.CrossEntropyLoss(label_smoothing=eps)`` puts 1 - eps on the true
-  class plus eps / K on every class, K = the vocabulary size, padding targets ignored.
-  Some implementations spread eps over K - 1 classes (not the true one) or K - 2 (not
-  the true one nor <pad>); the difference is a few parts in K.
-- Masks follow torch: a boolean ``attn_mask`` broadcastable to (B, h, T_q, T_k) with
-  True = NOT allowed to attend, or a float mask added to the scores; a boolean
-  ``key_padding_mask`` (B, T_k) with True at padding. (``F.scaled_dot_product_attention``
-  takes the opposite boolean meaning, True = take part; we convert before calling it.)
-
-Special tokens of the generated tasks: 0 = <pad>, 1 = <bos>, 2 = <eos>, data from 3.
-
-Run it from the repository root::
-
-    python 07_Transformer/paper/transformer_paper.py                    # copy task
-    python 07_Transformer/paper/transformer_paper.py --task reverse
-    python 07_Transformer/paper/transformer_paper.py --task sort
-    python 07_Transformer/paper/transformer_paper.py --task addition
+A. Vaswani, N. Shazeer, N. Parmar, J. Uszkoreit, L. Jones, A. N. Gomez, L. Kaiser and
+I. Polosukhin (2017), "Attention Is All You Need", NeurIPS: Section 3 (the model), 5.3 (the
+learning-rate schedule), 5.4 (dropout, label smoothing), 6.1 (beam search), Table 3 (sizes).
+Derivations, shapes, and where this code departs from the paper and from
+``torch.nn.Transformer``: ../theory.md (sections 10.1 and 10.2). Porting to and from
+``nn.Transformer``: convert.py. Training on generated tasks (copy, reverse, sort,
+addition): train.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
-import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from utils.cli import (
-    add_common_args,
-    non_negative_int,
-    parse_args,
-    positive_int,
-    prepare_out_dir,
-    probability,
-)
-from utils.data_loaders import make_copy_task, make_reverse_task, make_sort_task
-from utils.training_utils import (
-    seed_everything,
-    torch_threads,  # n CPU threads, restored after
-)
-from utils.visualization import plot_attention, plot_curves
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 RESERVED = 3  # data tokens start here
@@ -183,7 +105,6 @@ def _check_heads(d_model: int, n_heads: int) -> None:
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu,
                                                                    "gelu": F.gelu}
-
 # --------------------------------------------------------------------------------------
 # 2. Masks
 # --------------------------------------------------------------------------------------
@@ -239,8 +160,6 @@ def _merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor 
         pad = pad.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
         merged = pad if merged is None else merged + pad
     return merged
-
-
 # --------------------------------------------------------------------------------------
 # 3. Multi-head attention (Section 3.2)
 # --------------------------------------------------------------------------------------
@@ -370,7 +289,6 @@ class MultiHeadAttention(nn.Module):
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, n_heads={self.n_heads}, dropout={self.dropout}"
 
-
 # --------------------------------------------------------------------------------------
 # 4. Feed-forward network (Section 3.3), positional encoding (Section 3.5)
 # --------------------------------------------------------------------------------------
@@ -435,8 +353,6 @@ class SinusoidalPositionalEncoding(nn.Module):
                              f"table (max_len={self.max_len}); build the model with a larger "
                              "max_len")
         return self.dropout(x + self.pe[start:start + t].to(x.dtype))
-
-
 # --------------------------------------------------------------------------------------
 # 5. Encoder and decoder layers (Section 3.1)
 # --------------------------------------------------------------------------------------
@@ -542,8 +458,6 @@ class DecoderLayer(nn.Module):
             x = self.norm2(x + self.dropout2(a))
             x = self.norm3(x + self.dropout3(self.ffn(x)))
         return (x, {"self": w_self, "cross": w_cross}) if need_weights else x
-
-
 # --------------------------------------------------------------------------------------
 # 6. The stacks and the whole model (Sections 3.1, 3.4)
 # --------------------------------------------------------------------------------------
@@ -779,8 +693,6 @@ def reorder_cache(cache: dict, index: torch.Tensor) -> None:
             for name in ("k", "v"):
                 if name in part:
                     part[name] = part[name].index_select(0, index)
-
-
 # --------------------------------------------------------------------------------------
 # 7. Decoding: greedy and beam search (Section 6.1)
 # --------------------------------------------------------------------------------------
@@ -923,8 +835,6 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
         if return_scores:
             return tokens, final.gather(1, choice[:, None])[:, 0]
         return tokens
-
-
 # --------------------------------------------------------------------------------------
 # 8. Training pieces: the schedule (Section 5.3), the loss (Section 5.4)
 # --------------------------------------------------------------------------------------
@@ -966,419 +876,3 @@ def make_optimizer(model: nn.Module) -> torch.optim.Adam:
 def make_loss(cfg: TransformerConfig) -> nn.CrossEntropyLoss:
     """Cross-entropy with label smoothing eps (Section 5.4), <pad> targets ignored."""
     return nn.CrossEntropyLoss(ignore_index=cfg.pad_id, label_smoothing=cfg.label_smoothing)
-
-
-# --------------------------------------------------------------------------------------
-# 9. Conversion to and from torch.nn.Transformer
-# --------------------------------------------------------------------------------------
-
-# our submodule names -> nn.Transformer's, inside each layer
-_TORCH_NAMES = {"cross_attn.": "multihead_attn.", "ffn.linear1.": "linear1.",
-                "ffn.linear2.": "linear2."}
-
-
-def _to_torch_key(key: str) -> str:
-    for ours, theirs in _TORCH_NAMES.items():
-        key = key.replace(ours, theirs)
-    return key
-
-
-def from_torch(tt: nn.Transformer, *, vocab_size: int | None = None,
-               src_embedding: nn.Embedding | None = None,
-               tgt_embedding: nn.Embedding | None = None,
-               max_len: int = 1024, **config) -> Transformer:
-    """A ``Transformer`` whose layer stacks hold the weights of ``tt``.
-
-    ``nn.Transformer`` has the two stacks (each ending with a LayerNorm, or none if its
-    ``norm`` was set to None) and nothing else. Sizes, dropout, norm_first, activation and
-    the final norms are read from ``tt``; the embeddings are new (our initialisation) unless
-    ``src_embedding`` / ``tgt_embedding`` are given (their weights are copied; one module
-    given for both, or only ``src_embedding``, means shared embeddings). Extra keyword
-    arguments go to TransformerConfig (e.g. pad_id).
-
-    Inputs:  tt - nn.Transformer (batch_first True or False; the weights are the same);
-             vocab_size - the joint vocabulary when no embedding is given.
-    Returns: Transformer (tt's dtype, device and training/eval mode).
-    """
-    if not isinstance(tt, nn.Transformer):
-        raise TypeError(f"from_torch: expected an nn.Transformer, got {type(tt).__name__}")
-    layer = tt.encoder.layers[0]
-    if layer.linear1.bias is None or layer.self_attn.in_proj_bias is None:
-        raise ValueError("from_torch: this nn.Transformer was built with bias=False; our "
-                         "Transformer expects biases in every attention projection, linear "
-                         "layer and LayerNorm (the paper's model has them)")
-    activation = getattr(layer, "activation", F.relu)
-    if activation is F.relu or isinstance(activation, nn.ReLU):
-        act = "relu"
-    elif activation is F.gelu or isinstance(activation, nn.GELU):
-        act = "gelu"
-    else:
-        raise ValueError(f"from_torch: unsupported activation {activation!r} (relu or gelu)")
-    if tt.encoder.norm is None and tt.decoder.norm is not None or \
-            tt.encoder.norm is not None and tt.decoder.norm is None:
-        raise ValueError("from_torch: both stacks must have a final norm, or neither")
-    if src_embedding is not None:
-        share = tgt_embedding is None or tgt_embedding is src_embedding
-        vocab = {"src_vocab": src_embedding.num_embeddings,
-                 "tgt_vocab": (tgt_embedding or src_embedding).num_embeddings}
-    else:
-        if vocab_size is None:
-            raise ValueError("from_torch: nn.Transformer has no embeddings; give vocab_size "
-                             "or src_embedding (and tgt_embedding)")
-        share, vocab = True, {"vocab_size": vocab_size}
-    cfg = TransformerConfig(
-        **vocab, share_embeddings=config.pop("share_embeddings", share), d_model=tt.d_model,
-        n_heads=tt.nhead, d_ff=layer.linear1.out_features,
-        n_encoder_layers=len(tt.encoder.layers), n_decoder_layers=len(tt.decoder.layers),
-        dropout=layer.dropout1.p, attention_dropout=layer.self_attn.dropout,
-        ffn_dropout=layer.dropout.p, activation=act, norm_first=layer.norm_first,
-        final_norm=tt.encoder.norm is not None, layer_norm_eps=layer.norm1.eps,
-        max_len=max_len, **config)
-    weight = layer.linear1.weight
-    model = Transformer(cfg).to(dtype=weight.dtype, device=weight.device)  # tt's dtype
-    theirs = {f"{stack}.{key}": value for stack in ("encoder", "decoder")
-              for key, value in getattr(tt, stack).state_dict().items()}
-    with torch.no_grad():
-        for key, param in model.state_dict().items():
-            if key.startswith(("encoder.", "decoder.")):
-                param.copy_(theirs[_to_torch_key(key)])
-        if src_embedding is not None:
-            model.src_embed.weight.copy_(src_embedding.weight)
-            if tgt_embedding is not None and not cfg.share_embeddings:
-                model.tgt_embed.weight.copy_(tgt_embedding.weight)
-    return model.train(tt.training)
-
-
-def to_torch(model: Transformer, batch_first: bool = True) -> nn.Transformer:
-    """An ``nn.Transformer`` holding our two layer stacks' weights.
-
-    Without our final norms (``final_norm=False``, the paper's post-LN) the stacks'
-    ``norm`` is set to None, which nn.TransformerEncoder / Decoder allow. Nested tensors
-    are switched off in the encoder so that padded positions are computed as ours are.
-    Embeddings, positional encodings and the output projection stay with ``model``:
-    ``model.embed`` and ``model.generator`` give them.
-
-    Returns: nn.Transformer (``model``'s dtype, device and mode; ReLU or GELU as configured).
-    """
-    cfg = model.config
-    if cfg.n_encoder_layers < 1 or cfg.n_decoder_layers < 1:
-        raise ValueError("to_torch: nn.Transformer needs at least one layer in each stack")
-    if cfg.attention_dropout != cfg.dropout or cfg.ffn_dropout != cfg.dropout:
-        if model.training and (cfg.attention_dropout or cfg.ffn_dropout or cfg.dropout):
-            raise ValueError("to_torch: nn.Transformer uses one dropout for the residuals, "
-                             "the attention weights and the FFN; this model's differ "
-                             f"({cfg.dropout}, {cfg.attention_dropout}, {cfg.ffn_dropout})")
-    weight = model.src_embed.weight
-    with warnings.catch_warnings():  # "nested tensors are off with norm_first": we know
-        warnings.simplefilter("ignore", UserWarning)
-        tt = nn.Transformer(d_model=cfg.d_model, nhead=cfg.n_heads,
-                            num_encoder_layers=cfg.n_encoder_layers,
-                            num_decoder_layers=cfg.n_decoder_layers, dim_feedforward=cfg.d_ff,
-                            dropout=cfg.dropout, activation=cfg.activation,
-                            layer_norm_eps=cfg.layer_norm_eps, batch_first=batch_first,
-                            norm_first=cfg.norm_first, dtype=weight.dtype, device=weight.device)
-    tt.encoder.enable_nested_tensor = False
-    if not cfg.final_norm:
-        tt.encoder.norm = None
-        tt.decoder.norm = None
-    ours = model.state_dict()
-    with torch.no_grad():
-        for stack in ("encoder", "decoder"):
-            for key, param in getattr(tt, stack).state_dict().items():
-                mine = {_to_torch_key(k): k for k in ours if k.startswith(stack + ".")}
-                param.copy_(ours[mine[f"{stack}.{key}"]])
-    return tt.train(model.training)
-
-
-# --------------------------------------------------------------------------------------
-# 10. The generated tasks
-# --------------------------------------------------------------------------------------
-
-TASKS = ("copy", "reverse", "sort", "addition", "addition-reversed")
-DIGIT_OFFSET = RESERVED  # addition: digit d is token 3 + d
-PLUS = RESERVED + 10  # addition: the "+" sign, token 13
-ADDITION_VOCAB = PLUS + 1
-
-
-def make_addition_task(n: int, digits: int, seed: int = 0, *, reverse_sum: bool = False
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Multi-digit addition as token sequences: "123+456" -> "579".
-
-    Both operands have ``digits`` digits, written most significant first (leading zeros
-    kept, so every source has 2 * digits + 1 tokens); the sum has digits + 1 digits,
-    leading zeros kept too ("050+060" -> "0110"). Tokens: digit d -> 3 + d, "+" -> 13.
-    With ``reverse_sum`` the sum is written least significant digit first ("123+456" ->
-    "9750"): then each output digit depends only on the two digits in its column and the
-    carry from the digit just produced, the order in which people add by hand; most
-    significant first, the first digit already depends on every carry to its right.
-
-    Returns: src (n, 2 digits + 1) int64, tgt (n, digits + 1) int64.
-    """
-    if n < 1 or digits < 1:
-        raise ValueError(f"n and digits must be >= 1, got {n}, {digits}")
-    rng = np.random.default_rng(seed)
-    a = rng.integers(0, 10 ** digits, size=n)
-    b = rng.integers(0, 10 ** digits, size=n)
-
-    def to_digits(values: np.ndarray, width: int) -> np.ndarray:
-        powers = 10 ** np.arange(width - 1, -1, -1)  # most significant first
-        return (values[:, None] // powers) % 10  # (n, width)
-
-    src = np.concatenate([to_digits(a, digits), np.full((n, 1), PLUS - DIGIT_OFFSET),
-                          to_digits(b, digits)], axis=1) + DIGIT_OFFSET
-    tgt = to_digits(a + b, digits + 1) + DIGIT_OFFSET  # (n, digits + 1)
-    if reverse_sum:
-        tgt = tgt[:, ::-1]  # least significant digit first
-    return src.astype(np.int64), tgt.astype(np.int64)
-
-
-def tokens_to_text(tokens: Sequence[int], task: str) -> list[str]:
-    """Readable labels for the pictures: digits and "+" for addition, numbers otherwise."""
-    names = {PAD_ID: "<pad>", BOS_ID: "<bos>", EOS_ID: "<eos>"}
-    out = []
-    for t in tokens:
-        t = int(t)
-        if t in names:
-            out.append(names[t])
-        elif task.startswith("addition"):
-            out.append("+" if t == PLUS else str(t - DIGIT_OFFSET))
-        else:
-            out.append(str(t))
-    return out
-
-
-# per task: sequence length (digits per operand for addition), vocabulary (data tokens 3 ..
-# vocab - 1), optimizer steps, training examples, model size, and the schedule's factor and
-# warm-up (peak lr = factor * d_model^-0.5 * warmup^-0.5)
-TASK_DEFAULTS = {
-    "copy": {"seq_len": 10, "vocab": 13, "steps": 300, "n_train": 20000, "d_model": 64,
-             "layers": 2, "lr": 0.5, "warmup": 50},
-    "reverse": {"seq_len": 10, "vocab": 13, "steps": 300, "n_train": 20000, "d_model": 64,
-                "layers": 2, "lr": 0.5, "warmup": 50},
-    "sort": {"seq_len": 12, "vocab": 23, "steps": 1500, "n_train": 50000, "d_model": 64,
-             "layers": 2, "lr": 0.5, "warmup": 100},
-    # addition with d_model 128 and factor 0.5 (peak lr 3.1e-3) stalls: the loss stays near
-    # 0.8 (sum most significant first) or 1.3 (reversed); factor 0.2 (peak 1.3e-3) learns both
-    "addition": {"seq_len": 3, "vocab": ADDITION_VOCAB, "steps": 3000, "n_train": 50000,
-                 "d_model": 128, "layers": 2, "lr": 0.2, "warmup": 200},
-    "addition-reversed": {"seq_len": 3, "vocab": ADDITION_VOCAB, "steps": 3000,
-                          "n_train": 50000, "d_model": 128, "layers": 2, "lr": 0.2,
-                          "warmup": 200},
-}
-
-
-def make_task(task: str, n: int, seq_len: int, vocab: int, seed: int):
-    """src (n, S), tgt (n, T) int64 with data tokens >= 3 (0, 1, 2 are <pad>, <bos>, <eos>)."""
-    if task == "copy":
-        return make_copy_task(n, seq_len, vocab, seed, reserved=RESERVED)
-    if task == "reverse":
-        return make_reverse_task(n, seq_len, vocab, seed, reserved=RESERVED)
-    if task == "sort":
-        return make_sort_task(n, seq_len, vocab, seed, reserved=RESERVED)
-    if task == "addition":
-        return make_addition_task(n, seq_len, seed)
-    if task == "addition-reversed":
-        return make_addition_task(n, seq_len, seed, reverse_sum=True)
-    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-
-def add_bos_eos(tgt: torch.Tensor, cfg: TransformerConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(decoder input <bos> y_1 .. y_T, labels y_1 .. y_T <eos>), both (B, T + 1)."""
-    bos = torch.full((tgt.shape[0], 1), cfg.bos_id, dtype=tgt.dtype)
-    eos = torch.full((tgt.shape[0], 1), cfg.eos_id, dtype=tgt.dtype)
-    return torch.cat([bos, tgt], 1), torch.cat([tgt, eos], 1)
-
-
-@torch.no_grad()
-def exact_match(model: Transformer, src: torch.Tensor, tgt: torch.Tensor,
-                batch_size: int = 500) -> float:
-    """Fraction of examples whose greedy output equals the target followed by <eos>."""
-    cfg = model.config
-    _, labels = add_bos_eos(tgt, cfg)
-    hits = 0
-    for i in range(0, src.shape[0], batch_size):
-        pred = greedy_decode(model, src[i:i + batch_size], max_len=labels.shape[1])
-        want = labels[i:i + batch_size]
-        if pred.shape[1] < want.shape[1]:  # every row ended early (wrong anyway)
-            pred = F.pad(pred, (0, want.shape[1] - pred.shape[1]), value=cfg.pad_id)
-        hits += int((pred == want).all(dim=1).sum())
-    return hits / src.shape[0]
-
-
-def train(model: Transformer, src: torch.Tensor, tgt: torch.Tensor, *, steps: int,
-          batch_size: int, warmup: int, lr_factor: float, seed: int = 0,
-          progress: bool = False) -> dict[str, list[float]]:
-    """Teacher-forced training with the paper's recipe: Adam (0.9, 0.98, 1e-9), the Section
-    5.3 schedule (``lr_factor`` times it, warm-up ``warmup``), label smoothing (Section 5.4).
-
-    Inputs:  model; src (N, S), tgt (N, T) int64 (targets without <bos> / <eos>, on any
-             device: each batch moves to the model's); steps - optimizer steps; batch_size;
-             seed - each step draws batch_size random examples (with replacement) from a
-             generator seeded with it, so every step sees a new random batch
-    Returns: {"loss": per-step training loss, "lr": per-step learning rate}; the model is
-             left in training mode
-    """
-    cfg = model.config
-    device = next(model.parameters()).device
-    optimizer = make_optimizer(model)
-    scheduler = make_noam_scheduler(optimizer, cfg.d_model, warmup, factor=lr_factor)
-    loss_fn = make_loss(cfg)
-    generator = torch.Generator().manual_seed(seed)
-    history: dict[str, list[float]] = {"loss": [], "lr": []}
-    model.train()
-    bar = range(steps)
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(bar, desc="L3 Transformer", leave=False)
-    for _ in bar:
-        idx = torch.randint(0, src.shape[0], (batch_size,), generator=generator)
-        dec_in, labels = add_bos_eos(tgt[idx].cpu(), cfg)
-        logits = model(src[idx].to(device), dec_in.to(device))  # (B, T + 1, V)
-        loss = loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device).reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history["lr"].append(optimizer.param_groups[0]["lr"])
-        scheduler.step()
-        history["loss"].append(loss.item())
-        if not math.isfinite(history["loss"][-1]):
-            raise FloatingPointError(f"the loss became {history['loss'][-1]} at step "
-                                     f"{len(history['loss'])}; lower --lr")
-        if progress:
-            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-    return history
-
-
-# --------------------------------------------------------------------------------------
-# 11. The script
-# --------------------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Train a small Transformer on a generated task; report held-out exact match.
-
-    Returns: {"exact_match" (greedy, held-out), "token_accuracy", "final_loss" (held-out,
-             teacher forcing), "first_train_loss" / "last_train_loss" (the first and last
-             step's batch), "train_seconds", "steps"}
-    """
-    parser = argparse.ArgumentParser(
-        description="The Transformer (Vaswani et al. 2017) on generated seq2seq tasks: post-LN "
-                    "encoder-decoder, shared embeddings, label smoothing, Adam with the "
-                    "warm-up schedule; greedy decoding for the held-out exact match. Training "
-                    "runs for --steps optimizer steps.")
-    add_common_args(parser, datasets=TASKS, batch_size=64, lr=None,
-                    out="runs/07_Transformer/paper", counts_steps=True)
-    parser.add_argument("--task", dest="dataset", choices=TASKS, default=argparse.SUPPRESS,
-                        help="the same as --dataset")
-    parser.add_argument("--steps", type=positive_int, default=None,
-                        help="optimizer steps (default: %(default)s)")
-    parser.add_argument("--seq-len", type=positive_int, default=None,
-                        help="sequence length, for addition the digits per operand "
-                             "(default: %(default)s)")
-    parser.add_argument("--d-model", type=positive_int, default=None,
-                        help="model width, d_ff = 4 d_model (default: %(default)s)")
-    parser.add_argument("--heads", type=positive_int, default=4,
-                        help="attention heads, must divide --d-model (default: %(default)s)")
-    parser.add_argument("--layers", type=positive_int, default=None,
-                        help="encoder layers = decoder layers (default: %(default)s)")
-    parser.add_argument("--dropout", type=probability, default=0.0,
-                        help="residual dropout (paper 0.1; 0 learns these tiny tasks faster; "
-                             "default: %(default)s)")
-    parser.add_argument("--warmup", type=positive_int, default=None,
-                        help="warm-up steps (paper 4000; default: %(default)s); --lr is the "
-                             "factor that multiplies the Section 5.3 schedule")
-    parser.add_argument("--n-test", type=positive_int, default=1000,
-                        help="held-out examples (default: %(default)s)")
-    parser.add_argument("--threads", type=non_negative_int, default=1,
-                        help="torch CPU threads, 0: torch's default (default: %(default)s)")
-    args = parse_args(parser, argv, TASK_DEFAULTS)
-    if args.d_model % args.heads or args.d_model % 2:
-        parser.error(f"--d-model ({args.d_model}) must be even and divisible by --heads "
-                     f"({args.heads})")
-    with torch_threads(args.threads):
-        return _run(args, TASK_DEFAULTS[args.dataset])
-
-
-def _run(args: argparse.Namespace, defaults: dict) -> dict[str, float]:
-    seed_everything(args.seed)
-    out = prepare_out_dir(args.out)
-    device = torch.device("cpu" if args.device == "auto" and not torch.cuda.is_available()
-                          else ("cuda" if args.device == "auto" else args.device))
-    task, vocab = args.dataset, defaults["vocab"]
-    src, tgt = make_task(task, defaults["n_train"] + args.n_test, args.seq_len, vocab, args.seed)
-    src, tgt = torch.from_numpy(src), torch.from_numpy(tgt)
-    # held-out examples: the last n_test, minus any source that also occurs in training
-    train_src, train_tgt = src[:-args.n_test], tgt[:-args.n_test]
-    seen = {tuple(r) for r in train_src.tolist()}
-    keep = torch.tensor([tuple(r) not in seen for r in src[-args.n_test:].tolist()])
-    test_src, test_tgt = src[-args.n_test:][keep], tgt[-args.n_test:][keep]
-
-    cfg = TransformerConfig(vocab_size=vocab, d_model=args.d_model, n_heads=args.heads,
-                            d_ff=4 * args.d_model, n_encoder_layers=args.layers,
-                            n_decoder_layers=args.layers, dropout=args.dropout, max_len=64)
-    model = Transformer(cfg).to(device)
-    print(f"{task}: {train_src.shape[0]} training / {test_src.shape[0]} held-out examples, "
-          f"source length {src.shape[1]}; Transformer d_model {cfg.d_model}, {cfg.n_heads} "
-          f"heads, {args.layers}+{args.layers} layers, {count_parameters(model):,} parameters")
-
-    started = time.perf_counter()
-    history = train(model, train_src, train_tgt, steps=args.steps, batch_size=args.batch_size,
-                    warmup=args.warmup, lr_factor=args.lr, seed=args.seed,
-                    progress=args.progress)
-    seconds = time.perf_counter() - started
-    losses, lrs = history["loss"], history["lr"]
-
-    model.eval()
-    loss_fn = make_loss(cfg)
-    em = exact_match(model, test_src.to(device), test_tgt.to(device))
-    with torch.no_grad():
-        dec_in, labels = add_bos_eos(test_tgt, cfg)
-        logits = model(test_src.to(device), dec_in.to(device))
-        token_acc = float((logits.argmax(-1).cpu() == labels).float().mean())
-        final_loss = float(loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device)
-                                   .reshape(-1)))
-    metrics = {"exact_match": em, "token_accuracy": token_acc, "final_loss": final_loss,
-               "first_train_loss": losses[0], "last_train_loss": losses[-1],
-               "train_seconds": seconds, "steps": args.steps}
-    print(f"L3 Transformer on {task}: held-out exact match {em:.4f} (greedy), token accuracy "
-          f"{token_acc:.4f}, loss {final_loss:.4f} (label-smoothed), {seconds:.1f} s for "
-          f"{args.steps} steps on {device}")
-    _plots(model, task, test_src[:1].to(device), test_tgt[:1], losses, lrs, args, out)
-    return metrics
-
-
-def _plots(model: Transformer, task: str, src, tgt, losses, lrs, args, out) -> None:
-    """Loss curve, learning-rate schedule, every head's attention on one held-out example."""
-    cfg = model.config
-    window = max(1, len(losses) // 50)
-    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    # with label smoothing the loss cannot reach 0: its minimum is the entropy of the
-    # smoothed target, q = 1 - eps + eps/K on the true token and eps/K on the others
-    eps, k = cfg.label_smoothing, cfg.tgt_vocab
-    q_true, q_other = 1 - eps + eps / k, eps / k
-    floor = -(q_true * math.log(q_true) + (k - 1) * q_other * math.log(q_other)) if eps else 0
-    plot_curves({"training loss (per step)": losses, f"mean of {window} steps": smooth,
-                 "smallest possible (entropy of the smoothed target)": [floor] * len(losses)},
-                path=out / "loss.png", xlabel="step", ylabel="label-smoothed cross-entropy",
-                title=f"L3 Transformer on {task}", logy=True)
-    plot_curves({"learning rate": lrs}, path=out / "lr_schedule.png", xlabel="step",
-                ylabel="lr", title=f"Section 5.3 schedule: d_model {cfg.d_model}, warm-up "
-                                   f"{args.warmup}, factor {args.lr:g}")
-    dec_in, _ = add_bos_eos(tgt, cfg)
-    maps = model.attention_maps(src, dec_in.to(src.device))
-    src_text = tokens_to_text(src[0].tolist(), task)
-    tgt_text = tokens_to_text(dec_in[0].tolist(), task)
-    last = len(maps["encoder"]) - 1
-    for kind, x_tokens, y_tokens in (("encoder", src_text, src_text),
-                                     ("decoder_self", tgt_text, tgt_text),
-                                     ("cross", src_text, tgt_text)):
-        # the last layer's heads (drawing every layer would take longer than training)
-        plot_attention(maps[kind][last][0].cpu(), x_tokens=x_tokens, y_tokens=y_tokens,
-                       path=out / f"attention_{kind}.png",
-                       title=f"{task}: {kind.replace('_', ' ')} attention, every head of "
-                             f"layer {last + 1}")
-    print(f"plots written to {out}")
-
-
-if __name__ == "__main__":
-    main()
