@@ -41,7 +41,7 @@ BUGS = [
     ),
     Bug(
         name="mini-batches never shuffled (L1)",
-        file="numpy/lenet_numpy.py",
+        file="numpy/train.py",
         find="    order = rng.permutation(len(X))",
         replace="    order = np.arange(len(X))",
         caught_by=("numpy/test_numpy.py::test_train_epoch_shuffles_anew_every_epoch_with_the_"

@@ -15,7 +15,7 @@ LESSON = "03_CNN_LeNet"
 MAJORITY_CLASS = {"baseline": 0.10, "baseline_name": "majority class"}  # digits test split
 
 STOPS = [
-    TourStop("LeNet-5 (modern)", "L1", f"{LESSON}.numpy.lenet_numpy", "digits",
+    TourStop("LeNet-5 (modern)", "L1", f"{LESSON}.numpy.train", "digits",
              "test_accuracy", 0.93, **MAJORITY_CLASS),
     TourStop("LeNet-5 (modern)", "L2", f"{LESSON}.pytorch_lowlevel.lenet_lowlevel", "digits",
              "test_accuracy", 0.93, **MAJORITY_CLASS),

@@ -2,7 +2,7 @@
 
 Files: ``conv_numpy.py`` (Conv2D by im2col, a naive loop version, MaxPool2D,
 AvgPool2D, Flatten), ``lenet_numpy.py`` (LeNet-5 from those layers and lesson 02's
-dense layers, and the training script), ``test_numpy.py``.
+dense layers), ``train.py`` (the script that trains it), ``test_numpy.py``.
 
 Why this file checks its own name: this folder is called ``numpy``. If Python is
 started inside ``03_CNN_LeNet/``, that folder is first on ``sys.path`` and
@@ -19,7 +19,7 @@ if __name__ == "numpy":
         "NumPy, because Python was started inside 03_CNN_LeNet/ (that folder is on "
         "sys.path, so its `numpy/` subfolder shadows the NumPy package).\n"
         "Run from the repository root instead, for example:\n"
-        "    python 03_CNN_LeNet/numpy/lenet_numpy.py\n"
-        "    python -m 03_CNN_LeNet.numpy.lenet_numpy\n"
+        "    python 03_CNN_LeNet/numpy/train.py\n"
+        "    python -m 03_CNN_LeNet.numpy.train\n"
         "    pytest 03_CNN_LeNet"
     )

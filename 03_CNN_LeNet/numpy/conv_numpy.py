@@ -1,94 +1,15 @@
 """Convolution and pooling layers from scratch in NumPy, with hand-written backward passes.
 
-What this file teaches
-----------------------
-The two layers that make a network convolutional (LeCun et al. 1989, "Backpropagation
-applied to handwritten zip code recognition"; LeCun et al. 1998, "Gradient-based
-learning applied to document recognition", section II):
-
-- a 2-D convolution, a small filter bank slid over the image, so that every position
-  shares the same weights (translation equivariance, and far fewer parameters than a
-  dense layer);
-- pooling (max or average over small windows), which shrinks the feature maps and
-  makes the features a little tolerant to small shifts.
-
-Each is written twice: a naive version with explicit loops that reads like the
-equation (``conv2d_naive``), and a vectorised version (``Conv2D``) that turns the
-convolution into ONE matrix product ("im2col"), the trick behind most CPU and GPU
-convolution code before specialised kernels. Tests check that both give the same
-numbers, and that both equal PyTorch's ``F.conv2d``.
-
-Notation and shapes
--------------------
-Images are stored channels-first, like PyTorch: x (N, C_in, H, W). A layer has
-weights W (C_out, C_in, kH, kW) and a bias b (C_out,). With stride s and zero
-padding p on each side, x is first padded to xp (N, C_in, H + 2p, W + 2p), and::
-
-    out[n, o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] * xp[n, c, s*i + u, s*j + v]
-
-    H_out = floor((H + 2p - kH) / s) + 1          W_out = floor((W + 2p - kW) / s) + 1
-
-Strictly this is a cross-correlation (the filter is not flipped); every deep-learning
-library calls it convolution, and since W is learned the difference does not matter.
-
-The backward pass, from the same sum (dout = dL/dout, shape (N, C_out, H_out, W_out))::
-
-    dL/db[o]          = sum_{n, i, j} dout[n, o, i, j]
-    dL/dW[o, c, u, v] = sum_{n, i, j} dout[n, o, i, j] * xp[n, c, s*i + u, s*j + v]
-    dL/dxp[n, c, y, x] = sum over every (o, i, j, u, v) with s*i + u = y, s*j + v = x of
-                         dout[n, o, i, j] * W[o, c, u, v]
-
-and dL/dx is dL/dxp with the padding cut off. The last sum is a "transposed
-convolution": each output gradient is spread back over the window it came from.
-
-im2col: the convolution as one matrix product
----------------------------------------------
-Gather every window of xp into a column: a matrix ``cols`` of shape (K, M) with
-K = C_in*kH*kW (one row per weight of a filter) and M = N*H_out*W_out (one column per
-output position). Then, with the filters as rows of Wm = W.reshape(C_out, K)::
-
-    out  = Wm @ cols + b                      (C_out, K) @ (K, M) -> (C_out, M)
-    dW   = dout_m @ cols^T                    (C_out, M) @ (M, K) -> (C_out, K)
-    dcols = Wm^T @ dout_m                     (K, C_out) @ (C_out, M) -> (K, M)
-
-and ``col2im`` adds dcols back to the pixels each column was copied from. Both
-``im2col`` and ``col2im`` loop over the kH*kW kernel offsets (25 for LeNet) and move a
-whole (C, N, H_out, W_out) slab at each one, so the Python loop is tiny and all the
-work happens in NumPy; ``cols`` costs kH*kW times the memory of the image, the price
-of turning the convolution into a matrix product.
-
-Pooling
--------
-MaxPool2D and AvgPool2D slide a k x k window with stride s (default s = k, the
-non-overlapping pooling of LeNet):
-
-    max:  out[n, c, i, j] = max_{u, v} xp[n, c, s*i + u, s*j + v]
-    avg:  out[n, c, i, j] = 1/(k*k) sum_{u, v} xp[n, c, s*i + u, s*j + v]
-
-Max pooling's gradient goes to the element that was the maximum; average pooling's
-is shared equally, 1/(k*k) to each element of the window. Overlapping windows
-(s < k) add up their contributions. Padding, as in PyTorch, is -inf for max
-pooling and zeros for average pooling (which divides by k*k, padded elements
-included: PyTorch's default ``count_include_pad=True``). Output sizes round down
-(PyTorch's default ``ceil_mode=False``).
-
-Tie-breaking in max pooling: when several elements of a window share the maximum,
-the FIRST one in row-major order (smallest u, then smallest v) receives the whole
-gradient, exactly as PyTorch's CPU kernel does. A NaN in a window makes its output
-NaN, as in PyTorch (its gradient then goes to the largest number before the NaN,
-where PyTorch sends it to the NaN: a NaN has already spoiled the training anyway).
-
-The layer protocol
-------------------
-Every class here follows the curriculum's L1 layer protocol (DESIGN.md section 4):
-``forward(x)`` caches what ``backward`` needs, ``backward(dout)`` returns dL/dx and
-fills ``grads`` (same keys as ``params``), so lesson 02's ``Sequential`` and
-optimisers use them unchanged. Convolution computes in its parameters' dtype
-(float64 or float32); pooling keeps its input's dtype.
-
-Reading order: the helpers (sizes, padding), the naive convolution, im2col and
-col2im, ``Conv2D``, the pools, ``Flatten``. The model built from them is in
-``lenet_numpy.py`` beside this file.
+The two layers that make a network convolutional (LeCun et al. 1989; LeCun et al. 1998,
+section II): a 2-D convolution, one small filter bank slid over the image with the same
+weights at every position, and pooling (max or average over small windows). The
+convolution is written twice: loop by loop as the equation (``conv2d_naive``, to read and
+to test against) and as ONE matrix product of the filters with every window copied into a
+column ("im2col", ``Conv2D``). Every class follows the L1 layer protocol (``forward``
+caches, ``backward`` returns dL/dx and fills ``grads``), so lesson 02's ``Sequential`` and
+optimisers use them unchanged. Notation, the backward pass derived and the notes on this
+code: ``../theory.md`` (sections 1-4 and 9); LeNet-5 built from these layers:
+``lenet_numpy.py``.
 """
 
 from __future__ import annotations
@@ -96,94 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 INITS = ("he", "xavier", "lecun", "torch", None)  # the initialisations Conv2D offers
-
-
-# ---------------------------------------------------------------------------
-# Checking inputs and sizes: a wrong shape fails here, with the shape expected
-# ---------------------------------------------------------------------------
-
-
-def _pair(value, name: str) -> tuple[int, int]:
-    """An int or a pair of ints -> (rows, cols); e.g. kernel_size=5 -> (5, 5).
-
-    Inputs:  value - int or (int, int); name - the argument's name for the message.
-    Returns: a tuple of two Python ints.
-    """
-    pair = (value, value) if np.isscalar(value) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Number of window positions along one axis: floor((size + 2 padding - kernel) / stride) + 1.
-
-    Inputs:  size - H or W of the input; kernel, stride, padding - along the same axis.
-    Returns: H_out or W_out as an int; raises ValueError if not even one window fits.
-    """
-    padded = size + 2 * padding
-    if padded < kernel:
-        raise ValueError(f"the window ({kernel}) is larger than the padded input ({size} + 2*"
-                         f"{padding} = {padded}): use a smaller kernel or more padding")
-    return (padded - kernel) // stride + 1
-
-
-def _as_rng(rng) -> np.random.Generator:
-    """A Generator from a Generator, an int seed, or None (seeded from NumPy's global generator).
-
-    Inputs:  rng - np.random.Generator, int, or None.
-    Returns: np.random.Generator.
-    """
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng(np.random.randint(0, 2**31 - 1))
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise ValueError(f"rng must be a numpy Generator, an int seed or None; got {type(rng)}")
-
-
-def _check_images(x, name: str = "x", channels: int | None = None) -> np.ndarray:
-    """Return x as an ndarray of shape (N, C, H, W), or raise ValueError saying what was expected.
-
-    Inputs:  x - array-like (N, C, H, W); channels - the C the layer expects (None: any).
-    Returns: the ndarray (floats kept as they are, integers and booleans as float64).
-    """
-    x = np.asarray(x)
-    if x.ndim != 4:
-        hint = ""
-        if x.ndim == 3:
-            hint = " (one image? add the batch axis: x[None]; grey images? add the channel " \
-                   "axis: x[:, None])"
-        elif x.ndim == 2:
-            hint = " (flattened images? reshape to (N, C, H, W), e.g. x.reshape(-1, 1, 28, 28))"
-        raise ValueError(f"{name} must be a batch of images of shape (N, C, H, W); got shape "
-                         f"{x.shape}{hint}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} has {x.shape[1]} channels (shape {x.shape}) but the layer "
-                         f"expects {channels}: shape (N, {channels}, H, W), channels first")
-    if x.dtype.kind in "biu":
-        x = x.astype(np.float64)
-    elif x.dtype.kind != "f":
-        raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}")
-    return x
-
-
-def pad2d(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
-    """Pad the two spatial axes of a batch of images with a constant.
-
-    Inputs:  x (N, C, H, W); padding (pH, pW) added on both sides; value - the fill.
-    Returns: (N, C, H + 2 pH, W + 2 pW), x's dtype; x itself when there is no padding.
-    """
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
-
-
-def _window_slice(offset: int, stride: int, count: int) -> slice:
-    """The rows (or columns) kernel offset ``offset`` touches: offset, offset + s, ... (count)."""
-    return slice(offset, offset + stride * (count - 1) + 1, stride)
 
 
 # ---------------------------------------------------------------------------
@@ -203,12 +36,8 @@ def conv2d_naive(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride=1, padding=
              stride, padding - int or (rows, cols).
     Returns: out (N, C_out, H_out, W_out), in the dtype of x * W.
     """
-    x = _check_images(x)
-    W, b = np.asarray(W), np.asarray(b)
-    if W.ndim != 4 or W.shape[1] != x.shape[1] or b.shape != (W.shape[0],):
-        raise ValueError(f"expected W (C_out, {x.shape[1]}, kH, kW) and b (C_out,) for x with "
-                         f"{x.shape[1]} channels; got W {W.shape}, b {b.shape}")
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    x, W, b = _check_images(x), np.asarray(W), np.asarray(b)
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
     n_images, _, height, width = x.shape
     c_out, _, kh, kw = W.shape
     h_out = conv_output_size(height, kh, sh, ph)
@@ -236,7 +65,7 @@ def conv2d_backward_naive(dout: np.ndarray, x: np.ndarray, W: np.ndarray, stride
     Returns: (dx (N, C_in, H, W), dW (C_out, C_in, kH, kW), db (C_out,)).
     """
     x = _check_images(x)
-    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding", minimum=0)
     xp = pad2d(x, (ph, pw))
     dtype = np.result_type(x, W, dout)
     dxp, dW = np.zeros(xp.shape, dtype), np.zeros(W.shape, dtype)
@@ -252,59 +81,6 @@ def conv2d_backward_naive(dout: np.ndarray, x: np.ndarray, W: np.ndarray, stride
     db = dout.sum(axis=(0, 2, 3))  # every position adds b[o] once
     dx = dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]]  # cut the padding off
     return dx, dW, db
-
-
-# ---------------------------------------------------------------------------
-# im2col and col2im: the windows as the columns of one matrix, and back
-# ---------------------------------------------------------------------------
-
-
-def im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """Copy every kH x kW window of the (already padded) images into a column.
-
-        cols[(c, u, v), (n, i, j)] = xp[n, c, s_h*i + u, s_w*j + v]
-
-    Built by a loop over the kH*kW kernel offsets (u, v): for each one, the pixels that
-    offset sees at every output position form a strided slice of xp, copied in one go.
-    Rows are ordered (c, u, v), the order of ``W.reshape(C_out, -1)``; columns (n, i, j).
-
-    Inputs:  xp (N, C, Hp, Wp); kernel (kH, kW); stride (s_h, s_w).
-    Returns: cols (C*kH*kW, N*H_out*W_out), xp's dtype, a new contiguous array.
-    """
-    n_images, channels, hp, wp = xp.shape
-    kh, kw = kernel
-    h_out, w_out = conv_output_size(hp, kh, stride[0]), conv_output_size(wp, kw, stride[1])
-    xc = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp): a view, so each slab lands in row order
-    cols = np.empty((channels, kh, kw, n_images, h_out, w_out), dtype=xp.dtype)
-    for u in range(kh):
-        rows = _window_slice(u, stride[0], h_out)
-        for v in range(kw):
-            cols[:, u, v] = xc[:, :, rows, _window_slice(v, stride[1], w_out)]  # (C, N, Ho, Wo)
-    return cols.reshape(channels * kh * kw, n_images * h_out * w_out)  # (K, M), no copy
-
-
-def col2im(dcols: np.ndarray, xp_shape: tuple[int, ...], kernel: tuple[int, int],
-           stride: tuple[int, int]) -> np.ndarray:
-    """The adjoint of ``im2col``: add each column's entries back to the pixels they came from.
-
-        dxp[n, c, s_h*i + u, s_w*j + v] += dcols[(c, u, v), (n, i, j)]    for all c, u, v, n, i, j
-
-    A pixel covered by several windows (any stride smaller than the kernel) collects
-    the sum of their contributions; that is why this is ``+=`` and not ``=``.
-
-    Inputs:  dcols (C*kH*kW, N*H_out*W_out); xp_shape (N, C, Hp, Wp); kernel; stride.
-    Returns: dxp (N, C, Hp, Wp), dcols's dtype.
-    """
-    n_images, channels, hp, wp = xp_shape
-    kh, kw = kernel
-    h_out, w_out = conv_output_size(hp, kh, stride[0]), conv_output_size(wp, kw, stride[1])
-    dcols = dcols.reshape(channels, kh, kw, n_images, h_out, w_out)
-    dxc = np.zeros((channels, n_images, hp, wp), dtype=dcols.dtype)  # (C, N, Hp, Wp)
-    for u in range(kh):
-        rows = _window_slice(u, stride[0], h_out)
-        for v in range(kw):
-            dxc[:, :, rows, _window_slice(v, stride[1], w_out)] += dcols[:, u, v]
-    return dxc.transpose(1, 0, 2, 3)  # (N, C, Hp, Wp), a view
 
 
 # ---------------------------------------------------------------------------
@@ -345,10 +121,7 @@ class Conv2D:
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"need kernel_size >= 1, stride >= 1 and padding >= 0; got "
-                             f"{kernel_size!r}, {stride!r}, {padding!r}")
+        self.padding = _pair(padding, "padding", minimum=0)
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}: expected one of {INITS}")
         if np.dtype(dtype) not in (np.float32, np.float64):
@@ -456,6 +229,59 @@ class Conv2D:
 
 
 # ---------------------------------------------------------------------------
+# im2col and col2im: the windows as the columns of one matrix, and back
+# ---------------------------------------------------------------------------
+
+
+def im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Copy every kH x kW window of the (already padded) images into a column.
+
+        cols[(c, u, v), (n, i, j)] = xp[n, c, s_h*i + u, s_w*j + v]
+
+    Built by a loop over the kH*kW kernel offsets (u, v): for each one, the pixels that
+    offset sees at every output position form a strided slice of xp, copied in one go.
+    Rows are ordered (c, u, v), the order of ``W.reshape(C_out, -1)``; columns (n, i, j).
+
+    Inputs:  xp (N, C, Hp, Wp); kernel (kH, kW); stride (s_h, s_w).
+    Returns: cols (C*kH*kW, N*H_out*W_out), xp's dtype, a new contiguous array.
+    """
+    n_images, channels, hp, wp = xp.shape
+    kh, kw = kernel
+    h_out, w_out = conv_output_size(hp, kh, stride[0]), conv_output_size(wp, kw, stride[1])
+    xc = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp): a view, so each slab lands in row order
+    cols = np.empty((channels, kh, kw, n_images, h_out, w_out), dtype=xp.dtype)
+    for u in range(kh):
+        rows = _window_slice(u, stride[0], h_out)
+        for v in range(kw):
+            cols[:, u, v] = xc[:, :, rows, _window_slice(v, stride[1], w_out)]  # (C, N, Ho, Wo)
+    return cols.reshape(channels * kh * kw, n_images * h_out * w_out)  # (K, M), no copy
+
+
+def col2im(dcols: np.ndarray, xp_shape: tuple[int, ...], kernel: tuple[int, int],
+           stride: tuple[int, int]) -> np.ndarray:
+    """The adjoint of ``im2col``: add each column's entries back to the pixels they came from.
+
+        dxp[n, c, s_h*i + u, s_w*j + v] += dcols[(c, u, v), (n, i, j)]    for all c, u, v, n, i, j
+
+    A pixel covered by several windows (any stride smaller than the kernel) collects
+    the sum of their contributions; that is why this is ``+=`` and not ``=``.
+
+    Inputs:  dcols (C*kH*kW, N*H_out*W_out); xp_shape (N, C, Hp, Wp); kernel; stride.
+    Returns: dxp (N, C, Hp, Wp), dcols's dtype.
+    """
+    n_images, channels, hp, wp = xp_shape
+    kh, kw = kernel
+    h_out, w_out = conv_output_size(hp, kh, stride[0]), conv_output_size(wp, kw, stride[1])
+    dcols = dcols.reshape(channels, kh, kw, n_images, h_out, w_out)
+    dxc = np.zeros((channels, n_images, hp, wp), dtype=dcols.dtype)  # (C, N, Hp, Wp)
+    for u in range(kh):
+        rows = _window_slice(u, stride[0], h_out)
+        for v in range(kw):
+            dxc[:, :, rows, _window_slice(v, stride[1], w_out)] += dcols[:, u, v]
+    return dxc.transpose(1, 0, 2, 3)  # (N, C, Hp, Wp), a view
+
+
+# ---------------------------------------------------------------------------
 # Pooling
 # ---------------------------------------------------------------------------
 
@@ -468,10 +294,7 @@ class _Pool2D:
     def __init__(self, kernel_size, stride=None, padding=0):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"need kernel_size >= 1, stride >= 1 and padding >= 0; got "
-                             f"{kernel_size!r}, {stride!r}, {padding!r}")
+        self.padding = _pair(padding, "padding", minimum=0)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
             # the same rule as PyTorch: otherwise a window could hold only padding
             raise ValueError(f"padding {self.padding} must be at most half the kernel "
@@ -630,3 +453,94 @@ class Flatten:
         if dout.shape != (n, rest):
             raise ValueError(f"dout must have shape {(n, rest)}; got {dout.shape}")
         return dout.reshape(self.input_shape)
+
+
+# ---------------------------------------------------------------------------
+# Sizes, padding and the input checks the layers share: a wrong shape fails at the
+# layer's door, with the shape expected
+# ---------------------------------------------------------------------------
+
+
+def _pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum -> (rows, cols); e.g. kernel_size=5 -> (5, 5).
+
+    Inputs:  value - int or (int, int); name - the argument's name for the message;
+             minimum - 1 for kernel sizes and strides, 0 for padding.
+    Returns: a tuple of two Python ints.
+    """
+    pair = (value, value) if np.isscalar(value) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, each >= {minimum}; got "
+                         f"{value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Number of window positions along one axis: floor((size + 2 padding - kernel) / stride) + 1.
+
+    Inputs:  size - H or W of the input; kernel, stride, padding - along the same axis.
+    Returns: H_out or W_out as an int; raises ValueError if not even one window fits.
+    """
+    padded = size + 2 * padding
+    if padded < kernel:
+        raise ValueError(f"the window ({kernel}) is larger than the padded input ({size} + 2*"
+                         f"{padding} = {padded}): use a smaller kernel or more padding")
+    return (padded - kernel) // stride + 1
+
+
+def _as_rng(rng) -> np.random.Generator:
+    """A Generator from a Generator, an int seed, or None (seeded from NumPy's global generator).
+
+    Inputs:  rng - np.random.Generator, int, or None.
+    Returns: np.random.Generator.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng(np.random.randint(0, 2**31 - 1))
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise ValueError(f"rng must be a numpy Generator, an int seed or None; got {type(rng)}")
+
+
+def _check_images(x, name: str = "x", channels: int | None = None) -> np.ndarray:
+    """Return x as an ndarray of shape (N, C, H, W), or raise ValueError saying what was expected.
+
+    Inputs:  x - array-like (N, C, H, W); channels - the C the layer expects (None: any).
+    Returns: the ndarray (floats kept as they are, integers and booleans as float64).
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        hint = ""
+        if x.ndim == 3:
+            hint = " (one image? add the batch axis: x[None]; grey images? add the channel " \
+                   "axis: x[:, None])"
+        elif x.ndim == 2:
+            hint = " (flattened images? reshape to (N, C, H, W), e.g. x.reshape(-1, 1, 28, 28))"
+        raise ValueError(f"{name} must be a batch of images of shape (N, C, H, W); got shape "
+                         f"{x.shape}{hint}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} has {x.shape[1]} channels (shape {x.shape}) but the layer "
+                         f"expects {channels}: shape (N, {channels}, H, W), channels first")
+    if x.dtype.kind in "biu":
+        x = x.astype(np.float64)
+    elif x.dtype.kind != "f":
+        raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}")
+    return x
+
+
+def pad2d(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    """Pad the two spatial axes of a batch of images with a constant.
+
+    Inputs:  x (N, C, H, W); padding (pH, pW) added on both sides; value - the fill.
+    Returns: (N, C, H + 2 pH, W + 2 pW), x's dtype; x itself when there is no padding.
+    """
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _window_slice(offset: int, stride: int, count: int) -> slice:
+    """The rows (or columns) kernel offset ``offset`` touches: offset, offset + s, ... (count)."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)

@@ -50,6 +50,7 @@ from utils.testing import (
 
 cv = import_lesson("03_CNN_LeNet.numpy.conv_numpy")
 ln = import_lesson("03_CNN_LeNet.numpy.lenet_numpy")
+script = import_lesson("03_CNN_LeNet.numpy.train")
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -86,12 +87,13 @@ def test_shadowing_guard_explains_how_to_run():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
-    assert "python 03_CNN_LeNet/numpy/lenet_numpy.py" in result.stderr
+    assert "python 03_CNN_LeNet/numpy/train.py" in result.stderr
 
 
 def test_importing_the_lesson_does_not_import_torch():
     code = ("import sys, importlib\n"
             "importlib.import_module('03_CNN_LeNet.numpy.lenet_numpy')\n"
+            "importlib.import_module('03_CNN_LeNet.numpy.train')\n"
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=120)
@@ -527,33 +529,8 @@ def test_lenet_feature_maps_and_bad_input():
 
 
 # ---------------------------------------------------------------------------
-# Data preparation and the script
+# The script, train.py (its data: utils.data_loaders.load_images, tested in utils/tests)
 # ---------------------------------------------------------------------------
-
-
-def test_digits_become_32x32_blocks_in_a_4_pixel_border():
-    raw = np.zeros((1, 64))
-    raw[0, 0] = 16.0  # ink in the top-left pixel of the 8x8 digit
-    raw[0, 63] = 8.0  # half ink in the bottom-right one
-    images = ln.digits_to_32x32(raw)
-    expected = np.zeros((1, 1, 32, 32), dtype=np.float32)
-    expected[0, 0, 4:7, 4:7] = 1.0  # pixel (0, 0) -> a 3x3 block after the 4-pixel border
-    expected[0, 0, 25:28, 25:28] = 0.5  # pixel (7, 7) -> rows/cols 4 + 21 .. 4 + 23
-    np.testing.assert_array_equal(images, expected)
-    mnist = ln.mnist_to_32x32(np.ones((2, 28, 28)))
-    assert mnist.shape == (2, 1, 32, 32) and mnist.sum() == 2 * 28 * 28
-    assert np.all(mnist[:, :, :2] == 0) and np.all(mnist[:, :, 2:30, 2:30] == 1)
-    with pytest.raises(ValueError, match=r"\(N, 64\)"):
-        ln.digits_to_32x32(np.zeros((2, 8, 8)))
-
-
-def test_standardize_uses_training_statistics_only():
-    X_train = np.array([0.0, 2.0, 4.0, 6.0], dtype=np.float32).reshape(1, 1, 2, 2)
-    X_test = np.full((1, 1, 2, 2), 3.0, dtype=np.float32)
-    train, test = ln.standardize(X_train, X_test)
-    std = np.sqrt(5.0)  # population std of 0, 2, 4, 6 (mean 3)
-    assert_close(train.ravel(), (np.array([0, 2, 4, 6]) - 3) / std, FLOAT32)
-    assert_close(test, np.zeros_like(test), FLOAT32)  # the training mean, not the test mean
 
 
 def test_script_on_digits(tmp_path, monkeypatch):
@@ -570,8 +547,8 @@ def test_script_on_digits(tmp_path, monkeypatch):
 
     for name in ("plot_curves", "plot_feature_maps", "plot_confusion_matrix", "plot_image_grid",
                  "plot_weights"):
-        monkeypatch.setattr(ln, name, recorder)
-    metrics = ln.main(["--epochs", "2", "--out", str(tmp_path), "--no-progress"])
+        monkeypatch.setattr(script, name, recorder)
+    metrics = script.main(["--epochs", "2", "--out", str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.9
     assert metrics["train_accuracy"] >= 0.9
     assert 0 < metrics["final_loss"] < 0.4
@@ -595,9 +572,10 @@ def test_script_on_digits(tmp_path, monkeypatch):
 
 def test_script_without_mnist_exits_cleanly(tmp_path, capsys, monkeypatch):
     # never download in a test: the loader must fail at once, naming the missing files
-    monkeypatch.setattr(ln, "load_arrays", functools.partial(ln.load_arrays, download=False))
+    monkeypatch.setattr(script, "load_images",
+                        functools.partial(script.load_images, download=False))
     with pytest.raises(SystemExit) as exit_info:
-        ln.main(["--dataset", "mnist", "--data-root", str(tmp_path), "--out", str(tmp_path),
+        script.main(["--dataset", "mnist", "--data-root", str(tmp_path), "--out", str(tmp_path),
                  "--no-progress"])
     # SystemExit with a message: Python prints it to stderr and exits with status 1
     message = exit_info.value.code
@@ -608,17 +586,17 @@ def test_script_without_mnist_exits_cleanly(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("option, value", [
     ("--epochs", "0"), ("--batch-size", "-2"), ("--lr", "0"), ("--lr", "nan"),
     ("--decay-epochs", "-1"), ("--decay-epochs", "8"),  # digits trains 8 epochs: none left
-    ("--train-limit", "0"), ("--blas-threads", "-1"), ("--epochs", "two")])
+    ("--train-limit", "0"), ("--threads", "-1"), ("--epochs", "two")])
 def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        ln.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        script.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2  # argparse's usage error, before any work
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        ln.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "default: None" not in text
@@ -627,7 +605,7 @@ def test_help_shows_every_default(capsys):
 
 
 class _RecordingModel:
-    """Stands in for LeNet5 in ``train_epoch``: records which examples each batch holds."""
+    """Stands in for LeNet5 in ``train.train_epoch``: records which examples each batch holds."""
 
     def __init__(self):
         self.batches: list[list[int]] = []
@@ -654,7 +632,7 @@ def test_train_epoch_shuffles_anew_every_epoch_with_the_seeded_generator():
     def two_epochs(seed: int) -> list[list[int]]:
         model, rng = _RecordingModel(), np.random.default_rng(seed)
         for _ in range(2):
-            ln.train_epoch(model, ln.mlp.SoftmaxCrossEntropy(), _NoStep(), X, y,
+            script.train_epoch(model, ln.mlp.SoftmaxCrossEntropy(), _NoStep(), X, y,
                            batch_size=batch, rng=rng)
         return model.batches
 
@@ -672,7 +650,7 @@ def test_lenet_on_real_mnist(tmp_path, shared_data):
 
     Measured: 98.87 % test accuracy (the default 6 epochs: 99.01 %).
     """
-    metrics = ln.main(["--dataset", "mnist", "--data-root", str(shared_data), "--epochs", "3",
+    metrics = script.main(["--dataset", "mnist", "--data-root", str(shared_data), "--epochs", "3",
                        "--decay-epochs", "1", "--out", str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.985
 
