@@ -62,7 +62,7 @@ BUGS = [
     ),
     Bug(
         name="static binarisation: the same Bernoulli draw every epoch",
-        file="paper/vae_paper.py",
+        file="paper/train.py",
         find="X = (torch.rand(X_train.shape, generator=gen) < X_train.cpu()).to(X_train)",
         replace="X = (torch.rand(X_train.shape, generator=torch.Generator().manual_seed(seed))"
                 " < X_train.cpu()).to(X_train)",
@@ -72,7 +72,7 @@ BUGS = [
     ),
     Bug(
         name="evaluation noise not seeded",
-        file="paper/vae_paper.py",
+        file="paper/train.py",
         find="""    model.eval()
     torch.manual_seed(seed)
 """,

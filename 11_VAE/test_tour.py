@@ -17,7 +17,7 @@ import numpy as np
 from utils import import_lesson
 
 tour = import_lesson("11_VAE.tour")
-L2 = import_lesson("11_VAE.pytorch_lowlevel.vae_lowlevel")
+L2 = import_lesson("11_VAE.pytorch_lowlevel.train")  # its load_images
 
 
 def test_the_baseline_is_independent_pixels_at_the_training_means():

@@ -17,9 +17,9 @@ information, and a miss means something broke, not bad luck.
 
 from utils.tour import TourStop
 
-L1 = "11_VAE.numpy.vae_numpy"
-L2 = "11_VAE.pytorch_lowlevel.vae_lowlevel"
-L3 = "11_VAE.paper.vae_paper"
+L1 = "11_VAE.numpy.train"
+L2 = "11_VAE.pytorch_lowlevel.train"
+L3 = "11_VAE.paper.train"
 
 BASELINE_NEG_ELBO = 27.25  # independent pixels at the training means (see below)
 TARGET_NEG_ELBO = 25.5  # nats per image on binarised digits, clearly below the baseline
@@ -36,9 +36,10 @@ def independent_pixels_neg_log_likelihood() -> float:
     """-log p(x) of the tour's test set under independent Bernoulli pixels, nats per image.
 
     p_d = the mean of pixel d over the training images' grey levels (what dynamic
-    binarisation draws on average); the test images are the binary ones every level
-    scores (``vae_lowlevel.load_images``: seed 12345). A pixel never inked in training
-    gets p = 1e-6 (none of them is inked in the test set, so the value does not matter).
+    binarisation draws on average); the test images are the binary ones every level scores
+    (``load_images`` of pytorch_lowlevel/train.py: seed 12345). A pixel never inked in
+    training gets p = 1e-6 (none of them is inked in the test set, so the value does not
+    matter).
     """
     import numpy as np
 

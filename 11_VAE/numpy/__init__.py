@@ -1,9 +1,9 @@
 """Level 1 of lesson 11: the variational autoencoder in NumPy only.
 
-Files: ``vae_numpy.py`` (the Bernoulli log-likelihood, the Gaussian KL term, the
-reparameterisation z = mu + sigma * eps, the VAE with its hand-written backward pass
-through the sampling step, an importance-weighted estimate of log p(x), and the
-training script), ``test_numpy.py``.
+Files: ``vae_numpy.py`` (the model: the Bernoulli log-likelihood, the Gaussian KL term,
+the reparameterisation z = mu + sigma * eps, the VAE with its hand-written backward pass
+through the sampling step, an importance-weighted estimate of log p(x)), ``train.py``
+(the script: data, training loop, evaluation, pictures), ``test_numpy.py``.
 
 Why this file checks its own name: this folder is called ``numpy``. If Python is
 started inside ``11_VAE/``, that folder is first on ``sys.path`` and
@@ -20,7 +20,7 @@ if __name__ == "numpy":
         "NumPy, because Python was started inside 11_VAE/ (that folder is on "
         "sys.path, so its `numpy/` subfolder shadows the NumPy package).\n"
         "Run from the repository root instead, for example:\n"
-        "    python 11_VAE/numpy/vae_numpy.py\n"
-        "    python -m 11_VAE.numpy.vae_numpy\n"
+        "    python 11_VAE/numpy/train.py\n"
+        "    python -m 11_VAE.numpy.train\n"
         "    pytest 11_VAE"
     )

@@ -7,7 +7,8 @@ importance-weighted estimate of log p(x) (Burda et al. 2015) used for evaluation
 
 Files (read them in this order):
 
-- ``vae_paper.py``  the module, the ELBO, the IW bound, training, the pictures, the script
+- ``vae_paper.py``  the module, the ELBO, the IW bound, the latent manifold (Figure 4)
+- ``train.py``      the script: data, training (Adam), evaluation, pictures
 - ``test_paper.py`` parameter count, distributions references, overfitting, checkpoints,
                     determinism, and L1 == L2 == L3 on shared weights and noise
 """

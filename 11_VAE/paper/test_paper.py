@@ -32,6 +32,7 @@ from utils.lessons import import_lesson
 from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
 
 L3 = import_lesson("11_VAE.paper.vae_paper")
+T3 = import_lesson("11_VAE.paper.train")  # the script: training, evaluation, pictures
 L2 = import_lesson("11_VAE.pytorch_lowlevel.vae_lowlevel")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -134,7 +135,7 @@ def test_iw_bound_is_exact_when_q_is_the_true_posterior():
 
 def test_overfits_one_small_batch():
     torch.manual_seed(0)
-    X_train, _, _, _ = L2.load_images("digits", binarize="threshold")
+    X_train, _, _, _ = T3.load_images("digits", binarize="threshold")
     x = torch.as_tensor(X_train[:16])
     model = L3.VAE(64, 64, 4)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -196,7 +197,7 @@ def test_level_purity():
 
 
 def test_script_on_digits(tmp_path):
-    result = L3.main(["--epochs", "4", "--iw-k", "20", "--out", str(tmp_path), "--no-progress"])
+    result = T3.main(["--epochs", "4", "--iw-k", "20", "--out", str(tmp_path), "--no-progress"])
     assert result["test_neg_elbo"] == pytest.approx(result["test_recon"] + result["test_kl"])
     assert 20 < result["test_neg_elbo"] < 36, result
     assert result["test_iw_nll"] < result["test_neg_elbo"] + 0.5  # IW bound is tighter
@@ -283,7 +284,7 @@ def test_training_binarises_afresh_every_epoch():
         return loss(xb, eps)
 
     model.loss = recording
-    L3.train(model, X, epochs=2, batch_size=n, dynamic=True, seed=0)  # one batch per epoch
+    T3.train(model, X, epochs=2, batch_size=n, dynamic=True, seed=0)  # one batch per epoch
     assert len(seen) == 2
     for xb in seen:
         assert set(xb.unique().tolist()) == {0.0, 1.0}  # binary pixels, not grey levels
@@ -298,10 +299,10 @@ def test_evaluate_is_deterministic_and_equals_the_seeded_loss():
     torch.manual_seed(0)
     model = L3.VAE(16, 8, 2)
     X = (torch.rand(50, 16, generator=torch.Generator().manual_seed(1)) < GREY).float()
-    first = L3.evaluate(model, X, iw_k=5, seed=3)
+    first = T3.evaluate(model, X, iw_k=5, seed=3)
     torch.randn(100)  # whatever happened to the global generator in between
-    assert L3.evaluate(model, X, iw_k=5, seed=3) == first
-    assert L3.evaluate(model, X, seed=4)["neg_elbo"] != first["neg_elbo"]  # the seed is used
+    assert T3.evaluate(model, X, iw_k=5, seed=3) == first
+    assert T3.evaluate(model, X, seed=4)["neg_elbo"] != first["neg_elbo"]  # the seed is used
     torch.manual_seed(3)  # the noise evaluate draws: one eps per image, from seed 3
     expected = model.loss(X)[0]
     assert_close(first["neg_elbo"], expected, tolerance(torch.float32), "test -ELBO")
@@ -315,7 +316,7 @@ L3_BAD_OPTIONS = [("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-1"), ("--
 @pytest.mark.parametrize("option, value", L3_BAD_OPTIONS)
 def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        L3.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        T3.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert option in err and "Traceback" not in err, err
@@ -323,7 +324,7 @@ def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        L3.main(["--help"])
+        T3.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--iw-k" in out and "default: None" not in out
@@ -331,5 +332,5 @@ def test_script_help_shows_every_default(capsys):
 
 def test_script_missing_mnist_is_one_clear_message(tmp_path):
     with pytest.raises(SystemExit, match="^error: .*does not exist"):
-        L3.main(["--dataset", "mnist", "--data-root", str(tmp_path / "none"),
+        T3.main(["--dataset", "mnist", "--data-root", str(tmp_path / "none"),
                  "--out", str(tmp_path), "--no-progress"])

@@ -8,6 +8,7 @@ lesson 02's hand-written ``adam_step``. No ``torch.nn`` layers, no ``torch.optim
 
 Files (read them in this order):
 
-- ``vae_lowlevel.py``  the model, the ELBO, the training loop, the script
+- ``vae_lowlevel.py``  the model and the ELBO
+- ``train.py``         the script: data, the training loop, evaluation, pictures
 - ``test_lowlevel.py`` the ELBO's pieces checked against torch.distributions
 """

@@ -27,6 +27,7 @@ from utils.lessons import import_lesson
 from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
 
 L2 = import_lesson("11_VAE.pytorch_lowlevel.vae_lowlevel")
+T2 = import_lesson("11_VAE.pytorch_lowlevel.train")  # the script: data, training loop
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -124,14 +125,14 @@ def test_init_is_glorot_uniform():
 
 
 def test_training_lowers_the_test_neg_elbo_on_digits():
-    X_train, X_test, _, side = L2.load_images("digits", binarize="dynamic")
+    X_train, X_test, _, side = T2.load_images("digits", binarize="dynamic")
     assert side == 8 and X_train.shape[1] == 64 and set(np.unique(X_test)) <= {0.0, 1.0}
     params = L2.init_vae(64, 64, 4, seed=0)
     X_test_t = torch.as_tensor(X_test)
-    before = L2.evaluate(params, X_test_t)["neg_elbo"]
-    history = L2.train(params, torch.as_tensor(X_train[:600]), epochs=6, batch_size=32,
+    before = T2.evaluate(params, X_test_t)["neg_elbo"]
+    history = T2.train(params, torch.as_tensor(X_train[:600]), epochs=6, batch_size=32,
                        lr=3e-3, seed=0)
-    after = L2.evaluate(params, X_test_t)
+    after = T2.evaluate(params, X_test_t)
     assert before > 40 and after["neg_elbo"] < 34, (before, after)
     assert history["neg_elbo"][-1] < history["neg_elbo"][0]
     assert after["neg_elbo"] == pytest.approx(after["recon"] + after["kl"])
@@ -147,9 +148,9 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="hidden_dim must be a positive integer"):
         L2.init_vae(12, 0, 3)
     with pytest.raises(ValueError, match="unknown dataset"):
-        L2.load_images("cifar")
+        T2.load_images("cifar")
     with pytest.raises(ValueError, match="unknown binarisation"):
-        L2.load_images("digits", binarize="otsu")
+        T2.load_images("digits", binarize="otsu")
 
 
 def test_level_purity():
@@ -157,7 +158,7 @@ def test_level_purity():
 
 
 def test_script_on_digits(tmp_path):
-    result = L2.main(["--epochs", "4", "--out", str(tmp_path), "--no-progress"])
+    result = T2.main(["--epochs", "4", "--out", str(tmp_path), "--no-progress"])
     assert result["test_neg_elbo"] == pytest.approx(result["test_recon"] + result["test_kl"])
     assert 20 < result["test_neg_elbo"] < 36, result
     for name in ("elbo.png", "reconstructions.png", "samples.png"):
@@ -183,7 +184,7 @@ def test_training_binarises_afresh_every_epoch(monkeypatch):
 
     monkeypatch.setattr(L2, "vae_loss", recording)
     params = L2.init_vae(16, 8, 2, seed=0)
-    L2.train(params, GREY.repeat(n, 1), epochs=2, batch_size=n, dynamic=True, seed=0)
+    T2.train(params, GREY.repeat(n, 1), epochs=2, batch_size=n, dynamic=True, seed=0)
     assert len(seen) == 2  # one batch per epoch
     for xb in seen:
         assert set(xb.unique().tolist()) == {0.0, 1.0}  # binary pixels, not grey levels
@@ -197,9 +198,9 @@ def test_training_binarises_afresh_every_epoch(monkeypatch):
 def test_evaluate_is_deterministic_and_equals_the_seeded_loss():
     params = L2.init_vae(16, 8, 2, seed=0)
     X = (torch.rand(50, 16, generator=torch.Generator().manual_seed(1)) < GREY).float()
-    first = L2.evaluate(params, X, seed=3)
+    first = T2.evaluate(params, X, seed=3)
     torch.randn(100)  # whatever happened to the global generator in between
-    assert L2.evaluate(params, X, seed=3) == first
+    assert T2.evaluate(params, X, seed=3) == first
     eps = torch.randn(50, 2, generator=torch.Generator().manual_seed(3))  # evaluate's noise
     expected = L2.vae_loss(params, X, eps)[0]
     assert_close(first["neg_elbo"], expected, tolerance(torch.float32), "test -ELBO")
@@ -210,7 +211,7 @@ def test_evaluate_is_deterministic_and_equals_the_seeded_loss():
     ("--latent-dim", "0"), ("--hidden", "0")])
 def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        L2.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        T2.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert option in err and "Traceback" not in err, err
@@ -218,7 +219,7 @@ def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        L2.main(["--help"])
+        T2.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--latent-dim" in out and "default: None" not in out
