@@ -10,7 +10,7 @@ L1 = "01_Linear_Logistic.numpy"
 L2 = "01_Linear_Logistic.pytorch_lowlevel"
 L3 = "01_Linear_Logistic.paper"
 
-# (model, dataset, metric, target, script name at each level)
+# (model, dataset, metric, target, the task's script at every level: train_<task>.py)
 DEMOS = [
     ("Linear regression", "diabetes", "test_r2", 0.30, "linear"),
     ("Logistic regression", "breast_cancer", "test_accuracy", 0.95, "logistic"),
@@ -22,8 +22,10 @@ BASELINES = {"diabetes": (-0.0013, "training mean"), "breast_cancer": (0.6316, "
              "digits": (0.10, "majority class")}
 
 STOPS = [
-    TourStop(model, level, f"{package}.{script}_{suffix}", dataset, metric, target,
+    TourStop(model, level, f"{package}.{script(task)}", dataset, metric, target,
              baseline=BASELINES[dataset][0], baseline_name=BASELINES[dataset][1])
-    for level, package, suffix in [("L1", L1, "numpy"), ("L2", L2, "lowlevel"), ("L3", L3, "paper")]
-    for model, dataset, metric, target, script in DEMOS
+    for level, package, script in [("L1", L1, lambda task: f"train_{task}"),
+                                   ("L2", L2, lambda task: f"{task}_lowlevel"),
+                                   ("L3", L3, lambda task: f"{task}_paper")]
+    for model, dataset, metric, target, task in DEMOS
 ]

@@ -1,77 +1,26 @@
-"""Logistic and softmax regression from scratch in NumPy, with numerically stable losses.
+"""Logistic and softmax regression in NumPy (L1 of lesson 01), with numerically stable losses.
 
-What this file teaches
-----------------------
-How a linear model becomes a classifier: squash the linear score into a
-probability, and fit by maximum likelihood. Two models:
-
-- binary logistic regression (Cox 1958, "The regression analysis of binary
-  sequences", JRSS B 20(2)), p(y = 1 | x) = sigmoid(x W + b);
-- softmax (multinomial) regression for K classes, p(y = k | x) = softmax(x W + b)_k
-  (Bishop, PRML, sections 4.3.2 and 4.3.4; Goodfellow et al., Deep Learning, 6.2.2.3).
-
-Both are fitted by (mini-batch) gradient descent, and the binary model also by
-Newton's method (iteratively reweighted least squares), whose quadratic convergence
-reaches the optimum to machine precision in a few dozen steps.
-
-The objectives (mean negative log-likelihood, plus a ridge penalty on W, not on b)
---------------------------------------------------------------------------------
-Binary, with logits z = X W + b (N,) and labels y in {0, 1}::
-
-    -log p(y | z) = softplus(z) - y z,      softplus(z) = log(1 + e^z)
-    J = 1/N sum_i [softplus(z_i) - y_i z_i] + (l2/2) ||W||^2
-    dJ/dz = (sigmoid(z) - y) / N
-
-Softmax, with logits Z = X W + b (N, K) and labels y in {0, ..., K-1}::
-
-    -log p(y | Z) = logsumexp(Z_i) - Z_i[y_i]
-    J = 1/N sum_i [logsumexp(Z_i) - Z_i[y_i]] + (l2/2) ||W||^2
-    dJ/dZ = (softmax(Z) - onehot(y)) / N
-
-The same shape of gradient as least squares, "prediction minus target", is no
-accident: all three are generalised linear models with their canonical link.
-Then, for both, dJ/dW = X^T dJ/dZ + l2 W and dJ/db = sum_i dJ/dZ_i.
-
-Numerical stability, the other lesson here
-------------------------------------------
-Written naively, these functions overflow: e^1000 is inf in float64. So:
-
-- sigmoid(z) = 1 / (1 + e^-z) for z >= 0 and e^z / (1 + e^z) for z < 0; both use
-  e^-|z| <= 1, which never overflows;
-- softplus(z) = max(z, 0) + log1p(e^-|z|): exact, no overflow, no log(0);
-- logsumexp(z) = m + log sum_k e^(z_k - m) with m = max_k z_k: every exponent <= 0;
-- losses are computed from logits, never as -log(sigmoid(z)), which is log(0) = -inf
-  once sigmoid(z) rounds to 0.
-
-Tiny values like e^-1000 underflow to 0.0, which is the correct limit here, so the
-functions below silence NumPy's underflow flag (and only that one).
-
-scikit-learn's ``LogisticRegression(C)`` minimises C sum_i logloss_i + 1/2 ||W||^2,
-which is N C times our J, so C = 1 / (N l2); l2 = 0 is ``C=np.inf`` (no penalty).
-
-Reading order: the stable functions, the two losses, the two models, then ``main``.
-Run ``python 01_Linear_Logistic/numpy/logistic_numpy.py`` from the repository root.
+Binary logistic regression (Cox 1958), p(y = 1 | x) = sigmoid(x W + b), and softmax
+regression, p(y = k | x) = softmax(x W + b)_k (Bishop, PRML, 4.3.2 and 4.3.4), both fitted
+by maximising the likelihood: gradient descent with momentum, and Newton's method (IRLS)
+for the binary model. The objectives, their gradients ("prediction minus target"), the
+stable sigmoid / softplus / log-sum-exp and the scikit-learn mapping are derived in
+``../theory.md`` (sections 3 and 4; the notes that used to open this file are in its
+appendix). ``train_logistic.py`` beside this file runs them.
 """
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
 from tqdm import tqdm
 
-from utils.cli import (
-    add_common_args,
-    data_errors,
-    non_negative_float,
-    non_negative_int,
-    parse_args,
-    prepare_out_dir,
-    seed_everything,
-)
-from utils.data_loaders import load_arrays
-from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
+from utils import import_lesson
+
+# The input checks were written for linear regression, the first model of the lesson.
+_linear = import_lesson("01_Linear_Logistic.numpy.linear_numpy")
+check_settings = _linear.check_settings
 
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
 # The classifiers' defaults: fit until the largest entry of the gradient of J is at most
@@ -201,71 +150,27 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
 
 
 # ---------------------------------------------------------------------------
-# Input checks shared by both models
+# Checks at the door (X and the settings: linear_numpy's check_features / check_settings)
 # ---------------------------------------------------------------------------
 
 
-def _as_float_matrix(X, name: str = "X") -> np.ndarray:
-    """Return X as a float array of shape (N, D), or raise ValueError saying what was expected.
-
-    Inputs:  X - array-like (N, D) of real numbers; float32 and float64 are kept,
-                 integers and booleans become float64.
-    Returns: (N, D) float32 or float64 ndarray.
-    """
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape (N, D), one row per example; "
-                         f"got shape {X.shape} (flatten images with x.reshape(len(x), -1))")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} has no rows: expected shape (N, D) with N >= 1")
-    if X.dtype.kind in "biu" or X.dtype == np.float16:
-        X = X.astype(np.float64)
-    elif X.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{name} must hold real numbers (float32, float64 or integers); "
-                         f"got dtype {X.dtype}")
-    if not np.all(np.isfinite(X)):
-        rows = np.unique(np.nonzero(~np.isfinite(X))[0])
-        raise ValueError(f"{name} contains NaN or inf in rows {rows[:5].tolist()}"
-                         f"{' ...' if rows.size > 5 else ''}: clean or impute them first")
-    return X
+def check_features(X) -> np.ndarray:
+    """X as a float (N, D) array (see linear_numpy.check_features)."""
+    return _linear.check_features(X, hint="flatten images with x.reshape(len(x), -1)")
 
 
-def _as_labels(y, n_rows: int) -> np.ndarray:
-    """Return class labels as an int64 array (N,); floats must be whole numbers.
-
-    Inputs:  y - (N,) labels; n_rows - N, the number of rows of X.
-    Returns: (N,) int64.
-    """
+def check_labels(y, n_rows: int) -> np.ndarray:
+    """Class labels y (N,), whole numbers (floats such as 1.0 accepted), as int64 (N,)."""
     y = np.asarray(y)
     if y.shape != (n_rows,):
         raise ValueError(f"y must be a 1-D array of labels with one entry per row of X, "
                          f"shape ({n_rows},); got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise ValueError("y must hold integer class labels; got NaN, inf or fractions")
-    elif y.dtype.kind not in "biu":
-        raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
+    whole = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(np.isfinite(y))
+                                      and np.all(y == np.round(y)))
+    if not whole:
+        raise ValueError(f"y must hold integer class labels (whole numbers, no NaN or inf); "
+                         f"got dtype {y.dtype}")
     return y.astype(np.int64)
-
-
-def _check_hyperparameters(solver, solvers, lr, epochs, batch_size, l2, momentum=0.0,
-                           tol=0.0) -> None:
-    """Raise ValueError for a hyperparameter outside its valid range."""
-    if solver not in solvers:
-        raise ValueError(f"unknown solver {solver!r}: expected one of {solvers}")
-    if not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0 (0: run every epoch), got {tol!r}")
-    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if batch_size is not None and not (isinstance(batch_size, (int, np.integer))
-                                       and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    if not l2 >= 0:
-        raise ValueError(f"l2 must be >= 0, got {l2!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -292,7 +197,8 @@ class _LinearClassifier:
     def __init__(self, input_dim: int | None, n_outputs: int | None, *, solver: str, lr: float,
                  epochs: int, batch_size: int | None, l2: float, seed: int, momentum: float,
                  tol: float):
-        _check_hyperparameters(solver, self.solvers, lr, epochs, batch_size, l2, momentum, tol)
+        check_settings(self.solvers, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
+                       l2=l2, momentum=momentum, tol=tol, input_dim=input_dim)
         self.solver, self.lr, self.epochs = solver, float(lr), int(epochs)
         self.batch_size, self.l2 = batch_size, float(l2)
         self.momentum, self.tol = float(momentum), float(tol)
@@ -308,16 +214,12 @@ class _LinearClassifier:
 
     def _init_params(self, input_dim: int, n_outputs: int, dtype) -> None:
         """Draw W ~ N(0, 1/D) of shape (D, K) and set b = 0 of shape (K,)."""
-        if input_dim < 1:
-            raise ValueError(f"input_dim must be >= 1, got {input_dim}")
         W = self.rng.standard_normal((input_dim, n_outputs)) / np.sqrt(input_dim)
         self.params = {"W": W.astype(dtype), "b": np.zeros(n_outputs, dtype=dtype)}
 
     @property
     def W(self) -> np.ndarray:
         """Weights (D, K): the same array as ``params["W"]``."""
-        if "W" not in self.params:
-            raise AttributeError("W does not exist yet: call fit(X, y) first, or pass input_dim")
         return self.params["W"]
 
     @W.setter
@@ -327,8 +229,6 @@ class _LinearClassifier:
     @property
     def b(self) -> np.ndarray:
         """Bias (K,): the same array as ``params["b"]``."""
-        if "b" not in self.params:
-            raise AttributeError("b does not exist yet: call fit(X, y) first, or pass input_dim")
         return self.params["b"]
 
     @b.setter
@@ -353,10 +253,6 @@ class _LinearClassifier:
         Inputs:  X (N, D).
         Returns: Z (N, K) (K = 1 for the binary model).
         """
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"forward expects X of shape (N, D); got shape {X.shape}")
-        self._check_ready(X)
         self.cache_X = X
         return X @ self.W + self.b  # (N, D) @ (D, K) + (K,) -> (N, K)
 
@@ -369,13 +265,7 @@ class _LinearClassifier:
         Inputs:  dZ (N, K) - dL/dZ for the X cached by the last forward.
         Returns: dL/dX (N, D).
         """
-        X = getattr(self, "cache_X", None)
-        if X is None:
-            raise ValueError("backward needs the input of a forward pass: call forward(X) first")
-        dZ = np.asarray(dZ)
-        if dZ.shape != (X.shape[0], self.W.shape[1]):
-            raise ValueError(f"dZ must have the forward output's shape "
-                             f"{(X.shape[0], self.W.shape[1])}; got {dZ.shape}")
+        X = self.cache_X
         self.grads["W"] = X.T @ dZ  # dL/dW = X^T dZ      (D, N) @ (N, K) -> (D, K)
         self.grads["b"] = dZ.sum(axis=0)  # dL/db = sum_i dZ_i                 (K,)
         return dZ @ self.W.T  # dL/dX = dZ W^T     (N, K) @ (K, D) -> (N, D)
@@ -384,8 +274,8 @@ class _LinearClassifier:
 
     def _prepare(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         """Validate (X, y): X (N, D) float, y (N,) labels checked by the subclass."""
-        X = _as_float_matrix(X)
-        return X, self._check_labels(_as_labels(y, X.shape[0]))
+        X = check_features(X)
+        return X, self._check_labels(check_labels(y, X.shape[0]))
 
     def _objective(self, X: np.ndarray, y: np.ndarray) -> float:
         data_loss, _ = self._data_loss(self.forward(X), y)
@@ -496,7 +386,7 @@ class _LinearClassifier:
 
     def _logits(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Validated X and its logits Z = X W + b (N, K) in X's dtype."""
-        X = _as_float_matrix(X)
+        X = check_features(X)
         self._check_ready(X)
         return X, (X @ self.W + self.b).astype(X.dtype, copy=False)
 
@@ -513,7 +403,7 @@ class _LinearClassifier:
 class LogisticRegression(_LinearClassifier):
     """Binary logistic regression, p(y = 1 | x) = sigmoid(x W + b), W (D, 1), b (1,).
 
-    Minimises J = 1/N sum_i [softplus(z_i) - y_i z_i] + (l2/2) ||W||^2 (module docstring).
+    Minimises J = 1/N sum_i [softplus(z_i) - y_i z_i] + (l2/2) ||W||^2 (theory.md 3.3).
 
     Inputs (constructor):
         input_dim  - D; when given, W and b exist right away (else fit creates them).
@@ -661,8 +551,7 @@ class SoftmaxRegression(_LinearClassifier):
                  solver: str = "gd", lr: float = 0.1, epochs: int = EPOCHS,
                  batch_size: int | None = None, l2: float = 0.0, seed: int = 0,
                  momentum: float = MOMENTUM, tol: float = TOL):
-        if n_classes is not None and n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        check_settings(n_classes=n_classes)
         self.n_classes = n_classes
         super().__init__(input_dim, n_classes, solver=solver, lr=lr, epochs=epochs,
                          batch_size=batch_size, l2=l2, seed=seed, momentum=momentum, tol=tol)
@@ -709,93 +598,3 @@ class SoftmaxRegression(_LinearClassifier):
         return self.decision_function(X).argmax(axis=1).astype(np.int64)
 
 
-# ---------------------------------------------------------------------------
-# The script
-# ---------------------------------------------------------------------------
-
-# Per-dataset defaults (command-line values win). Tabular sets are standardised
-# by the loader; MNIST pixels are in [0, 1]. decay_epochs: how many of the epochs
-# run at lr / 10 at the end (step decay, see main). gd uses the full batch (no
-# batch_size). The script runs each configuration for exactly its epochs, without
-# momentum (tol=0, momentum=0): the classes' own defaults fit to a tolerance instead.
-DEFAULTS = {
-    "breast_cancer": {"solver": "gd", "epochs": 200, "lr": 0.5, "l2": 1e-3, "decay_epochs": 0},
-    "digits": {"solver": "sgd", "epochs": 15, "lr": 0.1, "batch_size": 32, "l2": 1e-4,
-               "decay_epochs": 0},
-    "iris": {"solver": "gd", "epochs": 500, "lr": 0.5, "l2": 1e-3, "decay_epochs": 0},
-    "mnist": {"solver": "sgd", "epochs": 6, "lr": 0.5, "batch_size": 100, "l2": 0.0,
-              "decay_epochs": 2},
-}
-IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
-
-
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    """Train logistic regression (breast_cancer) or softmax regression (digits, iris, mnist).
-
-    Prints train and test accuracy; writes the loss curve, the test confusion matrix
-    and, for image data, the learned weight templates (one image per class) to --out.
-
-    Inputs:  argv - command-line arguments (None: sys.argv).
-    Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final training objective).
-    """
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    add_common_args(parser, datasets=["breast_cancer", "digits", "iris", "mnist"], epochs=None,
-                    batch_size=None, lr=None, out="runs/01_Linear_Logistic/numpy_logistic",
-                    devices=("cpu",))
-    parser.add_argument("--solver", choices=["gd", "sgd", "newton"], default=None,
-                        help="newton: binary only (default: %(default)s)")
-    parser.add_argument("--l2", type=non_negative_float, default=None,
-                        help="ridge strength (default: %(default)s)")
-    parser.add_argument("--decay-epochs", type=non_negative_int, default=None,
-                        help="run the last N epochs at lr / 10 (default: %(default)s)")
-    args = parse_args(parser, argv, DEFAULTS)  # options left out take the dataset's defaults
-    seed_everything(args.seed)
-    out = prepare_out_dir(args.out)
-    cfg = {key: getattr(args, key) for key in ("solver", "epochs", "lr", "batch_size", "l2",
-                                               "decay_epochs")}
-    with data_errors():  # a missing or damaged file: one message saying where, no traceback
-        data = load_arrays(args.dataset, data_root=args.data_root)
-    print(f"{args.dataset}: X_train {data.X_train.shape} {data.X_train.dtype}, "
-          f"X_test {data.X_test.shape}; {cfg}")
-
-    # Step decay, a classic schedule: with a constant learning rate, SGD keeps bouncing
-    # around the minimum with the noise of its mini-batch gradients; a last few epochs
-    # at lr / 10 let it settle. fit continues from the current W, b, so this is simply
-    # two calls to fit.
-    decay_epochs = max(0, min(cfg["decay_epochs"], cfg["epochs"] - 1))
-    hyper = {"solver": cfg["solver"], "lr": cfg["lr"], "epochs": cfg["epochs"] - decay_epochs,
-             "batch_size": cfg["batch_size"], "l2": cfg["l2"], "seed": args.seed,
-             "momentum": 0.0, "tol": 0.0}
-    if data.task == "binary":
-        model = LogisticRegression(**hyper)
-    else:
-        if cfg["solver"] == "newton":
-            parser.error("--solver newton is implemented for the binary model only")
-        model = SoftmaxRegression(n_classes=data.num_classes, **hyper)
-    model.fit(data.X_train, data.y_train, progress=args.progress)
-    history = list(model.history)
-    if decay_epochs > 0:
-        model.lr, model.epochs = cfg["lr"] / 10, decay_epochs
-        model.fit(data.X_train, data.y_train, progress=args.progress)
-        history += model.history
-
-    train_acc = model.score(data.X_train, data.y_train)
-    test_pred = model.predict(data.X_test)
-    test_acc = float(np.mean(test_pred == data.y_test))
-    kind = type(model).__name__
-    plot_curves({"training objective J": history}, path=out / "loss.png",
-                ylabel="cross-entropy + (l2/2)||W||^2", title=f"{kind} on {args.dataset}")
-    plot_confusion_matrix(data.y_test, test_pred, class_names=data.classes,
-                          path=out / "confusion.png", title=f"{kind} on {args.dataset} (test)")
-    if args.dataset in IMAGE_SHAPES:
-        plot_weights(model.W, image_shape=IMAGE_SHAPES[args.dataset], path=out / "weights.png",
-                     class_names=data.classes, title="learned templates: columns of W")
-    print(f"{kind}: train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}, "
-          f"final training objective {history[-1]:.4f}")
-    print(f"plots in {out}")
-    return {"test_accuracy": test_acc, "train_accuracy": train_acc,
-            "final_loss": float(history[-1])}
-
-
-if __name__ == "__main__":
-    main()

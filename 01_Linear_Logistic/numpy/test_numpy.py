@@ -48,6 +48,8 @@ from utils.testing import (
 
 lin = import_lesson("01_Linear_Logistic.numpy.linear_numpy")
 log = import_lesson("01_Linear_Logistic.numpy.logistic_numpy")
+train_lin = import_lesson("01_Linear_Logistic.numpy.train_linear")
+train_log = import_lesson("01_Linear_Logistic.numpy.train_logistic")
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -100,7 +102,7 @@ def test_shadowing_guard_explains_how_to_run():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
-    assert "python 01_Linear_Logistic/numpy/linear_numpy.py" in result.stderr
+    assert "python 01_Linear_Logistic/numpy/train_linear.py" in result.stderr
 
 
 def test_importing_the_lesson_does_not_import_torch():
@@ -667,7 +669,7 @@ def test_momentum_is_torch_optim_sgds_rule():
 
 
 def test_linear_script_runs_on_diabetes(tmp_path):
-    metrics = lin.main(["--out", str(tmp_path), "--no-progress", "--epochs", "30"])
+    metrics = train_lin.main(["--out", str(tmp_path), "--no-progress", "--epochs", "30"])
     # 0.33 is what ordinary least squares (scikit-learn's too) scores on the loader's
     # default split (seed 0); other split seeds give 0.42-0.53.
     assert metrics["test_r2"] > 0.3
@@ -683,7 +685,7 @@ def test_linear_script_runs_on_diabetes(tmp_path):
     ("breast_cancer", 2, ["--solver", "newton", "--epochs", "3"]),
 ])
 def test_logistic_script_runs_a_few_epochs(tmp_path, dataset, classes, options):
-    metrics = log.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
+    metrics = train_log.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
                         *options])
     # better than the trivial model after a few epochs: the uniform prediction has
     # loss log K (plus the small penalty) and accuracy about 1 / K
@@ -695,13 +697,13 @@ def test_logistic_script_runs_a_few_epochs(tmp_path, dataset, classes, options):
 
 
 @pytest.mark.parametrize("script, options, option", [
-    (lin, ["--epochs", "0"], "--epochs"),
-    (lin, ["--l2", "-1"], "--l2"),
-    (lin, ["--lr", "nan"], "--lr"),
-    (log, ["--batch-size", "0"], "--batch-size"),
-    (log, ["--l2", "-0.1"], "--l2"),
-    (log, ["--decay-epochs", "-1"], "--decay-epochs"),
-    (log, ["--device", "cuda"], "--device"),
+    (train_lin, ["--epochs", "0"], "--epochs"),
+    (train_lin, ["--l2", "-1"], "--l2"),
+    (train_lin, ["--lr", "nan"], "--lr"),
+    (train_log, ["--batch-size", "0"], "--batch-size"),
+    (train_log, ["--l2", "-0.1"], "--l2"),
+    (train_log, ["--decay-epochs", "-1"], "--decay-epochs"),
+    (train_log, ["--device", "cuda"], "--device"),
 ])
 def test_scripts_reject_bad_options_naming_them(tmp_path, capsys, script, options, option):
     with pytest.raises(SystemExit) as exit_info:
@@ -710,7 +712,7 @@ def test_scripts_reject_bad_options_naming_them(tmp_path, capsys, script, option
     assert f"argument {option}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", [lin, log], ids=["linear", "logistic"])
+@pytest.mark.parametrize("script", [train_lin, train_log], ids=["linear", "logistic"])
 def test_script_help_shows_every_default(capsys, script):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--help"])
@@ -721,6 +723,6 @@ def test_script_help_shows_every_default(capsys, script):
 
 @pytest.mark.slow
 def test_softmax_regression_on_real_mnist(tmp_path, shared_data):
-    metrics = log.main(["--dataset", "mnist", "--data-root", str(shared_data),
+    metrics = train_log.main(["--dataset", "mnist", "--data-root", str(shared_data),
                         "--out", str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.92
