@@ -51,7 +51,7 @@ BUGS = [
     ),
     Bug(
         name="the shuffle generator re-seeded every epoch (L2)",
-        file="pytorch_lowlevel/lenet_lowlevel.py",
+        file="pytorch_lowlevel/train.py",
         find="order = torch.randperm(n, generator=order_rng).to(device)",
         replace="order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))"
                 ".to(device)",

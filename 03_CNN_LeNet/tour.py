@@ -17,7 +17,7 @@ MAJORITY_CLASS = {"baseline": 0.10, "baseline_name": "majority class"}  # digits
 STOPS = [
     TourStop("LeNet-5 (modern)", "L1", f"{LESSON}.numpy.train", "digits",
              "test_accuracy", 0.93, **MAJORITY_CLASS),
-    TourStop("LeNet-5 (modern)", "L2", f"{LESSON}.pytorch_lowlevel.lenet_lowlevel", "digits",
+    TourStop("LeNet-5 (modern)", "L2", f"{LESSON}.pytorch_lowlevel.train", "digits",
              "test_accuracy", 0.93, **MAJORITY_CLASS),
     TourStop("LeNet-5 (paper)", "L3", f"{LESSON}.paper.lenet_paper", "digits",
              "test_accuracy", 0.93, **MAJORITY_CLASS, args=("--variant", "paper")),

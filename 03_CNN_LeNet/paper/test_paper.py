@@ -429,7 +429,7 @@ def test_same_weights_same_logits_and_gradients_at_every_level(padding, size):
     loss3 = F.cross_entropy(logits3, y)
     loss3.backward()
     logits2 = l2(x)
-    loss2 = low.softmax_cross_entropy(logits2, y)
+    loss2 = low.cross_entropy(logits2, y)
     loss2.backward()
     loss_fn = mlp.SoftmaxCrossEntropy()
     logits1 = l1.forward(x.numpy())

@@ -8,7 +8,8 @@
   values the gradient goes to the same (first) maximum
 - the low-level LeNet5 == an nn.Sequential holding the same weights (logits and every
   parameter gradient), for ReLU/max, tanh/avg, and 28x28 inputs with padding 2
-- softmax_cross_entropy == F.cross_entropy; sgd_step / adam_step == torch.optim over 15 steps
+- cross_entropy == F.cross_entropy; sgd_step / adam_step == torch.optim over 15 steps
+  (lesson 02's, imported: checked here on LeNet's parameters)
 - parameter count, seeding, data preparation, bad input, the level's purity rule,
   and the script on the default digits data
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,7 @@ from utils.testing import (
 )
 
 low = import_lesson("03_CNN_LeNet.pytorch_lowlevel.lenet_lowlevel")
+script = import_lesson("03_CNN_LeNet.pytorch_lowlevel.train")
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -299,11 +300,11 @@ def test_initialisation_is_seeded_and_scaled():
     assert not d.params["fc1.b"].any()
 
 
-def test_softmax_cross_entropy_equals_F_cross_entropy(device):
+def test_cross_entropy_equals_F_cross_entropy(device):
     logits = torch.randn(6, 10, dtype=torch.float64, device=device) * 4
     logits[0, :3] = torch.tensor([1000.0, -1000.0, 999.0])  # no overflow
     y = torch.tensor([0, 1, 9, 4, 4, 2], device=device)
-    ours = _value_and_grads(lambda z: low.softmax_cross_entropy(z, y), logits)
+    ours = _value_and_grads(lambda z: low.cross_entropy(z, y), logits)
     theirs = _value_and_grads(lambda z: F.cross_entropy(z, y), logits)
     assert_close(ours[0], theirs[0], FLOAT64, name="cross-entropy")
     assert_close(ours[1][0], theirs[1][0], FLOAT64, name="dJ/dZ")
@@ -374,7 +375,7 @@ def test_training_overfits_a_small_batch_and_is_deterministic():
     runs = []
     for _ in range(2):
         model = low.LeNet5(seed=0)
-        history = low.train(model, x, y, epochs=40, batch_size=10, lr=3e-3, seed=1)
+        history = script.train(model, x, y, epochs=40, batch_size=10, lr=3e-3, seed=1)
         runs.append((model, history))
     (model, history), (twin, twin_history) = runs
     assert history["train_loss"][-1] < 0.01 < history["train_loss"][0]
@@ -397,7 +398,7 @@ def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
             return (model.params["conv1.W"] * 0).sum()
 
         model.loss = recording_loss
-        low.train(model, x, y, epochs=3, batch_size=6, lr=1e-3, seed=seed)
+        script.train(model, x, y, epochs=3, batch_size=6, lr=1e-3, seed=seed)
         return [sum(seen[e * 4:(e + 1) * 4], []) for e in range(3)]
 
     epochs = three_epochs(0)
@@ -405,20 +406,6 @@ def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
     assert epochs[0] != list(range(n))  # shuffled
     assert len({tuple(order) for order in epochs}) == 3  # a new order each epoch
     assert three_epochs(0) == epochs and three_epochs(1) != epochs  # the seed decides
-
-
-def test_digits_become_lenet_input_fields():
-    pixels = np.arange(64, dtype=np.float64).reshape(1, 64) % 17  # ink 0..16
-    field = low.digits_to_32x32(pixels)
-    assert field.shape == (1, 1, 32, 32) and field.dtype == np.float32
-    # pixel (r, c) of the 8x8 image fills the 3x3 block at rows 4+3r.., columns 4+3c..
-    assert field[0, 0, 4 + 3 * 2 + 1, 4 + 3 * 5 + 2] == np.float32((2 * 8 + 5) % 17 / 16)
-    assert not field[0, 0, :4].any() and not field[0, 0, :, 28:].any()  # background border
-    assert field.max() == 1.0
-    mnist = low.mnist_to_32x32(np.ones((2, 28, 28), np.float32))
-    assert mnist.shape == (2, 1, 32, 32) and mnist.sum() == 2 * 28 * 28
-    x = low.lecun_normalize(np.array([0.0, 1.0], np.float32))
-    assert_close(x, np.array([-0.1, 1.175]), tolerance("float32"), name="-0.1 / 1.175 range")
 
 
 def test_bad_inputs_give_clear_errors():
@@ -446,11 +433,9 @@ def test_bad_inputs_give_clear_errors():
         low.LeNet5(input_size=12)
     with pytest.raises(ValueError, match="activation must be one of"):
         low.LeNet5(activation="gelu")
-    with pytest.raises(ValueError, match=r"labels must be 0..9"):
-        low.train(model, torch.randn(3, 1, 32, 32), torch.tensor([0, 1, 10]), epochs=1,
+    with pytest.raises(ValueError, match=r"labels must be in 0..9"):
+        script.train(model, torch.randn(3, 1, 32, 32), torch.tensor([0, 1, 10]), epochs=1,
                   batch_size=2, lr=1e-3)
-    with pytest.raises(ValueError, match="digits: expected"):
-        low.digits_to_32x32(np.zeros((3, 8, 8)))
 
 
 # --------------------------------------------------------------------------------------
@@ -461,7 +446,7 @@ def test_bad_inputs_give_clear_errors():
 def test_script_on_digits(tmp_path):
     # 3 of the default 6 epochs keep the test fast (about 0.95 then); the tour runs the
     # default and checks its target
-    metrics = low.main(["--epochs", "3", "--out", str(tmp_path), "--no-progress",
+    metrics = script.main(["--epochs", "3", "--out", str(tmp_path), "--no-progress",
                         "--device", "cpu"])
     assert metrics["test_accuracy"] >= 0.9
     assert metrics["train_accuracy"] >= 0.93
@@ -475,14 +460,14 @@ def test_script_on_digits(tmp_path):
     ("--weight-decay", "-0.1"), ("--threads", "-1"), ("--batch-size", "3.5")])
 def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        script.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "default: None" not in text
@@ -491,6 +476,6 @@ def test_help_shows_every_default(capsys):
 
 @pytest.mark.slow
 def test_lenet_on_real_mnist(tmp_path, shared_data):
-    metrics = low.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
+    metrics = script.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
                         str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.985
