@@ -9,6 +9,8 @@ Three levels live here, each a self-contained read:
 - ``pytorch_lowlevel/`` L2: the same layers from tensors and autograd;
 - ``paper/``            L3: LeNet-5 as the paper describes it, and a modern variant.
 
+Each level's ``train.py`` is the script that trains and evaluates its model.
+
 The folder name starts with a digit, so import its modules with
 ``utils.import_lesson("03_CNN_LeNet.numpy.lenet_numpy")``.
 """

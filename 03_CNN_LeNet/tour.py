@@ -19,6 +19,6 @@ STOPS = [
              "test_accuracy", 0.93, **MAJORITY_CLASS),
     TourStop("LeNet-5 (modern)", "L2", f"{LESSON}.pytorch_lowlevel.train", "digits",
              "test_accuracy", 0.93, **MAJORITY_CLASS),
-    TourStop("LeNet-5 (paper)", "L3", f"{LESSON}.paper.lenet_paper", "digits",
+    TourStop("LeNet-5 (paper)", "L3", f"{LESSON}.paper.train", "digits",
              "test_accuracy", 0.93, **MAJORITY_CLASS, args=("--variant", "paper")),
 ]

@@ -12,6 +12,7 @@ the L1 and L2 levels. Both train with ``torch.optim`` and the shared loop
 
 Files (read them in this order):
 
-- ``lenet_paper.py`` the paper's pieces, LeNet5, LeNet5Modern, the training script
+- ``lenet_paper.py`` the paper's pieces, LeNet5, LeNet5Modern, predict (the models)
+- ``train.py``       the script: options, data, torch.optim and the shared loop, plots
 - ``test_paper.py``  parameter counts, Table I, the paper's constants, and L1 == L2 == L3
 """

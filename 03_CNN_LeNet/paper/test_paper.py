@@ -33,10 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from utils import import_lesson
+from utils.data_loaders import load_images
 from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
 from utils.training_utils import load_checkpoint, save_checkpoint
 
 paper = import_lesson("03_CNN_LeNet.paper.lenet_paper")
+script = import_lesson("03_CNN_LeNet.paper.train")
 low = import_lesson("03_CNN_LeNet.pytorch_lowlevel.lenet_lowlevel")
 
 # Table I of the paper, as printed: rows are S2 maps 0-5, columns C3 maps 0-15; an X
@@ -326,8 +328,8 @@ def test_modern_variant_equals_nn_sequential_with_copied_weights(padding, size, 
 
 
 def _digits(n: int):
-    X_train, y_train, _, _, _ = paper.load_images("digits")
-    return X_train[:n], y_train[:n]
+    split = load_images("digits", normalize="lecun")  # what the script trains on
+    return split.X_train[:n], split.y_train[:n]
 
 
 @pytest.mark.parametrize("variant", paper.VARIANTS)
@@ -335,7 +337,7 @@ def test_overfits_one_small_batch(variant):
     X, y = _digits(20)
     torch.manual_seed(0)
     model, loss_fn = paper.build_model(variant)
-    history = paper.train(model, X, y, loss_fn=loss_fn, lr=5e-3, epochs=60, batch_size=20,
+    history = script.train(model, X, y, loss_fn=loss_fn, lr=5e-3, epochs=60, batch_size=20,
                           schedule="none")
     assert history.train_loss[-1] < 0.05 * history.train_loss[0]
     assert history.train_metric[-1] == 1.0
@@ -346,7 +348,7 @@ def test_checkpoint_round_trip(tmp_path):
     X, y = _digits(16)
     torch.manual_seed(1)
     model = paper.LeNet5()
-    paper.train(model, X, y, loss_fn=paper.MAPLoss(), lr=1e-3, epochs=1, batch_size=8)
+    script.train(model, X, y, loss_fn=paper.MAPLoss(), lr=1e-3, epochs=1, batch_size=8)
     save_checkpoint(tmp_path / "lenet5.pt", model, epoch=1)
     restored = paper.LeNet5(codes=paper.random_codes(10))  # other weights AND other codes
     assert not torch.equal(restored.c5.weight, model.c5.weight)
@@ -372,7 +374,7 @@ def test_torch_manual_seed_determinism():
     for _ in range(2):
         torch.manual_seed(9)
         model = paper.LeNet5Modern()
-        history = paper.train(model, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1e-3, epochs=2,
+        history = script.train(model, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1e-3, epochs=2,
                               batch_size=8, seed=4)
         runs.append((model, history))
     assert runs[0][1].train_loss == runs[1][1].train_loss
@@ -393,8 +395,6 @@ def test_bad_inputs_give_clear_errors():
         paper.PartialConv2d(6, 5, [(0, 0)])
     with pytest.raises(ValueError, match="variant must be one of"):
         paper.build_model("alexnet")
-    with pytest.raises(ValueError, match="digits: expected"):
-        paper.digits_to_32x32(np.zeros((2, 8, 8)))
 
 
 # --------------------------------------------------------------------------------------
@@ -460,7 +460,7 @@ def test_same_weights_same_logits_and_gradients_at_every_level(padding, size):
 def test_script_on_digits(tmp_path, variant):
     # 4 of the default 8 epochs keep the test fast (about 0.95 then); the tour runs the
     # default and checks its target
-    metrics = paper.main(["--variant", variant, "--epochs", "4", "--out", str(tmp_path),
+    metrics = script.main(["--variant", variant, "--epochs", "4", "--out", str(tmp_path),
                           "--no-progress", "--device", "cpu"])
     assert metrics["test_accuracy"] >= 0.9
     assert metrics["train_accuracy"] >= 0.93
@@ -475,14 +475,14 @@ def test_script_on_digits(tmp_path, variant):
     ("--threads", "-2"), ("--lr", "inf")])
 def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        paper.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        script.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        paper.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "default: None" not in text
@@ -510,7 +510,7 @@ def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
 
     def three_epochs(seed: int) -> list[list[int]]:
         net = _RecordingNet()
-        paper.train(net, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1e-3, epochs=3,
+        script.train(net, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1e-3, epochs=3,
                     batch_size=6, seed=seed)
         return [sum(net.batches[e * 4:(e + 1) * 4], []) for e in range(3)]
 
@@ -541,7 +541,7 @@ def test_predict_runs_in_eval_mode():
 @pytest.mark.slow
 @pytest.mark.parametrize("variant, target", [("modern", 0.99), ("paper", 0.985)])
 def test_lenet5_on_real_mnist(tmp_path, shared_data, variant, target):
-    metrics = paper.main(["--dataset", "mnist", "--data-root", str(shared_data), "--variant",
+    metrics = script.main(["--dataset", "mnist", "--data-root", str(shared_data), "--variant",
                           variant, "--out", str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= target
 
@@ -555,7 +555,7 @@ def test_script_trains_under_torchrun_with_two_processes(tmp_path):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", str(Path(paper.__file__)), "--variant", "modern", "--no-progress",
+           "--standalone", str(Path(script.__file__)), "--variant", "modern", "--no-progress",
            "--device", "cpu", "--batch-size", "16", "--out", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
