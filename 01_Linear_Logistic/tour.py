@@ -25,7 +25,7 @@ STOPS = [
     TourStop(model, level, f"{package}.{script(task)}", dataset, metric, target,
              baseline=BASELINES[dataset][0], baseline_name=BASELINES[dataset][1])
     for level, package, script in [("L1", L1, lambda task: f"train_{task}"),
-                                   ("L2", L2, lambda task: f"{task}_lowlevel"),
+                                   ("L2", L2, lambda task: f"train_{task}"),
                                    ("L3", L3, lambda task: f"{task}_paper")]
     for model, dataset, metric, target, task in DEMOS
 ]

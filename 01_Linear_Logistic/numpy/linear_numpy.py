@@ -291,9 +291,10 @@ class LinearRegression:
 # once; the maths above (forward, backward, the solvers) trusts its inputs.
 # ---------------------------------------------------------------------------
 
-# An estimator's settings: name -> (test, what is expected). logistic_numpy.py uses them too.
+# An estimator's settings: name -> (test, what is expected). The estimators of every level
+# of this lesson check their settings with these (logistic_numpy, the L2 and L3 files).
 SETTINGS = {
-    "lr": (lambda v: v > 0, "a positive number"),
+    "lr": (lambda v: v > 0 and np.isfinite(v), "a positive number"),
     "epochs": (lambda v: isinstance(v, (int, np.integer)) and v >= 1, "a positive integer"),
     "batch_size": (lambda v: v is None or (isinstance(v, (int, np.integer)) and v >= 1),
                    "a positive integer or None"),
@@ -312,7 +313,7 @@ def check_settings(solvers: tuple[str, ...] = (), **settings) -> None:
     """Raise ValueError naming the first setting outside its range (``solver``: in solvers)."""
     solver = settings.pop("solver", solvers[0] if solvers else None)
     if solver not in solvers and solvers:
-        raise ValueError(f"unknown solver {solver!r}: expected one of {solvers}")
+        raise ValueError(f"unknown solver {solver!r}: solver must be one of {solvers}")
     for name, value in settings.items():
         test, expected = SETTINGS[name]
         if not test(value):

@@ -1,48 +1,18 @@
-"""Linear regression in low-level PyTorch (Level 2 of lesson 01).
+"""Linear regression in low-level PyTorch (L2 of lesson 01): tensors and autograd, with the
+loss, the SGD step and the training loop written out (no torch.nn layers, no torch.optim).
 
-What this file builds
----------------------
-Least-squares linear regression, the model of Legendre (1805) and Gauss (1809)::
+Least squares (Legendre 1805, Gauss 1809) with a ridge penalty (Hoerl & Kennard 1970)::
 
-    y_hat = X W + b            X (N, D), W (D, K), b (K,), y_hat (N, K)
+    y_hat = X W + b        J(W, b) = 1/(2N) sum_i ||y_hat_i - y_i||^2 + (l2/2) ||W||_F^2
 
-fitted by minimising the mean squared error plus an optional L2 (ridge) penalty::
-
-    J(W, b) = 1/(2N) * sum_i ||y_hat_i - y_i||^2  +  (l2/2) * ||W||_F^2      (b is not penalised)
-
-    dJ/dW = X^T (Y_hat - Y) / N + l2 W          dJ/db = mean_i (y_hat_i - y_i)
-
-in three ways: the closed form ("normal equation"), full-batch gradient descent
-("gd") and mini-batch stochastic gradient descent ("sgd").
-
-Why this level
---------------
-The NumPy level (L1) writes the two gradient formulas above by hand. Here the
-parameters are plain tensors with ``requires_grad=True`` and ``J.backward()``
-computes the same gradients with autograd. Everything else is still written out:
-the forward pass is a matmul, the loss is the equation above, and the optimiser
-step ``sgd_step`` is the update rule of ``torch.optim.SGD`` in a few tensor
-operations. No ``torch.nn`` layer, no ``torch.nn.functional`` loss and no
-``torch.optim`` are used (a test checks this), so every number can be traced to
-a line below. The training loop is the five lines every PyTorch loop has::
-
-    zero_grad(params); J = objective(X_batch, Y_batch); J.backward(); sgd_step(params, lr)
-
-Conventions shared with L1 and L3 (same names, same maths): ``W`` is (D, K) so
-that ``X @ W`` needs no transpose (``torch.nn.Linear`` stores the transpose,
-(K, D)); ``K = 1`` when ``y`` is 1-D, and then ``predict`` returns shape (N,).
-scikit-learn's ``Ridge(alpha)`` minimises ``||y - Xw - b||^2 + alpha ||w||^2``,
-which is 2N times our J, so ``alpha = N * l2``.
-
-Run it from the repository root::
-
-    python 01_Linear_Logistic/pytorch_lowlevel/linear_lowlevel.py                  # diabetes
-    python -m 01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel --dataset mnist --data-root DIR
+fitted by the normal equation, full-batch gradient descent ("gd") or mini-batch SGD ("sgd").
+W is (D, K) so that X @ W needs no transpose (nn.Linear stores the transpose). The
+derivations are in ``../theory.md`` (sections 1 and 2; the notes that used to open this
+file are in its appendix). ``train_linear.py`` beside this file runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 
@@ -50,98 +20,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.cli import (
-    add_common_args,
-    data_errors,
-    non_negative_float,
-    parse_args,
-    prepare_out_dir,
-    probability,
-)
-from utils.data_loaders import load_arrays
-from utils.training_utils import get_device, seed_everything
-from utils.visualization import plot_confusion_matrix, plot_curves
+from utils import import_lesson
 
+# The estimators' settings are checked as at L1 (one table for every level of the lesson).
+check_settings = import_lesson("01_Linear_Logistic.numpy.linear_numpy").check_settings
 SOLVERS = ("normal", "gd", "sgd")
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
 
 
 # --------------------------------------------------------------------------------------
-# 1. Turning user input into checked tensors
-# --------------------------------------------------------------------------------------
-# Bad input must fail here, with a message that says what was expected, and not
-# deep inside a matmul (or, worse, silently broadcast into a wrong answer).
-
-
-def to_float_tensor(a, *, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Convert an array-like (NumPy array, list, tensor) to a floating-point tensor.
-
-    float32 and float64 keep their dtype; integers and booleans become float64
-    (what NumPy would give). ``dtype``, when given, overrides both.
-
-    Inputs:  a - any array-like of real numbers; name - used in error messages
-    Returns: tensor of the same shape, float32 or float64, detached from any graph
-    """
-    if isinstance(a, torch.Tensor):
-        t = a.detach()
-    else:
-        arr = np.asarray(a)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{name}: expected real numbers, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if t.is_complex():
-        raise ValueError(f"{name}: expected real numbers, got dtype {t.dtype}")
-    if dtype is not None:
-        return t.to(dtype)
-    if t.dtype in (torch.float32, torch.float64):
-        return t
-    if t.is_floating_point():
-        raise ValueError(f"{name}: expected float32 or float64, got {t.dtype}; "
-                         "convert with .astype(np.float32) first")
-    return t.to(torch.float64)  # integers and booleans
-
-
-def check_features(X, *, dtype: torch.dtype | None = None, device="cpu") -> torch.Tensor:
-    """Check and convert a design matrix.
-
-    Inputs:  X - (N, D) array-like of finite real numbers, N >= 1
-             dtype - force this float dtype (the model's, at predict time)
-    Returns: (N, D) float tensor on ``device``
-    Raises ValueError if X is not 2-D, is empty, or holds NaN/inf.
-    """
-    t = to_float_tensor(X, name="X", dtype=dtype)
-    if t.ndim != 2:
-        hint = " (one feature? use X.reshape(-1, 1))" if t.ndim == 1 else ""
-        raise ValueError(f"X: expected a 2-D array of shape (N, D), one row per example, "
-                         f"got shape {tuple(t.shape)}{hint}")
-    if t.shape[0] == 0:
-        raise ValueError("X: got 0 rows; need at least one example")
-    if not torch.isfinite(t).all():
-        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
-        raise ValueError(f"X: contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-                         "clean or impute the data first")
-    return t.to(device)
-
-
-def check_regression_targets(y, n_rows: int, *, dtype: torch.dtype, device="cpu") -> torch.Tensor:
-    """Check and convert regression targets.
-
-    Inputs:  y - (N,) or (N, K) array-like of finite real numbers; n_rows - N of X
-    Returns: tensor of y's shape, in ``dtype`` (the features' dtype), on ``device``
-    """
-    t = to_float_tensor(y, name="y", dtype=dtype)
-    if t.ndim not in (1, 2):
-        raise ValueError(f"y: expected shape (N,) or (N, K), got {tuple(t.shape)}")
-    if t.shape[0] != n_rows:
-        raise ValueError(f"y: has {t.shape[0]} rows but X has {n_rows}; "
-                         "expected one target per row of X")
-    if not torch.isfinite(t).all():
-        raise ValueError("y: contains NaN or inf")
-    return t.to(device)
-
-
-# --------------------------------------------------------------------------------------
-# 2. The model and its objective, as tensor operations
+# 1. The model and its objective, as tensor operations
 # --------------------------------------------------------------------------------------
 
 
@@ -185,7 +73,7 @@ def l2_penalty(W: torch.Tensor, l2: float) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------
-# 3. The optimiser, written by hand
+# 2. The optimiser, written by hand
 # --------------------------------------------------------------------------------------
 
 
@@ -203,6 +91,7 @@ def zero_grad(params: Sequence[torch.Tensor]) -> None:
 def sgd_step(
     params: Sequence[torch.Tensor],
     lr: float,
+    *,
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     state: dict | None = None,
@@ -255,7 +144,7 @@ def sgd_step(
 
 
 # --------------------------------------------------------------------------------------
-# 4. The closed form ("normal equation")
+# 3. The closed form ("normal equation")
 # --------------------------------------------------------------------------------------
 
 
@@ -295,7 +184,7 @@ def normal_equation(
 
 
 # --------------------------------------------------------------------------------------
-# 5. The estimator: scikit-learn style fit / predict / score
+# 4. The estimator: scikit-learn style fit / predict / score
 # --------------------------------------------------------------------------------------
 
 
@@ -343,21 +232,8 @@ class LinearRegression:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float64,
     ):
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if not (isinstance(epochs, int) and epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if not (isinstance(l2, (int, float)) and l2 >= 0):
-            raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        for dim_name, dim in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if dim is not None and not (isinstance(dim, int) and dim >= 1):
-                raise ValueError(f"{dim_name} must be a positive integer or None, got {dim!r}")
+        check_settings(SOLVERS, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
+                       l2=l2, momentum=momentum, input_dim=input_dim, output_dim=output_dim)
         self.solver, self.lr, self.epochs = solver, float(lr), epochs
         self.batch_size, self.l2, self.seed = batch_size, float(l2), seed
         self.momentum = float(momentum)
@@ -398,22 +274,9 @@ class LinearRegression:
     def b(self, value) -> None:
         self._b = self._as_parameter(value, "b")
 
-    def _check_fitted(self) -> None:
-        if self._W is None:
-            raise RuntimeError("this LinearRegression has no weights yet: call fit(X, y) first "
-                               "(or pass input_dim to the constructor)")
-
     def _features(self, X) -> torch.Tensor:
         """X checked, in the parameters' dtype and device, with D columns."""
-        self._check_fitted()
-        if self.W.ndim != 2 or tuple(self.b.shape) != (self.W.shape[1],):
-            raise ValueError(f"W must be (D, K) and b (K,); got W {tuple(self.W.shape)} and "
-                             f"b {tuple(self.b.shape)}")
-        X = check_features(X, dtype=self.W.dtype, device=self.device)
-        if X.shape[1] != self.W.shape[0]:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was built for "
-                             f"{self.W.shape[0]} (W has shape {tuple(self.W.shape)})")
-        return X
+        return check_features_for(self, X)
 
     def _targets(self, y, n_rows: int) -> torch.Tensor:
         """y checked, as (N, K) in the parameters' dtype."""
@@ -526,85 +389,87 @@ class LinearRegression:
 
 
 # --------------------------------------------------------------------------------------
-# 6. The script
+# 5. Checks at the door: user input into checked tensors (fit, predict, score call them)
 # --------------------------------------------------------------------------------------
+# Bad input must fail here, with a message that says what was expected, and not
+# deep inside a matmul (or, worse, silently broadcast into a wrong answer).
 
 
-def _run_diabetes(args, split, device, out) -> dict[str, float]:
-    """Closed form and SGD on the diabetes data; R^2 and MSE of both; loss curve."""
-    X_train, y_train = split.X_train, split.y_train
-    X_test, y_test = torch.as_tensor(split.X_test), torch.as_tensor(split.y_test)
+def to_float_tensor(a, *, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Convert an array-like (NumPy array, list, tensor) to a floating-point tensor.
 
-    exact = LinearRegression(solver="normal", l2=args.l2, device=device).fit(X_train, y_train)
-    iterative = LinearRegression(
-        solver="sgd", lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, l2=args.l2,
-        seed=args.seed, momentum=args.momentum, device=device,
-    ).fit(X_train, y_train, progress=args.progress)
+    float32 and float64 keep their dtype; integers, booleans and the other float types
+    (float16, bfloat16) become float64. ``dtype``, when given, overrides both.
 
-    results = {}
-    for name, model in (("normal equation", exact), ("sgd", iterative)):
-        mse = float(((model.predict(X_test).cpu() - y_test) ** 2).mean())
-        r2 = model.score(X_test, y_test)
-        results[name] = (r2, mse)
-        print(f"{name:>16}: test R^2 = {r2:.4f}   test MSE = {mse:.1f}   "
-              f"train J = {model.loss(X_train, y_train):.2f}")
-
-    optimum = exact.loss(X_train, y_train)
-    plot_curves({"SGD: J after each epoch": iterative.history,
-                 "normal equation (optimum)": [optimum] * len(iterative.history)},
-                path=out / "loss.png", ylabel="J (half MSE + penalty)", logy=True,
-                title="L2 linear regression on diabetes")
-    print(f"plots written to {out}")
-    r2, mse = results["normal equation"]
-    return {"test_r2": r2, "test_mse": mse, "sgd_test_r2": results["sgd"][0]}
-
-
-def _run_mnist(args, split, device, out) -> dict[str, float]:
-    """Least-squares classifier: regress one-hot targets, predict the argmax."""
-    k = split.num_classes
-    X_train = torch.as_tensor(split.X_train)  # (60000, 784) float32 in [0, 1]
-    Y_train = torch.eye(k, dtype=X_train.dtype)[torch.as_tensor(split.y_train)]  # (N, 10) one-hot
-    model = LinearRegression(solver="normal", l2=args.l2, device=device).fit(X_train, Y_train)
-    scores_test = model.predict(split.X_test).cpu()  # (N_test, 10)
-    predicted = scores_test.argmax(dim=1).numpy()
-    test_accuracy = float((predicted == split.y_test).mean())
-    train_accuracy = float(
-        (model.predict(X_train).argmax(dim=1).cpu().numpy() == split.y_train).mean())
-    print(f"least squares on one-hot targets (l2={args.l2}): train accuracy {train_accuracy:.4f}"
-          f", test accuracy {test_accuracy:.4f}")
-    plot_confusion_matrix(split.y_test, predicted, path=out / "confusion.png",
-                          title="L2 least-squares classifier on MNIST (test)")
-    print(f"plots written to {out}")
-    return {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy}
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Fit linear regression on diabetes (default) or a least-squares classifier on MNIST.
-
-    Returns: {"test_r2", "test_mse", "sgd_test_r2"} for diabetes, or
-             {"test_accuracy", "train_accuracy"} for mnist.
+    Inputs:  a - any array-like of real numbers; name - used in error messages
+    Returns: tensor of the same shape, float32 or float64, detached from any graph
     """
-    parser = argparse.ArgumentParser(
-        description="Linear regression in low-level PyTorch: normal equation and SGD.")
-    add_common_args(parser, datasets=("diabetes", "mnist"), epochs=50, batch_size=32, lr=0.05,
-                    out="runs/01_Linear_Logistic/l2_linear")
-    parser.add_argument("--l2", type=non_negative_float, default=None,
-                        help="ridge strength l2 in J (default: %(default)s)")
-    parser.add_argument("--momentum", type=probability, default=0.0,
-                        help="SGD momentum, in [0, 1) (default: %(default)s)")
-    # On MNIST many border pixels are always 0; a little ridge keeps the solve well posed.
-    args = parse_args(parser, argv, {"diabetes": {"l2": 0.0}, "mnist": {"l2": 1e-3}})
-
-    seed_everything(args.seed)
-    device = get_device(args.device)
-    out = prepare_out_dir(args.out)
-    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
-        split = load_arrays(args.dataset, data_root=args.data_root)
-    print(split.summary())
-    if args.dataset == "diabetes":
-        return _run_diabetes(args, split, device, out)
-    return _run_mnist(args, split, device, out)
+    if isinstance(a, torch.Tensor):
+        t = a.detach()
+    else:
+        arr = np.asarray(a)
+        if arr.dtype.kind not in "biuf":  # strings, objects, complex numbers
+            raise ValueError(f"{name}: expected real numbers, got an array of dtype {arr.dtype}")
+        t = torch.as_tensor(arr)
+    if t.is_complex():
+        raise ValueError(f"{name}: expected real numbers, got dtype {t.dtype}")
+    if dtype is not None:
+        return t.to(dtype)
+    return t if t.dtype in (torch.float32, torch.float64) else t.to(torch.float64)
 
 
-if __name__ == "__main__":
-    main()
+def check_features(X, *, dtype: torch.dtype | None = None, device="cpu") -> torch.Tensor:
+    """Check and convert a design matrix.
+
+    Inputs:  X - (N, D) array-like of finite real numbers, N >= 1
+             dtype - force this float dtype (the model's, at predict time)
+    Returns: (N, D) float tensor on ``device``
+    Raises ValueError if X is not 2-D, is empty, or holds NaN/inf.
+    """
+    t = to_float_tensor(X, name="X", dtype=dtype)
+    if t.ndim != 2 or t.shape[0] == 0:
+        hint = " (one feature? use X.reshape(-1, 1))" if t.ndim == 1 else ""
+        raise ValueError(f"X: expected a 2-D array of shape (N, D), one row per example, "
+                         f"N >= 1, got shape {tuple(t.shape)}{hint}")
+    if not torch.isfinite(t).all():
+        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
+        raise ValueError(f"X: contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
+                         "clean or impute the data first")
+    return t.to(device)
+
+
+def check_features_for(model, X) -> torch.Tensor:
+    """X checked for a model with weights W (D, K), b (K,): D columns, in W's dtype and device.
+
+    The estimators of both files (LinearRegression, LogisticRegression, SoftmaxRegression)
+    call this at predict / score / loss time.
+    """
+    if model.W is None:
+        more = ", n_classes" if hasattr(model, "n_classes") else ""
+        raise RuntimeError(f"this {type(model).__name__} has no weights yet: call fit(X, y) "
+                           f"first (or give the constructor input_dim{more})")
+    if model.W.ndim != 2 or tuple(model.b.shape) != (model.W.shape[1],):
+        raise ValueError(f"W must be (D, K) and b (K,); got W {tuple(model.W.shape)} and "
+                         f"b {tuple(model.b.shape)}")
+    X = check_features(X, dtype=model.W.dtype, device=model.device)
+    if X.shape[1] != model.W.shape[0]:
+        raise ValueError(f"X has {X.shape[1]} features, but the model was built for "
+                         f"{model.W.shape[0]} (W has shape {tuple(model.W.shape)})")
+    return X
+
+
+def check_regression_targets(y, n_rows: int, *, dtype: torch.dtype, device="cpu") -> torch.Tensor:
+    """Check and convert regression targets.
+
+    Inputs:  y - (N,) or (N, K) array-like of finite real numbers; n_rows - N of X
+    Returns: tensor of y's shape, in ``dtype`` (the features' dtype), on ``device``
+    """
+    t = to_float_tensor(y, name="y", dtype=dtype)
+    if t.ndim not in (1, 2):
+        raise ValueError(f"y: expected shape (N,) or (N, K), got {tuple(t.shape)}")
+    if t.shape[0] != n_rows:
+        raise ValueError(f"y: has {t.shape[0]} rows but X has {n_rows}; "
+                         "expected one target per row of X")
+    if not torch.isfinite(t).all():
+        raise ValueError("y: contains NaN or inf")
+    return t.to(device)

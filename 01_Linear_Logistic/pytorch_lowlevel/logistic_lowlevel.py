@@ -1,80 +1,34 @@
-"""Logistic and softmax regression in low-level PyTorch (Level 2 of lesson 01).
+"""Logistic and softmax regression in low-level PyTorch (L2 of lesson 01): autograd
+differentiates the objectives, the losses and the SGD loop are written out.
 
-What this file builds
----------------------
-Two linear classifiers: a linear map gives scores ("logits"), a squashing
-function turns them into probabilities, and the cross-entropy (the negative
-log-likelihood of the labels) is minimised.
-
-Binary logistic regression (Cox 1958), labels y in {0, 1}::
-
-    z = X W + b                 X (N, D), W (D, 1), b (1,), z (N,)
-    p = sigmoid(z) = 1 / (1 + e^-z)        = P(y = 1 | x)
-    J = 1/N sum_i [ softplus(z_i) - y_i z_i ]  +  (l2/2) ||W||^2
-    dJ/dz_i = (sigmoid(z_i) - y_i) / N
-
-where softplus(z) = log(1 + e^z), so that softplus(z) - y z equals
--[y log p + (1 - y) log(1 - p)], the binary cross-entropy, computed from z.
-
-Softmax (multinomial) regression, labels y in {0, ..., K-1}::
-
-    Z = X W + b                 W (D, K), b (K,), Z (N, K)
-    P = softmax(Z),  P_ik = e^{Z_ik} / sum_j e^{Z_ij}
-    J = 1/N sum_i [ logsumexp(Z_i) - Z_i[y_i] ]  +  (l2/2) ||W||_F^2
-    dJ/dZ = (P - onehot(y)) / N
-
-Why this level
---------------
-The NumPy level (L1) derives dJ/dz by hand. Here autograd differentiates J, so
-what must be right is J itself, and in particular its numerical stability:
-
-- softplus(z) = log(1 + e^z) overflows for z = 1000 if written literally. It is
-  ``torch.logaddexp(0, z)`` = max(0, z) + log1p(e^{-|z|}), which never
-  overflows, and whose derivative autograd knows to be exactly sigmoid(z). (Writing
-  max(z, 0) + log1p(exp(-|z|)) with clamp and abs gives the right VALUE but a
-  wrong derivative at z = 0, where both have a kink: 1 - y or -y instead of
-  1/2 - y. With zero-initialised weights every z starts at 0, so this matters.)
-- logsumexp(Z_i) = m + log sum_j e^{Z_ij - m} with m = max_j Z_ij, again never
-  overflowing; ``torch.logsumexp`` does this subtraction for us.
-
-The optimiser step ``sgd_step`` and the loop (zero_grad, forward, loss,
-backward, step) are written out, as in ``linear_lowlevel.py``. No ``torch.nn``
-layers, losses or ``torch.optim`` (a test checks it).
-
-scikit-learn's ``LogisticRegression(C)`` minimises C * sum_i loss_i + 1/2 ||w||^2,
-which is N C times our J, so ``C = 1 / (N * l2)``. For K > 2 classes (lbfgs) it
-fits the same softmax model.
-
-Run it from the repository root::
-
-    python 01_Linear_Logistic/pytorch_lowlevel/logistic_lowlevel.py       # breast cancer, binary
-    python 01_Linear_Logistic/pytorch_lowlevel/logistic_lowlevel.py --dataset digits
-    python -m 01_Linear_Logistic.pytorch_lowlevel.logistic_lowlevel --dataset mnist --data-root DIR
+Binary logistic regression (Cox 1958), p = sigmoid(X W + b), and softmax regression,
+P = softmax(X W + b), minimise the mean cross-entropy plus (l2/2) ||W||^2, computed from
+the logits so that nothing overflows (softplus as logaddexp(0, z), torch.logsumexp). The
+objectives, their gradients and the stable formulas are in ``../theory.md`` (sections 3
+and 4; the notes that used to open this file are in its appendix). The pieces the two
+files share (checks, linear_forward, l2_penalty, zero_grad, sgd_step) are imported from
+``linear_lowlevel.py``; ``train_logistic.py`` beside this file runs the models.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.cli import (
-    add_common_args,
-    data_errors,
-    non_negative_float,
-    parse_args,
-    prepare_out_dir,
-    probability,
-)
-from utils.data_loaders import load_arrays
 from utils.lessons import import_lesson
-from utils.training_utils import get_device, seed_everything
-from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
+
+# What linear regression taught at this level, used as it is: the input checks, the affine
+# map, the penalty and the hand-written optimiser step; the settings are checked as at L1.
+_linear = import_lesson("01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel")
+to_float_tensor, check_features = _linear.to_float_tensor, _linear.check_features
+check_features_for = _linear.check_features_for
+linear_forward, l2_penalty = _linear.linear_forward, _linear.l2_penalty
+zero_grad, sgd_step = _linear.zero_grad, _linear.sgd_step
+check_settings = import_lesson("01_Linear_Logistic.numpy.linear_numpy").check_settings
 
 SOLVERS = ("gd", "sgd")
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
@@ -87,122 +41,8 @@ ConvergenceWarning = import_lesson("01_Linear_Logistic.numpy.logistic_numpy").Co
 
 
 # --------------------------------------------------------------------------------------
-# 1. Turning user input into checked tensors
+# 1. The probabilities and the two losses
 # --------------------------------------------------------------------------------------
-# (The same checks as in linear_lowlevel.py for X, repeated so this file reads on its
-# own, plus the two kinds of labels.)
-
-
-def to_float_tensor(a, *, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Convert an array-like (NumPy array, list, tensor) to a floating-point tensor.
-
-    float32 and float64 keep their dtype; integers and booleans become float64.
-    ``dtype``, when given, overrides both.
-
-    Inputs:  a - any array-like of real numbers; name - used in error messages
-    Returns: tensor of the same shape, float32 or float64, detached from any graph
-    """
-    if isinstance(a, torch.Tensor):
-        t = a.detach()
-    else:
-        arr = np.asarray(a)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{name}: expected real numbers, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if t.is_complex():
-        raise ValueError(f"{name}: expected real numbers, got dtype {t.dtype}")
-    if dtype is not None:
-        return t.to(dtype)
-    if t.dtype in (torch.float32, torch.float64):
-        return t
-    if t.is_floating_point():
-        raise ValueError(f"{name}: expected float32 or float64, got {t.dtype}; "
-                         "convert with .astype(np.float32) first")
-    return t.to(torch.float64)
-
-
-def check_features(X, *, dtype: torch.dtype | None = None, device="cpu") -> torch.Tensor:
-    """Check and convert a design matrix.
-
-    Inputs:  X - (N, D) array-like of finite real numbers, N >= 1
-    Returns: (N, D) float tensor on ``device`` (in ``dtype`` when given)
-    Raises ValueError if X is not 2-D, is empty, or holds NaN/inf.
-    """
-    t = to_float_tensor(X, name="X", dtype=dtype)
-    if t.ndim != 2:
-        hint = " (one feature? use X.reshape(-1, 1))" if t.ndim == 1 else ""
-        raise ValueError(f"X: expected a 2-D array of shape (N, D), one row per example, "
-                         f"got shape {tuple(t.shape)}{hint}")
-    if t.shape[0] == 0:
-        raise ValueError("X: got 0 rows; need at least one example")
-    if not torch.isfinite(t).all():
-        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
-        raise ValueError(f"X: contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-                         "clean or impute the data first")
-    return t.to(device)
-
-
-def _labels_as_int64(y, n_rows: int) -> torch.Tensor:
-    """(N,) whole-number labels as int64 on the CPU; floats like 1.0 are accepted."""
-    if isinstance(y, torch.Tensor):
-        t = y.detach().cpu()
-    else:
-        arr = np.asarray(y)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"y: expected integer class labels, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if t.ndim != 1:
-        raise ValueError(f"y: expected a 1-D array of N = {n_rows} labels, got shape "
-                         f"{tuple(t.shape)}")
-    if t.shape[0] != n_rows:
-        raise ValueError(f"y: has {t.shape[0]} labels but X has {n_rows} rows")
-    if t.is_floating_point():
-        if not (torch.isfinite(t).all() and (t == t.round()).all()):
-            raise ValueError("y: class labels must be whole numbers (0, 1, 2, ...), got "
-                             f"values like {t[t != t.round()][:3].tolist()}")
-    return t.to(torch.int64)
-
-
-def check_binary_labels(y, n_rows: int, *, dtype: torch.dtype, device="cpu") -> torch.Tensor:
-    """Binary labels: (N,) values in {0, 1} (ints, bools or floats), as floats.
-
-    Returns: (N,) tensor in ``dtype`` (the features' float dtype) on ``device``
-    """
-    t = _labels_as_int64(y, n_rows)
-    if not ((t == 0) | (t == 1)).all():
-        raise ValueError(f"y: binary logistic regression needs labels 0 or 1, got values "
-                         f"{torch.unique(t)[:10].tolist()}; for more classes use "
-                         "SoftmaxRegression")
-    return t.to(dtype=dtype, device=device)
-
-
-def check_class_labels(y, n_rows: int, n_classes: int | None, *, device="cpu") -> torch.Tensor:
-    """Multiclass labels: (N,) integers in 0..K-1.
-
-    Returns: (N,) int64 tensor on ``device``
-    """
-    t = _labels_as_int64(y, n_rows)
-    if (t < 0).any():
-        raise ValueError(f"y: class labels must be 0..K-1, got negative values "
-                         f"{torch.unique(t[t < 0])[:5].tolist()}")
-    if n_classes is not None and (t >= n_classes).any():
-        raise ValueError(f"y: class labels must be 0..{n_classes - 1} (n_classes={n_classes}), "
-                         f"got {int(t.max())}")
-    return t.to(device)
-
-
-# --------------------------------------------------------------------------------------
-# 2. The model, the probabilities and the two losses
-# --------------------------------------------------------------------------------------
-
-
-def linear_forward(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Logits of the linear classifier: Z = X W + b.
-
-    Inputs:  X (N, D), W (D, K), b (K,)
-    Returns: Z (N, K)
-    """
-    return X @ W + b  # (N, D) @ (D, K) -> (N, K)
 
 
 def sigmoid(z: torch.Tensor) -> torch.Tensor:
@@ -257,68 +97,8 @@ def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor
     return (log_normaliser - true_class_logit).mean()
 
 
-def l2_penalty(W: torch.Tensor, l2: float) -> torch.Tensor:
-    """(l2/2) ||W||_F^2; its gradient is l2 * W. The bias is never penalised."""
-    return 0.5 * l2 * (W * W).sum()
-
-
 # --------------------------------------------------------------------------------------
-# 3. The optimiser, written by hand (the same as in linear_lowlevel.py)
-# --------------------------------------------------------------------------------------
-
-
-def zero_grad(params: Sequence[torch.Tensor]) -> None:
-    """Forget the previous step's gradients (autograd ADDS into ``p.grad``)."""
-    for p in params:
-        p.grad = None
-
-
-@torch.no_grad()  # the update itself must not be recorded in the autograd graph
-def sgd_step(
-    params: Sequence[torch.Tensor],
-    lr: float,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    state: dict | None = None,
-) -> dict:
-    """One step of SGD with the update rule of ``torch.optim.SGD`` (dampening 0, no Nesterov).
-
-        g <- p.grad + weight_decay * p
-        v <- g (first step),  v <- momentum * v + g (later steps)     (only if momentum > 0)
-        p <- p - lr * v                                                 (v = g if momentum = 0)
-
-    Inputs:  params - tensors whose .grad backward filled (None grads are skipped);
-             lr > 0; momentum in [0, 1); weight_decay >= 0;
-             state - the dict the previous call returned (momentum buffers), or None
-    Returns: the state dict for the next call; parameters are updated in place
-    """
-    if not lr > 0:
-        raise ValueError(f"sgd_step: lr must be > 0, got {lr!r}")
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"sgd_step: momentum must be in [0, 1), got {momentum!r}")
-    if weight_decay < 0:
-        raise ValueError(f"sgd_step: weight_decay must be >= 0, got {weight_decay!r}")
-    state = {} if state is None else state
-    for i, p in enumerate(params):
-        if p.grad is None:
-            continue
-        g = p.grad
-        if weight_decay != 0:
-            g = g + weight_decay * p
-        if momentum != 0:
-            velocity = state.get(i)
-            if velocity is None:
-                velocity = g.clone()
-            else:
-                velocity.mul_(momentum).add_(g)
-            state[i] = velocity
-            g = velocity
-        p.sub_(lr * g)
-    return state
-
-
-# --------------------------------------------------------------------------------------
-# 4. The estimators
+# 2. The estimators
 # --------------------------------------------------------------------------------------
 
 
@@ -335,22 +115,8 @@ class _LinearClassifier:
 
     def __init__(self, input_dim, *, solver, lr, epochs, batch_size, l2, seed, momentum,
                  device, tol):
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if not (isinstance(epochs, int) and epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if not (isinstance(l2, (int, float)) and l2 >= 0):
-            raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if not tol >= 0:
-            raise ValueError(f"tol must be >= 0 (0: run every epoch), got {tol!r}")
-        if input_dim is not None and not (isinstance(input_dim, int) and input_dim >= 1):
-            raise ValueError(f"input_dim must be a positive integer or None, got {input_dim!r}")
+        check_settings(SOLVERS, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
+                       l2=l2, momentum=momentum, tol=tol, input_dim=input_dim)
         self.solver, self.lr, self.epochs = solver, float(lr), epochs
         self.batch_size, self.l2, self.seed = batch_size, float(l2), seed
         self.momentum, self.tol = float(momentum), float(tol)
@@ -400,18 +166,8 @@ class _LinearClassifier:
         self._b = self._as_parameter(value, "b")
 
     def _features(self, X) -> torch.Tensor:
-        if self._W is None:
-            raise RuntimeError(f"this {type(self).__name__} has no weights yet: call fit(X, y) "
-                               "first (or pass input_dim, and n_classes for SoftmaxRegression, "
-                               "to the constructor)")
-        if self.W.ndim != 2 or tuple(self.b.shape) != (self.W.shape[1],):
-            raise ValueError(f"W must be (D, K) and b (K,); got W {tuple(self.W.shape)} and "
-                             f"b {tuple(self.b.shape)}")
-        X = check_features(X, dtype=self.W.dtype, device=self.device)
-        if X.shape[1] != self.W.shape[0]:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was built for "
-                             f"{self.W.shape[0]} (W has shape {tuple(self.W.shape)})")
-        return X
+        """X checked, in the parameters' dtype and device, with D columns."""
+        return check_features_for(self, X)
 
     def _logits(self, X: torch.Tensor) -> torch.Tensor:
         return linear_forward(X, self.W, self.b)  # (N, K)
@@ -568,8 +324,7 @@ class SoftmaxRegression(_LinearClassifier):
                  dtype: torch.dtype = torch.float64, tol: float = TOL):
         super().__init__(input_dim, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
                          l2=l2, seed=seed, momentum=momentum, device=device, tol=tol)
-        if n_classes is not None and not (isinstance(n_classes, int) and n_classes >= 2):
-            raise ValueError(f"n_classes must be an integer >= 2 or None, got {n_classes!r}")
+        check_settings(n_classes=n_classes)
         self.n_classes = n_classes
         if input_dim is not None and n_classes is not None:
             self._init_params(input_dim, n_classes, dtype)
@@ -602,72 +357,51 @@ class SoftmaxRegression(_LinearClassifier):
 
 
 # --------------------------------------------------------------------------------------
-# 5. The script
+# 3. Checks at the door: the labels (X is checked by linear_lowlevel.check_features)
 # --------------------------------------------------------------------------------------
 
-# Defaults per dataset: mini-batch SGD, a few epochs, a learning rate that works there.
-# The script runs exactly these epochs (tol=0); the classes' defaults fit to a tolerance.
-DATASET_DEFAULTS = {
-    "breast_cancer": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
-    "digits": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
-    "iris": {"epochs": 100, "batch_size": 16, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
-    # MNIST: momentum averages the noisy mini-batch gradients; 10 epochs reach ~92.5 %
-    "mnist": {"epochs": 10, "batch_size": 100, "lr": 0.05, "momentum": 0.9, "l2": 0.0},
-}
-IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
 
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Train binary logistic regression (breast_cancer) or softmax regression (others).
-
-    Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final_loss: J on the
-             training set after the last epoch).
-    """
-    parser = argparse.ArgumentParser(
-        description="Logistic / softmax regression in low-level PyTorch, trained with a "
-                    "hand-written SGD.")
-    add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
-                    lr=None, out="runs/01_Linear_Logistic/l2_logistic")
-    parser.add_argument("--l2", type=non_negative_float, default=None,
-                        help="L2 penalty strength in J (default: %(default)s)")
-    parser.add_argument("--momentum", type=probability, default=None,
-                        help="SGD momentum (default: %(default)s)")
-    args = parse_args(parser, argv, DATASET_DEFAULTS)  # fills the dataset's defaults
-
-    seed_everything(args.seed)
-    device = get_device(args.device)
-    out = prepare_out_dir(args.out)
-    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
-        split = load_arrays(args.dataset, data_root=args.data_root)
-    print(split.summary())
-
-    settings = dict(solver="sgd", lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
-                    l2=args.l2, seed=args.seed, momentum=args.momentum, device=device, tol=0.0)
-    if split.task == "binary":
-        model = LogisticRegression(**settings)
+def _labels_as_int64(y, n_rows: int) -> torch.Tensor:
+    """(N,) whole-number labels as int64 on the CPU; floats like 1.0 are accepted."""
+    if isinstance(y, torch.Tensor):
+        t = y.detach().cpu()
     else:
-        model = SoftmaxRegression(n_classes=split.num_classes, **settings)
-    model.fit(split.X_train, split.y_train, progress=args.progress)
-
-    train_accuracy = model.score(split.X_train, split.y_train)
-    test_accuracy = model.score(split.X_test, split.y_test)
-    final_loss = model.history[-1]
-    print(f"{type(model).__name__} on {args.dataset}: train accuracy {train_accuracy:.4f}, "
-          f"test accuracy {test_accuracy:.4f}, final J {final_loss:.4f}")
-
-    title = f"L2 {type(model).__name__} on {args.dataset}"
-    plot_curves({"train J": model.history}, path=out / "loss.png", ylabel="cross-entropy + penalty",
-                title=title)
-    plot_confusion_matrix(split.y_test, model.predict(split.X_test).cpu().numpy(),
-                          class_names=split.classes, path=out / "confusion.png",
-                          title=f"{title} (test)")
-    if args.dataset in IMAGE_SHAPES:
-        plot_weights(model.W.detach().cpu(), image_shape=IMAGE_SHAPES[args.dataset],
-                     path=out / "weights.png", title=f"{title}: one template per class")
-    print(f"plots written to {out}")
-    return {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy,
-            "final_loss": final_loss}
+        arr = np.asarray(y)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"y: expected integer class labels, got an array of dtype {arr.dtype}")
+        t = torch.as_tensor(arr)
+    if t.shape != (n_rows,):
+        raise ValueError(f"y: expected a 1-D array of N = {n_rows} labels, one per row of X, "
+                         f"got shape {tuple(t.shape)}")
+    if t.is_floating_point() and not (torch.isfinite(t).all() and (t == t.round()).all()):
+        raise ValueError("y: class labels must be whole numbers (0, 1, 2, ...), got "
+                         f"values like {t[t != t.round()][:3].tolist()}")
+    return t.to(torch.int64)
 
 
-if __name__ == "__main__":
-    main()
+def check_binary_labels(y, n_rows: int, *, dtype: torch.dtype, device="cpu") -> torch.Tensor:
+    """Binary labels: (N,) values in {0, 1} (ints, bools or floats), as floats.
+
+    Returns: (N,) tensor in ``dtype`` (the features' float dtype) on ``device``
+    """
+    t = _labels_as_int64(y, n_rows)
+    if not ((t == 0) | (t == 1)).all():
+        raise ValueError(f"y: binary logistic regression needs labels 0 or 1, got values "
+                         f"{torch.unique(t)[:10].tolist()}; for more classes use "
+                         "SoftmaxRegression")
+    return t.to(dtype=dtype, device=device)
+
+
+def check_class_labels(y, n_rows: int, n_classes: int | None, *, device="cpu") -> torch.Tensor:
+    """Multiclass labels: (N,) integers in 0..K-1.
+
+    Returns: (N,) int64 tensor on ``device``
+    """
+    t = _labels_as_int64(y, n_rows)
+    if (t < 0).any():
+        raise ValueError(f"y: class labels must be 0..K-1, got negative values "
+                         f"{torch.unique(t[t < 0])[:5].tolist()}")
+    if n_classes is not None and (t >= n_classes).any():
+        raise ValueError(f"y: class labels must be 0..{n_classes - 1} (n_classes={n_classes}), "
+                         f"got {int(t.max())}")
+    return t.to(device)

@@ -38,6 +38,8 @@ from utils.testing import (
 
 lin = import_lesson("01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel")
 log = import_lesson("01_Linear_Logistic.pytorch_lowlevel.logistic_lowlevel")
+train_lin = import_lesson("01_Linear_Logistic.pytorch_lowlevel.train_linear")
+train_log = import_lesson("01_Linear_Logistic.pytorch_lowlevel.train_logistic")
 
 DTYPES = [torch.float64, torch.float32]
 # An iterative solver stopped after a fixed number of steps is compared with an exact
@@ -525,7 +527,7 @@ def test_linear_script_runs_on_diabetes(tmp_path):
 
     from utils.data_loaders import load_arrays
 
-    metrics = lin.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu",
+    metrics = train_lin.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu",
                         "--epochs", "5"])
     split = load_arrays("diabetes")
     reference = SkLinearRegression().fit(split.X_train, split.y_train)
@@ -538,7 +540,7 @@ def test_linear_script_runs_on_diabetes(tmp_path):
 
 @pytest.mark.parametrize("dataset, classes", [("breast_cancer", 2), ("digits", 10)])
 def test_logistic_script_runs_a_few_epochs(tmp_path, dataset, classes):
-    metrics = log.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
+    metrics = train_log.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
                         "--device", "cpu", "--epochs", "2"])
     # better than the trivial model: the uniform prediction has loss log K, accuracy ~1/K
     assert metrics["final_loss"] < 0.8 * math.log(classes)
@@ -547,12 +549,12 @@ def test_logistic_script_runs_a_few_epochs(tmp_path, dataset, classes):
 
 
 @pytest.mark.parametrize("script, options, option", [
-    (lin, ["--epochs", "0"], "--epochs"),
-    (lin, ["--l2", "-1"], "--l2"),
-    (lin, ["--momentum", "1"], "--momentum"),
-    (log, ["--batch-size", "-3"], "--batch-size"),
-    (log, ["--lr", "0"], "--lr"),
-    (log, ["--momentum", "1.5"], "--momentum"),
+    (train_lin, ["--epochs", "0"], "--epochs"),
+    (train_lin, ["--l2", "-1"], "--l2"),
+    (train_lin, ["--momentum", "1"], "--momentum"),
+    (train_log, ["--batch-size", "-3"], "--batch-size"),
+    (train_log, ["--lr", "0"], "--lr"),
+    (train_log, ["--momentum", "1.5"], "--momentum"),
 ])
 def test_scripts_reject_bad_options_naming_them(tmp_path, capsys, script, options, option):
     with pytest.raises(SystemExit) as exit_info:
@@ -561,7 +563,7 @@ def test_scripts_reject_bad_options_naming_them(tmp_path, capsys, script, option
     assert f"argument {option}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", [lin, log], ids=["linear", "logistic"])
+@pytest.mark.parametrize("script", [train_lin, train_log], ids=["linear", "logistic"])
 def test_script_help_shows_every_default(capsys, script):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--help"])
@@ -572,6 +574,6 @@ def test_script_help_shows_every_default(capsys, script):
 
 @pytest.mark.slow
 def test_softmax_regression_on_real_mnist(tmp_path, shared_data):
-    metrics = log.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
+    metrics = train_log.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
                         str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.92
