@@ -5,8 +5,9 @@ same logits (float64, 1e-10), the same gradient of the label-smoothed loss for e
 parameter, and the same greedy decoding; post-LN (the paper) and pre-LN with final norms.
 The two levels name a few things differently (L3 <- L2):
 
-    src_embed.weight (= tgt_embed = generator)  <- embedding.weight
+    src_embed.weight (= tgt_embed = lm_head)    <- embedding.weight
     encoder.layers.{i}.ffn.linear1.*            <- encoder.{i}.linear1.*
+    encoder.layers.{i}.residual1.norm.*         <- encoder.{i}.norm1.*
     decoder.layers.{i}.cross_attn.*             <- decoder.{i}.multihead_attn.*
     encoder.norm.* / decoder.norm.*             <- encoder_norm.* / decoder_norm.*
 
@@ -37,6 +38,7 @@ def l3_name(l2_name: str) -> str:
         return "src_embed.weight"
     name = re.sub(r"^(encoder|decoder)_norm\.", r"\1.norm.", l2_name)
     name = re.sub(r"^(encoder|decoder)\.(\d+)\.", r"\1.layers.\2.", name)
+    name = re.sub(r"\.norm(\d)\.", r".residual\1.norm.", name)
     return name.replace(".multihead_attn.", ".cross_attn.").replace(".linear", ".ffn.linear")
 
 
@@ -54,7 +56,7 @@ def _pair(norm_first: bool):
     l3 = paper.Transformer(cfg).double()
     state = {l3_name(name): value for name, value in l2.state_dict().items()}
     # one tied matrix, listed under its three names in an nn.Module state dict
-    state["tgt_embed.weight"] = state["generator.weight"] = state["src_embed.weight"]
+    state["tgt_embed.weight"] = state["lm_head.weight"] = state["src_embed.weight"]
     expected = set(l3.state_dict())
     assert set(state) == expected, f"names differ: {set(state) ^ expected}"
     l3.load_state_dict(state)

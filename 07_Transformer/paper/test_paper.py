@@ -110,7 +110,7 @@ def test_parameter_counts_of_table_3(size, d, d_ff, expected, paper_count, monke
 def test_embeddings_are_shared_and_scaled():
     torch.manual_seed(0)
     model = paper.Transformer(_small_config()).eval()
-    assert model.src_embed.weight is model.tgt_embed.weight is model.generator.weight
+    assert model.src_embed.weight is model.tgt_embed.weight is model.lm_head.weight
     tokens = torch.tensor([[3, 4, 5, 0]])
     expected = model.src_embed.weight[tokens] * 4.0 + model.pos_encoding.pe[:4]  # sqrt(16)
     assert_close(model.embed(tokens, model.src_embed), expected, tolerance(torch.float32))
@@ -163,16 +163,16 @@ def test_multi_head_attention_equals_torch(device, dtype, kind):
     t_k = k.shape[1]
     pad = torch.zeros(3, t_k, dtype=torch.bool, device=device)
     pad[1, -2:] = True
-    for need_weights in (False, True):
-        out, w = ours(q, k, v, attn_mask=attn_mask, key_padding_mask=pad,
-                      need_weights=need_weights)
+    for fused in (False, True):  # step by step (the weights returned), then the fused kernel
+        ours.fused = fused
+        out, w = ours(q, k, v, attn_mask=attn_mask, key_padding_mask=pad)
         ref_out, ref_w = ref(q, k, v, attn_mask=attn_mask, key_padding_mask=pad,
                              need_weights=True, average_attn_weights=False)
         assert_close(out, ref_out, tol, "attention output")
-        if need_weights:
-            assert_close(w, ref_w, tol, "per-head weights")
-        else:
+        if fused:
             assert w is None
+        else:
+            assert_close(w, ref_w, tol, "per-head weights")
         grad = torch.randn_like(out)
         mine = torch.autograd.grad(out, [q, *ours.parameters()] + ([k] if kind == "cross"
                                                                     else []), grad)
@@ -186,7 +186,7 @@ def test_multi_head_attention_float_mask_and_no_bias(device):
     ours, ref = _mha_pair(12, 3, torch.float64, device, bias=False)
     x = torch.randn(2, 4, 12, dtype=torch.float64, device=device)
     mask = torch.randn(2 * 3, 4, 4, dtype=torch.float64, device=device)  # (B * h, T, T) float
-    out, w = ours(x, x, x, attn_mask=mask, need_weights=True)
+    out, w = ours(x, x, x, attn_mask=mask)
     ref_out, ref_w = ref(x, x, x, attn_mask=mask, average_attn_weights=False)
     assert_close(out, ref_out, FLOAT64)
     assert_close(w, ref_w, FLOAT64)
@@ -200,7 +200,7 @@ def test_multi_head_attention_shapes_property(batch, t_q, t_k, heads, d_k):
     ours, ref = _mha_pair(d, heads, torch.float64, "cpu")
     q = torch.randn(batch, t_q, d, dtype=torch.float64)
     kv = torch.randn(batch, t_k, d, dtype=torch.float64)
-    out, w = ours(q, kv, kv, need_weights=True)
+    out, w = ours(q, kv, kv)
     assert out.shape == (batch, t_q, d) and w.shape == (batch, heads, t_q, t_k)
     assert_close(out, ref(q, kv, kv, need_weights=False)[0], FLOAT64)
     assert_close(w.sum(-1), torch.ones(batch, heads, t_q, dtype=torch.float64), FLOAT64)
@@ -208,8 +208,8 @@ def test_multi_head_attention_shapes_property(batch, t_q, t_k, heads, d_k):
 
 def test_fully_masked_rows_give_zero_in_both_attention_paths(device):
     """A query with every key masked: weights 0 and attention output 0 (out_proj's bias
-    alone), finite gradients, the same with need_weights True (step by step) and False
-    (the fused kernel)."""
+    alone), finite gradients, the same step by step (fused=False, the default) and with
+    the fused kernel (fused=True)."""
     torch.manual_seed(0)
     attention = paper.MultiHeadAttention(8, 2).double().to(device)
     with torch.no_grad():
@@ -220,14 +220,14 @@ def test_fully_masked_rows_give_zero_in_both_attention_paths(device):
     padding = torch.zeros(2, 4, dtype=torch.bool, device=device)
     padding[1] = True  # example 1: every key is padding
     outputs, grads = [], []
-    for need_weights in (False, True):
-        out, weights = attention(x, x, x, attn_mask=attn_mask, key_padding_mask=padding,
-                                 need_weights=need_weights)
-        assert torch.isfinite(out).all(), f"need_weights={need_weights}"
+    for fused in (True, False):
+        attention.fused = fused
+        out, weights = attention(x, x, x, attn_mask=attn_mask, key_padding_mask=padding)
+        assert torch.isfinite(out).all(), f"fused={fused}"
         bias = attention.out_proj.bias.detach().expand(4, 8)
         assert_close(out[1], bias, FLOAT64, "dead example: out_proj bias alone")
         assert_close(out[0, 2], bias[0], FLOAT64, "dead query: out_proj bias alone")
-        if need_weights:
+        if not fused:
             assert not weights[1].any() and not weights[0, :, 2].any()
             assert_close(weights[0].sum(-1)[:, [0, 1, 3]],
                          torch.ones(2, 3, dtype=torch.float64, device=device), FLOAT64,
@@ -237,6 +237,26 @@ def test_fully_masked_rows_give_zero_in_both_attention_paths(device):
     assert_close(outputs[0], outputs[1], FLOAT64, "fused == step by step")
     assert torch.isfinite(grads[0]).all() and torch.isfinite(grads[1]).all()
     assert_close(grads[0], grads[1], FLOAT64, "gradients, fused == step by step")
+
+
+def test_fused_attention_option_gives_the_same_model_decoding_and_maps():
+    """fused_attention=True (F.scaled_dot_product_attention in every attention) gives the
+    step-by-step model's logits (padding included) and cached decoding; attention_maps still
+    returns every head's weights, and leaves the modules fused."""
+    model = _random_model()
+    fused = _random_model(fused_attention=True)
+    fused.load_state_dict(model.state_dict())
+    src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0]])
+    tgt = torch.tensor([[1, 5, 6, 7], [1, 3, 0, 0]])
+    assert_close(fused(src, tgt), model(src, tgt), FLOAT64, "logits")
+    assert torch.equal(paper.greedy_decode(fused, src, 6), paper.greedy_decode(model, src, 6))
+    maps, expected = fused.attention_maps(src, tgt), model.attention_maps(src, tgt)
+    for kind in ("encoder", "decoder_self", "cross"):
+        assert len(maps[kind]) == 2
+        for got, want in zip(maps[kind], expected[kind]):
+            assert_close(got, want, FLOAT64, kind)
+    attention = [m for m in fused.modules() if isinstance(m, paper.MultiHeadAttention)]
+    assert len(attention) == 6 and all(m.fused for m in attention)
 
 
 # --------------------------------------------------------------------------------------
@@ -268,7 +288,7 @@ def _record_dropout(monkeypatch):
 def _attention_with_weight_mask(attention, query, key, weight_mask, **masks):
     """Multi-head attention composed by hand: the module's own weights (eval mode, no
     dropout), multiplied by ``weight_mask`` (or not, if None), then @ V and W^O."""
-    _, weights = attention.eval()(query, key, key, need_weights=True, **masks)  # (B, h, T, S)
+    _, weights = attention.eval()(query, key, key, **masks)  # (B, h, T, S)
     if weight_mask is not None:
         weights = weights * weight_mask
     d, h = attention.d_model, attention.n_heads
@@ -284,10 +304,10 @@ def test_encoder_layer_dropout_is_where_section_5_4_puts_it(norm_first, monkeypa
     attention dropout (0.2) on the weights; FFN dropout (0.3) after the ReLU."""
     masks = _record_dropout(monkeypatch)
     torch.manual_seed(0)
-    layer = paper.EncoderLayer(8, 2, 12, dropout=0.1, attention_dropout=0.2, ffn_dropout=0.3,
+    layer = paper.EncoderLayer(8, 2, 12, dropout=0.1, attn_dropout=0.2, ffn_dropout=0.3,
                                norm_first=norm_first).double()
     x = torch.randn(2, 5, 8, dtype=torch.float64)
-    out, _ = layer.train()(x, need_weights=True)
+    out = layer.train()(x)
     assert [len(masks.get(p, [])) for p in (0.1, 0.2, 0.3)] == [2, 1, 1]
     residual, (weight_mask,), (hidden_mask,) = masks[0.1], masks[0.2], masks[0.3]
     layer.eval()
@@ -298,12 +318,13 @@ def test_encoder_layer_dropout_is_where_section_5_4_puts_it(norm_first, monkeypa
     def ffn(h):
         return layer.ffn.linear2(torch.relu(layer.ffn.linear1(h)) * hidden_mask)
 
+    norm1, norm2 = layer.residual1.norm, layer.residual2.norm
     if norm_first:  # x + Dropout(Sublayer(LayerNorm(x)))
-        h = x + attend(layer.norm1(x)) * residual[0]
-        expected = h + ffn(layer.norm2(h)) * residual[1]
+        h = x + attend(norm1(x)) * residual[0]
+        expected = h + ffn(norm2(h)) * residual[1]
     else:  # LayerNorm(x + Dropout(Sublayer(x)))
-        h = layer.norm1(x + attend(x) * residual[0])
-        expected = layer.norm2(h + ffn(h) * residual[1])
+        h = norm1(x + attend(x) * residual[0])
+        expected = norm2(h + ffn(h) * residual[1])
     assert_close(out, expected, FLOAT64, "encoder layer in training mode")
 
 
@@ -323,14 +344,14 @@ def test_decoder_layer_and_embedding_dropout_are_where_section_5_4_puts_them(mon
     x = torch.randn(2, 4, 16, dtype=torch.float64)
     memory = torch.randn(2, 3, 16, dtype=torch.float64)
     causal, memory_padding = paper.causal_mask(4), torch.tensor([[False] * 3, [False, True, True]])
-    out = layer(x, memory, causal, None, memory_padding)  # the fused attention path
+    out = layer(x, memory, causal, None, memory_padding)
     first, second, third = masks.pop(0.1)
     layer.eval()
-    h = layer.norm1(x + _attention_with_weight_mask(layer.self_attn, x, x, None,
-                                                    attn_mask=causal) * first)
-    h = layer.norm2(h + _attention_with_weight_mask(
+    h = layer.residual1.norm(x + _attention_with_weight_mask(layer.self_attn, x, x, None,
+                                                             attn_mask=causal) * first)
+    h = layer.residual2.norm(h + _attention_with_weight_mask(
         layer.cross_attn, h, memory, None, key_padding_mask=memory_padding) * second)
-    expected = layer.norm3(h + layer.ffn(h) * third)
+    expected = layer.residual3.norm(h + layer.ffn(h) * third)
     assert_close(out, expected, FLOAT64, "decoder layer in training mode")
     assert not masks  # nothing else was dropped
 
@@ -408,7 +429,7 @@ def test_to_torch_gives_the_same_outputs_and_logits(device, norm_first, final_no
     hidden = tt(model.embed(src, model.src_embed), model.embed(tgt, model.tgt_embed),
                 tgt_mask=paper.causal_mask(4, device=device), src_key_padding_mask=src == 0,
                 tgt_key_padding_mask=tgt == 0, memory_key_padding_mask=src == 0)
-    assert_close(model.generator(hidden), model(src, tgt), FLOAT64, "logits")
+    assert_close(model.lm_head(hidden), model(src, tgt), FLOAT64, "logits")
     # and back again: from_torch(to_torch(model)) holds the same stacks
     again = convert.from_torch(tt, src_embedding=model.src_embed).to(dtype=dtype, device=device)
     assert_close(again.eval()(src, tgt), model(src, tgt), FLOAT64, "round trip")
@@ -420,7 +441,7 @@ def test_from_torch_takes_given_embeddings_and_checks_its_input():
     model = convert.from_torch(tt, src_embedding=src_emb, tgt_embedding=tgt_emb)
     cfg = model.config
     assert (cfg.src_vocab, cfg.tgt_vocab, cfg.share_embeddings) == (9, 13, False)
-    assert (cfg.dropout, cfg.attention_dropout, cfg.ffn_dropout) == (0.1, 0.1, 0.1)
+    assert (cfg.dropout, cfg.attn_dropout, cfg.ffn_dropout) == (0.1, 0.1, 0.1)
     assert torch.equal(model.src_embed.weight, src_emb.weight)
     assert torch.equal(model.tgt_embed.weight, tgt_emb.weight)
     with pytest.raises(TypeError, match="nn.Transformer"):
@@ -632,7 +653,7 @@ def test_decoding_never_generates_pad_or_bos():
 def test_decoding_runs_in_eval_mode_and_restores_the_mode():
     """With dropout 0.5 in training mode, greedy and beam search still give the eval-mode
     tokens, every call, and leave the model in training mode."""
-    model = _random_model(seed=4, dropout=0.5, attention_dropout=0.5, ffn_dropout=0.5)
+    model = _random_model(seed=4, dropout=0.5, attn_dropout=0.5, ffn_dropout=0.5)
     src = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0], [5, 6, 5, 6, 5], [10, 9, 8, 7, 6]])
     greedy, beam = paper.greedy_decode(model, src, 8), paper.beam_search(model, src, 3, max_len=8)
     model.train()
@@ -705,7 +726,7 @@ def test_state_dict_round_trip(tmp_path):
     assert not torch.allclose(other(src, tgt), model(src, tgt))
     other.load_state_dict(torch.load(path, weights_only=True))
     assert torch.equal(other(src, tgt), model(src, tgt))
-    assert other.generator.weight is other.src_embed.weight  # still tied after loading
+    assert other.lm_head.weight is other.src_embed.weight  # still tied after loading
     assert "pos_encoding.pe" not in model.state_dict()  # a function of the sizes, not saved
 
 

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from utils import import_lesson
 from utils.cli import (
     add_common_args,
-    non_negative_int,
     parse_args,
     positive_int,
     prepare_out_dir,
@@ -226,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     "warm-up schedule; greedy decoding for the held-out exact match. Training "
                     "runs for --steps optimizer steps.")
     add_common_args(parser, datasets=TASKS, batch_size=64, lr=None,
-                    out="runs/07_Transformer/paper", counts_steps=True)
+                    out="runs/07_Transformer/paper", counts_steps=True, threads=1)
     parser.add_argument("--task", dest="dataset", choices=TASKS, default=argparse.SUPPRESS,
                         help="the same as --dataset")
     parser.add_argument("--steps", type=positive_int, default=None,
@@ -248,8 +247,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                              "factor that multiplies the Section 5.3 schedule")
     parser.add_argument("--n-test", type=positive_int, default=1000,
                         help="held-out examples (default: %(default)s)")
-    parser.add_argument("--threads", type=non_negative_int, default=1,
-                        help="torch CPU threads, 0: torch's default (default: %(default)s)")
     args = parse_args(parser, argv, TASK_DEFAULTS)
     if args.d_model % args.heads or args.d_model % 2:
         parser.error(f"--d-model ({args.d_model}) must be even and divisible by --heads "
@@ -289,17 +286,17 @@ def _run(args: argparse.Namespace, defaults: dict) -> dict[str, float]:
 
     model.eval()
     loss_fn = make_loss(cfg)
-    em = exact_match(model, test_src.to(device), test_tgt.to(device))
+    match = exact_match(model, test_src.to(device), test_tgt.to(device))
     with torch.no_grad():
         dec_in, labels = add_bos_eos(test_tgt, cfg)
         logits = model(test_src.to(device), dec_in.to(device))
         token_acc = float((logits.argmax(-1).cpu() == labels).float().mean())
         final_loss = float(loss_fn(logits.reshape(-1, cfg.tgt_vocab), labels.to(device)
                                    .reshape(-1)))
-    metrics = {"exact_match": em, "token_accuracy": token_acc, "final_loss": final_loss,
+    metrics = {"exact_match": match, "token_accuracy": token_acc, "final_loss": final_loss,
                "first_train_loss": losses[0], "last_train_loss": losses[-1],
                "train_seconds": seconds, "steps": args.steps}
-    print(f"L3 Transformer on {task}: held-out exact match {em:.4f} (greedy), token accuracy "
+    print(f"L3 Transformer on {task}: held-out exact match {match:.4f} (greedy), token accuracy "
           f"{token_acc:.4f}, loss {final_loss:.4f} (label-smoothed), {seconds:.1f} s for "
           f"{args.steps} steps on {device}")
     _plots(model, task, test_src[:1].to(device), test_tgt[:1], losses, lrs, args, out)

@@ -22,9 +22,399 @@ from torch import nn
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 RESERVED = 3  # data tokens start here
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu,
+                                                                   "gelu": F.gelu}
+
+
+def _check_tokens(tokens: torch.Tensor, vocab: int, name: str) -> None:
+    """The entry points' check of token ids: an int tensor (B, T), T >= 1, ids in 0..vocab-1."""
+    if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name}: expected an int64 tensor of token ids (B, T), got "
+                        f"{type(tokens).__name__} {getattr(tokens, 'dtype', '')}")
+    if tokens.ndim != 2 or tokens.shape[1] < 1:
+        raise ValueError(f"{name}: expected token ids of shape (B, T) with T >= 1, got "
+                         f"{tuple(tokens.shape)}")
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab):
+        raise ValueError(f"{name}: token ids must lie in 0..{vocab - 1}, got "
+                         f"{int(tokens.min())}..{int(tokens.max())}")
+
+
+def _check_heads(d_model: int, n_heads: int) -> None:
+    if n_heads < 1 or d_model < 1 or d_model % n_heads:
+        raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads "
+                         f"({n_heads}): each head gets d_k = d_model / n_heads dimensions")
+
 
 # --------------------------------------------------------------------------------------
-# 1. Configuration (Table 3)
+# 1. The residual connection around every sub-layer (Sections 3.1, 5.4)
+# --------------------------------------------------------------------------------------
+
+
+class SublayerConnection(nn.Module):
+    """The "Add & Norm" around each sub-layer of Figure 1, with Section 5.4's dropout:
+
+        post-LN (paper):  x = LayerNorm(x + Dropout(Sublayer(x)))
+        pre-LN (option):  x = x + Dropout(Sublayer(LayerNorm(x)))   (GPT-2, ViT)
+
+    Constructor: d_model, dropout (residual dropout, 0.1 in the paper), norm_first,
+    layer_norm_eps. Submodules ``norm`` and ``dropout`` (``nn.TransformerEncoderLayer``'s
+    ``norm1`` / ``dropout1`` for the first sub-layer, and so on).
+    forward(x (B, T, d), sublayer: a function (B, T, d) -> (B, T, d)) -> (B, T, d).
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.1, norm_first: bool = False,
+                 layer_norm_eps: float = 1e-5):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x: torch.Tensor,
+                sublayer: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if self.norm_first:
+            return x + self.dropout(sublayer(self.norm(x)))
+        return self.norm(x + self.dropout(sublayer(x)))
+
+
+# --------------------------------------------------------------------------------------
+# 2. Masks and multi-head attention (Sections 3.2, 3.2.3)
+# --------------------------------------------------------------------------------------
+
+
+def causal_mask(size: int, device=None) -> torch.Tensor:
+    """(size, size) bool, True ABOVE the diagonal: query i may not see keys j > i (Section 3.1).
+
+    Same meaning as ``nn.Transformer.generate_square_subsequent_mask`` (which returns the
+    float form: -inf above the diagonal, 0 elsewhere).
+    """
+    return torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
+
+
+def _additive_mask(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
+                   batch: int, heads: int, t_q: int, t_k: int, dtype: torch.dtype
+                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """One additive float mask broadcastable to (B, h, T_q, T_k): 0 = attend, -inf = do not;
+    and ``dead`` (B|1, h|1, T_q, 1) bool, the queries whose keys are ALL masked (their row
+    of the mask is set to 0, so that the softmax stays finite; the caller zeroes them).
+    (None, None) without masks. Checks the shapes and dtypes and says what was expected.
+    """
+    merged = None
+    if attn_mask is not None:
+        if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
+            raise TypeError(f"attn_mask must be bool (True = masked) or float (added to the "
+                            f"scores), got {attn_mask.dtype}")
+        if attn_mask.ndim not in (2, 3, 4) or attn_mask.shape[-2:] != (t_q, t_k):
+            raise ValueError(f"attn_mask: expected shape (T_q, T_k) = ({t_q}, {t_k}), or "
+                             f"(B, h, T_q, T_k) broadcastable, got {tuple(attn_mask.shape)}")
+        if attn_mask.ndim == 3:  # (B * h, T_q, T_k) as nn.MultiheadAttention takes it
+            if attn_mask.shape[0] != batch * heads:
+                raise ValueError(f"attn_mask: a 3-D mask must be (B * h, T_q, T_k) = "
+                                 f"({batch * heads}, {t_q}, {t_k}), got {tuple(attn_mask.shape)}")
+            attn_mask = attn_mask.view(batch, heads, t_q, t_k)  # (B, h, T_q, T_k)
+        elif attn_mask.ndim == 4 and (attn_mask.shape[0] not in (1, batch)
+                                      or attn_mask.shape[1] not in (1, heads)):
+            raise ValueError(f"attn_mask: a 4-D mask must be (B, h, T_q, T_k) = ({batch}, "
+                             f"{heads}, {t_q}, {t_k}), with 1 allowed for B or h (broadcast), "
+                             f"got {tuple(attn_mask.shape)}")
+        if attn_mask.dtype == torch.bool:
+            merged = torch.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device)
+            merged = merged.masked_fill(attn_mask, float("-inf"))
+        else:
+            merged = attn_mask.to(dtype)
+    if key_padding_mask is not None:
+        if key_padding_mask.dtype != torch.bool:
+            raise TypeError(f"key_padding_mask must be bool (True at padding), got "
+                            f"{key_padding_mask.dtype}")
+        if tuple(key_padding_mask.shape) != (batch, t_k):
+            raise ValueError(f"key_padding_mask: expected (B, T_k) = ({batch}, {t_k}), got "
+                             f"{tuple(key_padding_mask.shape)}")
+        pad = torch.zeros(batch, 1, 1, t_k, dtype=dtype, device=key_padding_mask.device)
+        pad = pad.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        merged = pad if merged is None else merged + pad
+    if merged is None:
+        return None, None
+    dead = torch.isneginf(merged).all(dim=-1, keepdim=True)  # (B|1, h|1, T_q, 1)
+    return merged.masked_fill(dead, 0.0), dead
+
+
+def _with_cache(cache: dict, k: torch.Tensor, v: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The key/value cache of incremental decoding (theory.md 9.3): self-attention appends
+    this step's keys and values (B, h, T_new, d_k) to the cached ones; the first call
+    stores them. Returns the keys and values to attend over, (B, h, T_past + T_new, d_k).
+    """
+    if "k" in cache:
+        k = torch.cat([cache["k"], k], dim=2)  # (B, h, T_past + T_new, d_k)
+        v = torch.cat([cache["v"], v], dim=2)
+    cache["k"], cache["v"] = k, v
+    return k, v
+
+
+def _check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            d_model: int) -> None:
+    if query.ndim != 3 or query.shape[-1] != d_model:
+        raise ValueError(f"query: expected (B, T_q, d_model={d_model}), got "
+                         f"{tuple(query.shape)}")
+    if key.ndim != 3 or key.shape != value.shape or key.shape[-1] != d_model:
+        raise ValueError(f"key and value: expected the same shape (B, T_k, d_model={d_model}), "
+                         f"got {tuple(key.shape)} and {tuple(value.shape)}")
+    if key.shape[0] != query.shape[0]:
+        raise ValueError(f"query {tuple(query.shape)} and key/value {tuple(key.shape)}: "
+                         "expected the same batch size B")
+
+
+class MultiHeadAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
+    head_i = softmax(Q W_i^Q (K W_i^K)^T / sqrt(d_k)) V W_i^V      (Section 3.2.2, eq. 1).
+
+    Parameters, laid out as ``nn.MultiheadAttention``'s: ``in_proj_weight`` (3 d, d) =
+    [W_q; W_k; W_v] (the h heads' projections side by side in each), ``in_proj_bias`` (3 d,)
+    (None with bias=False), ``out_proj`` = Linear(d, d) = W^O.
+
+    Constructor: d_model (d), n_heads (h, must divide d), attn_dropout (on the attention
+    weights; 0 in the paper), bias, fused (False: Equation 1 step by step, the weights
+    returned; True: ``F.scaled_dot_product_attention``, see ``fused_attention``).
+
+    forward(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), attn_mask=None,
+            key_padding_mask=None, cache=None)
+    Returns: (out (B, T_q, d), weights (B, h, T_q, T_k) per head, or None when fused).
+
+    Masks as torch's: ``attn_mask`` bool (True = masked) or float (added), shape (T_q, T_k),
+    (B * h, T_q, T_k) or broadcastable to (B, h, T_q, T_k); ``key_padding_mask`` (B, T_k)
+    bool, True at padding. Unlike nn.MultiheadAttention (which averages the heads by
+    default), the weights come back per head.
+
+    A query whose keys are ALL masked (a padded position under a causal mask, say) gets
+    weights 0 and attention output 0 (so ``out_proj``'s bias alone), on both paths, and
+    zero gradient; softmax over a row of -inf would give 0/0 = NaN (``nn.MultiheadAttention``
+    returns NaN there). Such rows are padding: the loss ignores them.
+
+    ``cache`` (a dict, for incremental decoding): self-attention passes an empty dict at
+    the first step; each call appends this step's keys and values to ``cache["k"]`` /
+    ``cache["v"]`` (B, h, T_so_far, d_k) and attends over all of them, so one new query
+    costs O(T) instead of recomputing the prefix. A dict with ``cache["static"] = True``
+    (cross-attention: the encoder memory never changes) computes K and V on the first call
+    and reuses them afterwards, ignoring ``key`` and ``value``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, attn_dropout: float = 0.0,
+                 bias: bool = True, fused: bool = False):
+        super().__init__()
+        _check_heads(d_model, n_heads)
+        self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
+        self.attn_dropout, self.fused = attn_dropout, fused
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        if bias:
+            self.in_proj_bias = nn.Parameter(torch.empty(3 * d_model))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform for the stacked in-projection and W^O; zero biases (as torch)."""
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.xavier_uniform_(self.out_proj.weight)
+        if self.in_proj_bias is not None:
+            nn.init.zeros_(self.in_proj_bias)
+            nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                attn_mask: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None,
+                cache: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        _check_attention_inputs(query, key, value, self.d_model)
+        q, k, v = self._project(query, key, value, cache)  # (B, h, T_q | T_k, d_k)
+        batch, _, t_q, t_k = *q.shape[:3], k.shape[2]
+        mask, dead = _additive_mask(attn_mask, key_padding_mask, batch, self.n_heads, t_q, t_k,
+                                    q.dtype)  # (B|1, h|1, T_q, T_k), (B|1, h|1, T_q, 1)
+        if self.fused:  # the alternative: the same Equation 1 in one fused kernel
+            heads, weights = self.fused_attention(q, k, v, mask, dead), None
+        else:  # Equation 1, step by step
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)  # (B, h, T_q, T_k)
+            if mask is not None:
+                scores = scores + mask  # -inf where a query may not attend
+            weights = torch.softmax(scores, dim=-1)  # each row sums to 1
+            if dead is not None:  # a query that may attend nothing: 0, not 0/0 = NaN
+                weights = weights.masked_fill(dead, 0.0)
+            heads = F.dropout(weights, self.attn_dropout, self.training) @ v  # (B, h, T_q, d_k)
+        concat = heads.transpose(1, 2).reshape(batch, t_q, self.d_model)  # (B, T_q, h * d_k)
+        return self.out_proj(concat), weights  # Concat(head_1, ..., head_h) W^O
+
+    def fused_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        mask: torch.Tensor | None, dead: torch.Tensor | None) -> torch.Tensor:
+        """The alternative to ``forward``'s step-by-step Equation 1, used with ``fused=True``:
+        ``F.scaled_dot_product_attention`` computes the same softmax(q k^T / sqrt(d_k) + mask) v
+        in one kernel (faster; on GPUs no (T_q, T_k) matrix is kept for backward) but
+        returns no weights. Its additive float mask has our meaning (-inf = masked). The
+        tests check it equals the step-by-step path, fully masked rows included.
+
+        Inputs:  q (B, h, T_q, d_k), k and v (B, h, T_k, d_k); mask, dead from _additive_mask
+        Returns: (B, h, T_q, d_k)
+        """
+        dropout_p = self.attn_dropout if self.training else 0.0
+        heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        return heads if dead is None else heads.masked_fill(dead, 0.0)
+
+    def _project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                 cache: dict | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Q = query W_q^T + b_q, K = key W_k^T + b_k, V = value W_v^T + b_v, split into heads
+        (B, h, T, d_k): self-attention in one matmul with the stacked (3 d, d) matrix,
+        encoder-decoder attention K and V in one. With a cache, see ``_with_cache``."""
+        if cache is not None and cache.get("static") and "k" in cache:
+            # cross-attention while decoding: the memory's K and V were made at the first step
+            return self._split_heads(self._linear(query, 0, 1)), cache["k"], cache["v"]
+        if query is key and key is value:  # self-attention: one fused matmul for Q, K, V
+            q, k, v = self._linear(query, 0, 3).chunk(3, dim=-1)  # (B, T, d) each
+        elif key is value:  # encoder-decoder attention: K and V in one matmul
+            q, (k, v) = self._linear(query, 0, 1), self._linear(key, 1, 3).chunk(2, dim=-1)
+        else:
+            q, k, v = self._linear(query, 0, 1), self._linear(key, 1, 2), self._linear(value, 2, 3)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+        return (q, k, v) if cache is None else (q, *_with_cache(cache, k, v))
+
+    def _linear(self, x: torch.Tensor, first: int, last: int) -> torch.Tensor:
+        """x W^T + b with the blocks first .. last - 1 of [W_q; W_k; W_v] (0 = q, 1 = k, 2 = v)."""
+        rows = slice(first * self.d_model, last * self.d_model)
+        bias = None if self.in_proj_bias is None else self.in_proj_bias[rows]
+        return F.linear(x, self.in_proj_weight[rows], bias)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, t, _ = x.shape
+        return x.view(batch, t, self.n_heads, self.d_k).transpose(1, 2)  # (B, h, T, d_k)
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, n_heads={self.n_heads}, "
+                f"attn_dropout={self.attn_dropout}, fused={self.fused}")
+
+
+# --------------------------------------------------------------------------------------
+# 3. Feed-forward network (Section 3.3), positional encoding (Section 3.5)
+# --------------------------------------------------------------------------------------
+
+
+class PositionwiseFeedForward(nn.Module):
+    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2), the same two layers at every position.
+
+    Constructor: d_model, d_ff (2048 in the base model), dropout (after the activation;
+    0 in the paper), activation "relu" (paper) or "gelu" (BERT, GPT).
+    forward: x (B, T, d_model) -> (B, T, d_model).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)  # W1 (d_ff, d_model), b1
+        self.linear2 = nn.Linear(d_ff, d_model)  # W2 (d_model, d_ff), b2
+        self.dropout = nn.Dropout(dropout)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = ACTIVATIONS[self.activation](self.linear1(x))  # (B, T, d_ff)
+        return self.linear2(self.dropout(hidden))
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...) (Section 3.5),
+    then dropout (Section 5.4: dropout on the sums of embeddings and positional encodings).
+
+    Constructor: d_model (even), max_len (rows of the table), dropout.
+    forward(x (B, T, d), start=0) -> (B, T, d): positions start .. start + T - 1 (start > 0
+    when decoding one token at a time). The table is a non-persistent buffer: it is a
+    function of (max_len, d), not a learned weight, so it is not saved with the state.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 1024, dropout: float = 0.0):
+        super().__init__()
+        assert d_model % 2 == 0, f"d_model must be even for sin/cos pairs, got {d_model}"
+        # built on the CPU whatever the default device (then moved with the module by .to())
+        float64_cpu = {"dtype": torch.float64, "device": "cpu"}
+        position = torch.arange(max_len, **float64_cpu)[:, None]  # (L, 1)
+        # 1 / 10000^(2i/d) for i = 0 .. d/2 - 1
+        inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, **float64_cpu)
+                             / d_model)
+        angle = position * inv_freq  # (L, d/2)
+        table = torch.empty(max_len, d_model, **float64_cpu)
+        table[:, 0::2], table[:, 1::2] = torch.sin(angle), torch.cos(angle)
+        # kept in float64 (cast to the input's dtype when added): a float64 model gets the
+        # exact table, a float32 one the same values as a float32 table would hold
+        self.register_buffer("pe", table, persistent=False)  # (L, d)
+        self.dropout = nn.Dropout(dropout)
+        self.max_len = max_len
+
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        return self.dropout(x + self.pe[start:start + x.shape[1]].to(x.dtype))
+
+
+# --------------------------------------------------------------------------------------
+# 4. Encoder and decoder layers (Section 3.1, Figure 1)
+# --------------------------------------------------------------------------------------
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then the feed-forward network, each in a ``SublayerConnection``
+    (post-LN by default, pre-LN with norm_first) (Sections 3.1, 5.4).
+
+    Submodule names: self_attn and ffn.linear1 / ffn.linear2 (nn.TransformerEncoderLayer:
+    self_attn, linear1, linear2), residual1.norm and residual2.norm (its norm1, norm2).
+
+    forward(x (B, T, d), attn_mask=None, key_padding_mask=None (B, T)) -> x (B, T, d).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
+                 attn_dropout: float = 0.0, ffn_dropout: float = 0.0,
+                 activation: str = "relu", norm_first: bool = False,
+                 layer_norm_eps: float = 1e-5, fused_attention: bool = False):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attn_dropout, fused=fused_attention)
+        self.ffn = PositionwiseFeedForward(d_model, d_ff, ffn_dropout, activation)
+        self.residual1, self.residual2 = (
+            SublayerConnection(d_model, dropout, norm_first, layer_norm_eps) for _ in range(2))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.residual1(x, lambda h: self.self_attn(h, h, h, attn_mask, key_padding_mask)[0])
+        return self.residual2(x, self.ffn)
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention, encoder-decoder (cross) attention, feed-forward (Section 3.1),
+    each in a ``SublayerConnection`` like the encoder's sub-layers.
+
+    Submodule names: self_attn, cross_attn (nn.TransformerDecoderLayer's multihead_attn),
+    ffn, residual1.norm (self), residual2.norm (cross), residual3.norm (ffn).
+
+    forward(x (B, T, d), memory (B, S, d), tgt_mask=None (T, T), tgt_key_padding_mask=None
+            (B, T), memory_key_padding_mask=None (B, S), cache=None) -> x (B, T, d).
+    ``cache``: {"self": {}, "cross": {"static": True}} for incremental decoding (see
+    MultiHeadAttention); then x holds only the new positions and tgt_mask is not needed.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
+                 attn_dropout: float = 0.0, ffn_dropout: float = 0.0,
+                 activation: str = "relu", norm_first: bool = False,
+                 layer_norm_eps: float = 1e-5, fused_attention: bool = False):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, n_heads, attn_dropout, fused=fused_attention)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, attn_dropout, fused=fused_attention)
+        self.ffn = PositionwiseFeedForward(d_model, d_ff, ffn_dropout, activation)
+        self.residual1, self.residual2, self.residual3 = (
+            SublayerConnection(d_model, dropout, norm_first, layer_norm_eps) for _ in range(3))
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor,
+                tgt_mask: torch.Tensor | None = None,
+                tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None,
+                cache: dict | None = None) -> torch.Tensor:
+        self_cache, cross_cache = (None, None) if cache is None else (cache["self"], cache["cross"])
+        x = self.residual1(x, lambda h: self.self_attn(h, h, h, tgt_mask, tgt_key_padding_mask,
+                                                       self_cache)[0])
+        x = self.residual2(x, lambda h: self.cross_attn(h, memory, memory, None,
+                                                        memory_key_padding_mask, cross_cache)[0])
+        return self.residual3(x, self.ffn)
+
+
+# --------------------------------------------------------------------------------------
+# 5. The whole model: sizes (Table 3), the stacks, embeddings and output (Sections 3.1, 3.4)
 # --------------------------------------------------------------------------------------
 
 
@@ -48,7 +438,7 @@ class TransformerConfig:
     n_encoder_layers: int = 6
     n_decoder_layers: int = 6
     dropout: float = 0.1  # residual and embedding dropout, Section 5.4
-    attention_dropout: float = 0.0  # not in the paper; nn.Transformer uses `dropout` here
+    attn_dropout: float = 0.0  # not in the paper; nn.Transformer uses `dropout` here
     ffn_dropout: float = 0.0  # after the ReLU; not in the paper
     activation: str = "relu"  # "gelu" for BERT / GPT-style blocks
     max_len: int = 1024  # rows of the positional table
@@ -56,6 +446,7 @@ class TransformerConfig:
     norm_first: bool = False  # False: the paper's post-LN; True: pre-LN
     final_norm: bool = False  # a LayerNorm after each stack (needed with pre-LN)
     layer_norm_eps: float = 1e-5
+    fused_attention: bool = False  # True: F.scaled_dot_product_attention (same maths)
     pad_id: int = PAD_ID
     bos_id: int = BOS_ID
     eos_id: int = EOS_ID
@@ -97,383 +488,17 @@ class TransformerConfig:
         return cls(vocab_size=vocab_size, **{**sizes, **overrides})
 
 
-def _check_heads(d_model: int, n_heads: int) -> None:
-    if n_heads < 1 or d_model < 1 or d_model % n_heads:
-        raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads "
-                         f"({n_heads}): each head gets d_k = d_model / n_heads dimensions")
-
-
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu,
-                                                                   "gelu": F.gelu}
-# --------------------------------------------------------------------------------------
-# 2. Masks
-# --------------------------------------------------------------------------------------
-
-
-def causal_mask(size: int, device=None) -> torch.Tensor:
-    """(size, size) bool, True ABOVE the diagonal: query i may not see keys j > i (Section 3.1).
-
-    Same meaning as ``nn.Transformer.generate_square_subsequent_mask`` (which returns the
-    float form: -inf above the diagonal, 0 elsewhere).
-    """
-    return torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
-
-
-def _merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
-                 batch: int, heads: int, t_q: int, t_k: int,
-                 dtype: torch.dtype) -> torch.Tensor | None:
-    """One additive float mask broadcastable to (B, h, T_q, T_k): 0 = attend, -inf = do not.
-
-    Checks the shapes and dtypes and says what was expected when they are wrong.
-    """
-    merged = None
-    if attn_mask is not None:
-        if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
-            raise TypeError(f"attn_mask must be bool (True = masked) or float (added to the "
-                            f"scores), got {attn_mask.dtype}")
-        if attn_mask.ndim not in (2, 3, 4) or attn_mask.shape[-2:] != (t_q, t_k):
-            raise ValueError(f"attn_mask: expected shape (T_q, T_k) = ({t_q}, {t_k}), or "
-                             f"(B, h, T_q, T_k) broadcastable, got {tuple(attn_mask.shape)}")
-        if attn_mask.ndim == 3:  # (B * h, T_q, T_k) as nn.MultiheadAttention takes it
-            if attn_mask.shape[0] != batch * heads:
-                raise ValueError(f"attn_mask: a 3-D mask must be (B * h, T_q, T_k) = "
-                                 f"({batch * heads}, {t_q}, {t_k}), got {tuple(attn_mask.shape)}")
-            attn_mask = attn_mask.view(batch, heads, t_q, t_k)  # (B, h, T_q, T_k)
-        elif attn_mask.ndim == 4 and (attn_mask.shape[0] not in (1, batch)
-                                      or attn_mask.shape[1] not in (1, heads)):
-            raise ValueError(f"attn_mask: a 4-D mask must be (B, h, T_q, T_k) = ({batch}, "
-                             f"{heads}, {t_q}, {t_k}), with 1 allowed for B or h (broadcast), "
-                             f"got {tuple(attn_mask.shape)}")
-        if attn_mask.dtype == torch.bool:
-            merged = torch.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device)
-            merged = merged.masked_fill(attn_mask, float("-inf"))
-        else:
-            merged = attn_mask.to(dtype)
-    if key_padding_mask is not None:
-        if key_padding_mask.dtype != torch.bool:
-            raise TypeError(f"key_padding_mask must be bool (True at padding), got "
-                            f"{key_padding_mask.dtype}")
-        if tuple(key_padding_mask.shape) != (batch, t_k):
-            raise ValueError(f"key_padding_mask: expected (B, T_k) = ({batch}, {t_k}), got "
-                             f"{tuple(key_padding_mask.shape)}")
-        pad = torch.zeros(batch, 1, 1, t_k, dtype=dtype, device=key_padding_mask.device)
-        pad = pad.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-        merged = pad if merged is None else merged + pad
-    return merged
-# --------------------------------------------------------------------------------------
-# 3. Multi-head attention (Section 3.2)
-# --------------------------------------------------------------------------------------
-
-
-class MultiHeadAttention(nn.Module):
-    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
-    head_i = softmax(Q W_i^Q (K W_i^K)^T / sqrt(d_k)) V W_i^V      (Section 3.2.2, eq. 1).
-
-    Parameters, laid out as ``nn.MultiheadAttention``'s: ``in_proj_weight`` (3 d, d) =
-    [W_q; W_k; W_v] (the h heads' projections side by side in each), ``in_proj_bias`` (3 d,)
-    (None with bias=False), ``out_proj`` = Linear(d, d) = W^O.
-
-    Constructor: d_model (d), n_heads (h, must divide d), dropout (on the attention
-    weights; 0 in the paper), bias.
-
-    forward(query (B, T_q, d), key (B, T_k, d), value (B, T_k, d), attn_mask=None,
-            key_padding_mask=None, cache=None, need_weights=False)
-    Returns: (out (B, T_q, d), weights (B, h, T_q, T_k) per head, or None).
-
-    Masks as torch's: ``attn_mask`` bool (True = masked) or float (added), shape (T_q, T_k),
-    (B * h, T_q, T_k) or broadcastable to (B, h, T_q, T_k); ``key_padding_mask`` (B, T_k)
-    bool, True at padding. Unlike nn.MultiheadAttention (which averages the heads by
-    default), the weights come back per head.
-
-    A query whose keys are ALL masked (a padded position under a causal mask, say) gets
-    weights 0 and attention output 0 (so ``out_proj``'s bias alone), with need_weights True
-    or False alike, and zero gradient; softmax over a row of -inf would give 0/0 = NaN
-    (``nn.MultiheadAttention`` returns NaN there). Such rows are padding: the loss ignores them.
-
-    ``cache`` (a dict, for incremental decoding): self-attention passes an empty dict at
-    the first step; each call appends this step's keys and values to ``cache["k"]`` /
-    ``cache["v"]`` (B, h, T_so_far, d_k) and attends over all of them, so one new query
-    costs O(T) instead of recomputing the prefix. A dict with ``cache["static"] = True``
-    (cross-attention: the encoder memory never changes) computes K and V on the first call
-    and reuses them afterwards, ignoring ``key`` and ``value``.
-    """
-
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
-        super().__init__()
-        _check_heads(d_model, n_heads)
-        self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
-        self.dropout = dropout
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
-        if bias:
-            self.in_proj_bias = nn.Parameter(torch.empty(3 * d_model))
-        else:
-            self.register_parameter("in_proj_bias", None)
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Xavier-uniform for the stacked in-projection and W^O; zero biases (as torch)."""
-        nn.init.xavier_uniform_(self.in_proj_weight)
-        nn.init.xavier_uniform_(self.out_proj.weight)
-        if self.in_proj_bias is not None:
-            nn.init.zeros_(self.in_proj_bias)
-            nn.init.zeros_(self.out_proj.bias)
-
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        return x.view(b, t, self.n_heads, self.d_k).transpose(1, 2)  # (B, h, T, d_k)
-
-    def _project(self, x: torch.Tensor, rows: slice) -> torch.Tensor:
-        """x W^T + b with the rows ``rows`` of the stacked in-projection."""
-        bias = None if self.in_proj_bias is None else self.in_proj_bias[rows]
-        return F.linear(x, self.in_proj_weight[rows], bias)
-
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                attn_mask: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None, cache: dict | None = None,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        d = self.d_model
-        if query.ndim != 3 or query.shape[-1] != d:
-            raise ValueError(f"query: expected (B, T_q, d_model={d}), got {tuple(query.shape)}")
-        if key.ndim != 3 or key.shape != value.shape or key.shape[-1] != d:
-            raise ValueError(f"key and value: expected the same shape (B, T_k, d_model={d}), "
-                             f"got {tuple(key.shape)} and {tuple(value.shape)}")
-        if key.shape[0] != query.shape[0]:
-            raise ValueError(f"query {tuple(query.shape)} and key/value {tuple(key.shape)}: "
-                             "expected the same batch size B")
-        static = cache is not None and cache.get("static", False)
-        if static and "k" in cache:  # cross-attention, later steps: memory already projected
-            q = self._split_heads(self._project(query, slice(0, d)))
-            k, v = cache["k"], cache["v"]
-        elif query is key and key is value:  # self-attention: one fused matmul for Q, K, V
-            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3d)
-            q, k, v = (self._split_heads(t) for t in qkv.chunk(3, dim=-1))  # (B, h, T, d_k)
-        else:
-            q = self._split_heads(self._project(query, slice(0, d)))
-            if key is value:  # encoder-decoder attention: K and V in one matmul
-                k, v = self._project(key, slice(d, 3 * d)).chunk(2, dim=-1)
-            else:
-                k, v = self._project(key, slice(d, 2 * d)), self._project(value,
-                                                                          slice(2 * d, 3 * d))
-            k, v = self._split_heads(k), self._split_heads(v)  # (B, h, T_k, d_k)
-        if cache is not None and not (static and "k" in cache):
-            if not static and "k" in cache:  # self-attention: append this step's K, V
-                k = torch.cat([cache["k"], k], dim=2)  # (B, h, T_past + T_q, d_k)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-
-        batch, t_q, t_k = query.shape[0], query.shape[1], k.shape[2]
-        mask = _merge_masks(attn_mask, key_padding_mask, batch, self.n_heads, t_q, t_k, q.dtype)
-        dead = None  # query rows whose keys are all masked: weights 0 and output 0, not NaN
-        if mask is not None:
-            dead = torch.isneginf(mask).all(dim=-1, keepdim=True)  # (B|1, h|1, T_q, 1)
-            mask = mask.masked_fill(dead, 0.0)  # a finite row for the softmax, zeroed below
-        p = self.dropout if self.training else 0.0
-        if not need_weights:
-            # the fused kernel; its additive float mask has our meaning (-inf = masked)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-            weights = None
-        else:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)  # (B, h, T_q, T_k), eq. 1
-            if mask is not None:
-                scores = scores + mask
-            weights = torch.softmax(scores, dim=-1)
-            if dead is not None:
-                weights = weights.masked_fill(dead, 0.0)
-            out = F.dropout(weights, p, training=self.training) @ v  # (B, h, T_q, d_k)
-        if dead is not None:
-            out = out.masked_fill(dead, 0.0)  # (B, h, T_q, d_k)
-        out = out.transpose(1, 2).reshape(batch, t_q, d)  # concat heads: (B, T_q, h * d_k)
-        return self.out_proj(out), weights
-
-    def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, n_heads={self.n_heads}, dropout={self.dropout}"
-
-# --------------------------------------------------------------------------------------
-# 4. Feed-forward network (Section 3.3), positional encoding (Section 3.5)
-# --------------------------------------------------------------------------------------
-
-
-class PositionwiseFeedForward(nn.Module):
-    """FFN(x) = max(0, x W1 + b1) W2 + b2 (eq. 2), the same two layers at every position.
-
-    Constructor: d_model, d_ff (2048 in the base model), dropout (after the activation;
-    0 in the paper), activation "relu" (paper) or "gelu" (BERT, GPT).
-    forward: x (B, T, d_model) -> (B, T, d_model).
-    """
-
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        self.linear1 = nn.Linear(d_model, d_ff)  # W1 (d_ff, d_model), b1
-        self.linear2 = nn.Linear(d_ff, d_model)  # W2 (d_model, d_ff), b2
-        self.dropout = nn.Dropout(dropout)
-        self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = ACTIVATIONS[self.activation](self.linear1(x))  # (B, T, d_ff)
-        return self.linear2(self.dropout(hidden))
-
-
-class SinusoidalPositionalEncoding(nn.Module):
-    """Adds PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...) (Section 3.5),
-    then dropout (Section 5.4: dropout on the sums of embeddings and positional encodings).
-
-    Constructor: d_model (even), max_len (rows of the table), dropout.
-    forward(x (B, T, d), start=0) -> (B, T, d): positions start .. start + T - 1 (start > 0
-    when decoding one token at a time). The table is a non-persistent buffer: it is a
-    function of (max_len, d), not a learned weight, so it is not saved with the state.
-    """
-
-    def __init__(self, d_model: int, max_len: int = 1024, dropout: float = 0.0):
-        super().__init__()
-        if d_model % 2:
-            raise ValueError(f"d_model must be even for sin/cos pairs, got {d_model}")
-        # built on the CPU whatever the default device (then moved with the module by .to())
-        cpu64 = {"dtype": torch.float64, "device": "cpu"}
-        position = torch.arange(max_len, **cpu64)[:, None]  # (L, 1)
-        # 1 / 10000^(2i/d) for i = 0 .. d/2 - 1
-        inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, **cpu64)
-                             / d_model)
-        angle = position * inv_freq  # (L, d/2)
-        table = torch.empty(max_len, d_model, **cpu64)
-        table[:, 0::2], table[:, 1::2] = torch.sin(angle), torch.cos(angle)
-        # kept in float64 (cast to the input's dtype when added): a float64 model gets the
-        # exact table, a float32 one the same values as a float32 table would hold
-        self.register_buffer("pe", table, persistent=False)  # (L, d)
-        self.dropout = nn.Dropout(dropout)
-        self.max_len = max_len
-
-    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        t = x.shape[1]
-        if start + t > self.max_len:
-            raise ValueError(f"sequence of {start + t} positions is longer than the positional "
-                             f"table (max_len={self.max_len}); build the model with a larger "
-                             "max_len")
-        return self.dropout(x + self.pe[start:start + t].to(x.dtype))
-# --------------------------------------------------------------------------------------
-# 5. Encoder and decoder layers (Section 3.1)
-# --------------------------------------------------------------------------------------
-
-
-class EncoderLayer(nn.Module):
-    """Self-attention then the feed-forward network, each wrapped as (Section 3.1, 5.4)
-
-        post-LN (paper):  x = LayerNorm(x + Dropout(Sublayer(x)))
-        pre-LN (option):  x = x + Dropout(Sublayer(LayerNorm(x)))
-
-    Submodule names match ``nn.TransformerEncoderLayer`` (self_attn, norm1, norm2) except
-    the feed-forward network, ``ffn.linear1`` / ``ffn.linear2``.
-
-    forward(x (B, T, d), attn_mask=None, key_padding_mask=None (B, T), need_weights=False)
-    Returns: x (B, T, d); with need_weights=True, (x, self-attention weights (B, h, T, T)).
-    """
-
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
-                 attention_dropout: float = 0.0, ffn_dropout: float = 0.0,
-                 activation: str = "relu", norm_first: bool = False,
-                 layer_norm_eps: float = 1e-5):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
-        self.ffn = PositionwiseFeedForward(d_model, d_ff, ffn_dropout, activation)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None, need_weights: bool = False):
-        def attend(h):
-            return self.self_attn(h, h, h, attn_mask, key_padding_mask,
-                                  need_weights=need_weights)
-
-        if self.norm_first:
-            a, weights = attend(self.norm1(x))
-            x = x + self.dropout1(a)
-            x = x + self.dropout2(self.ffn(self.norm2(x)))
-        else:
-            a, weights = attend(x)
-            x = self.norm1(x + self.dropout1(a))
-            x = self.norm2(x + self.dropout2(self.ffn(x)))
-        return (x, weights) if need_weights else x
-
-
-class DecoderLayer(nn.Module):
-    """Masked self-attention, encoder-decoder (cross) attention, feed-forward (Section 3.1),
-    each wrapped like the encoder's sub-layers (post-LN by default, pre-LN with norm_first).
-
-    Submodule names: self_attn, cross_attn (nn.TransformerDecoderLayer's multihead_attn),
-    ffn, norm1 (self), norm2 (cross), norm3 (ffn).
-
-    forward(x (B, T, d), memory (B, S, d), tgt_mask=None (T, T), tgt_key_padding_mask=None
-            (B, T), memory_key_padding_mask=None (B, S), cache=None, need_weights=False)
-    Returns: x (B, T, d); with need_weights=True, (x, {"self": (B, h, T, T),
-             "cross": (B, h, T, S)}).
-    ``cache``: {"self": {}, "cross": {"static": True}} for incremental decoding (see
-    MultiHeadAttention); then x holds only the new positions and tgt_mask is not needed.
-    """
-
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
-                 attention_dropout: float = 0.0, ffn_dropout: float = 0.0,
-                 activation: str = "relu", norm_first: bool = False,
-                 layer_norm_eps: float = 1e-5):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, attention_dropout)
-        self.ffn = PositionwiseFeedForward(d_model, d_ff, ffn_dropout, activation)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.dropout1, self.dropout2, self.dropout3 = (nn.Dropout(dropout) for _ in range(3))
-        self.norm_first = norm_first
-
-    def forward(self, x: torch.Tensor, memory: torch.Tensor,
-                tgt_mask: torch.Tensor | None = None,
-                tgt_key_padding_mask: torch.Tensor | None = None,
-                memory_key_padding_mask: torch.Tensor | None = None, cache: dict | None = None,
-                need_weights: bool = False):
-        self_cache = None if cache is None else cache["self"]
-        cross_cache = None if cache is None else cache["cross"]
-
-        def self_block(h):
-            return self.self_attn(h, h, h, tgt_mask, tgt_key_padding_mask, cache=self_cache,
-                                  need_weights=need_weights)
-
-        def cross_block(h):
-            return self.cross_attn(h, memory, memory, None, memory_key_padding_mask,
-                                   cache=cross_cache, need_weights=need_weights)
-
-        if self.norm_first:
-            a, w_self = self_block(self.norm1(x))
-            x = x + self.dropout1(a)
-            a, w_cross = cross_block(self.norm2(x))
-            x = x + self.dropout2(a)
-            x = x + self.dropout3(self.ffn(self.norm3(x)))
-        else:
-            a, w_self = self_block(x)
-            x = self.norm1(x + self.dropout1(a))
-            a, w_cross = cross_block(x)
-            x = self.norm2(x + self.dropout2(a))
-            x = self.norm3(x + self.dropout3(self.ffn(x)))
-        return (x, {"self": w_self, "cross": w_cross}) if need_weights else x
-# --------------------------------------------------------------------------------------
-# 6. The stacks and the whole model (Sections 3.1, 3.4)
-# --------------------------------------------------------------------------------------
-
-
 def _layer_kwargs(cfg: TransformerConfig) -> dict:
-    return {"dropout": cfg.dropout, "attention_dropout": cfg.attention_dropout,
+    return {"dropout": cfg.dropout, "attn_dropout": cfg.attn_dropout,
             "ffn_dropout": cfg.ffn_dropout, "activation": cfg.activation,
-            "norm_first": cfg.norm_first, "layer_norm_eps": cfg.layer_norm_eps}
+            "norm_first": cfg.norm_first, "layer_norm_eps": cfg.layer_norm_eps,
+            "fused_attention": cfg.fused_attention}
 
 
 class Encoder(nn.Module):
     """N encoder layers (and an optional final LayerNorm), on embedded inputs.
 
-    forward(x (B, S, d), key_padding_mask=None (B, S), need_weights=False)
-    Returns: memory (B, S, d); with need_weights, (memory, [per layer (B, h, S, S)]).
+    forward(x (B, S, d), key_padding_mask=None (B, S)) -> memory (B, S, d).
     """
 
     def __init__(self, cfg: TransformerConfig):
@@ -481,28 +506,22 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(
             EncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, **_layer_kwargs(cfg))
             for _ in range(cfg.n_encoder_layers))
-        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.final_norm else None
+        self.norm = (nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.final_norm
+                     else nn.Identity())
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                need_weights: bool = False):
-        maps = []
+    def forward(self, x: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x, None, key_padding_mask, need_weights=need_weights)
-            if need_weights:
-                x, w = x
-                maps.append(w)
-        if self.norm is not None:
-            x = self.norm(x)
-        return (x, maps) if need_weights else x
+            x = layer(x, None, key_padding_mask)
+        return self.norm(x)
 
 
 class Decoder(nn.Module):
     """N decoder layers (and an optional final LayerNorm), on embedded targets.
 
     forward(x (B, T, d), memory (B, S, d), tgt_mask=None, tgt_key_padding_mask=None,
-            memory_key_padding_mask=None, cache=None (a list, one dict per layer),
-            need_weights=False)
-    Returns: (B, T, d); with need_weights, (out, [per layer {"self", "cross"}]).
+            memory_key_padding_mask=None, cache=None (a list, one dict per layer))
+    Returns: (B, T, d).
     """
 
     def __init__(self, cfg: TransformerConfig):
@@ -510,23 +529,19 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(
             DecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, **_layer_kwargs(cfg))
             for _ in range(cfg.n_decoder_layers))
-        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.final_norm else None
+        self.norm = (nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.final_norm
+                     else nn.Identity())
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor,
                 tgt_mask: torch.Tensor | None = None,
                 tgt_key_padding_mask: torch.Tensor | None = None,
                 memory_key_padding_mask: torch.Tensor | None = None,
-                cache: list[dict] | None = None, need_weights: bool = False):
-        maps = []
-        for i, layer in enumerate(self.layers):
+                cache: list[dict] | None = None) -> torch.Tensor:
+        caches = [None] * len(self.layers) if cache is None else cache
+        for layer, layer_cache in zip(self.layers, caches):
             x = layer(x, memory, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask,
-                      cache=None if cache is None else cache[i], need_weights=need_weights)
-            if need_weights:
-                x, w = x
-                maps.append(w)
-        if self.norm is not None:
-            x = self.norm(x)
-        return (x, maps) if need_weights else x
+                      layer_cache)
+        return self.norm(x)
 
 
 class Transformer(nn.Module):
@@ -536,7 +551,7 @@ class Transformer(nn.Module):
         logits = Decoder(Dropout(E_tgt[tgt] * sqrt(d) + PE), memory) W_out^T
 
     With ``share_embeddings`` E_src = E_tgt = W_out (Section 3.4): one (V, d) matrix.
-    No bias on the output projection (a shared matrix has none).
+    No bias on the output projection ``lm_head`` (a shared matrix has none).
 
     Inputs:  src (B, S) int64, tgt (B, T) int64 - the decoder input, <bos> y_1 .. y_{T-1}
              (teacher forcing). Padding masks default to ``tokens == pad_id``.
@@ -552,56 +567,45 @@ class Transformer(nn.Module):
         self.pos_encoding = SinusoidalPositionalEncoding(cfg.d_model, cfg.max_len, cfg.dropout)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
-        self.generator = nn.Linear(cfg.d_model, cfg.tgt_vocab, bias=False)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.tgt_vocab, bias=False)
         if cfg.share_embeddings:
-            self.generator.weight = self.tgt_embed.weight  # tied: one matrix, three uses
+            self.lm_head.weight = self.tgt_embed.weight  # tied: one matrix, three uses
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Xavier-uniform for every matrix of the stacks (LayerNorms: 1 and 0), embeddings
         N(0, 1/d) so that sqrt(d) * embedding has unit variance."""
-        for name, p in self.named_parameters():
+        for name, param in self.named_parameters():
             if name.startswith(("encoder.", "decoder.")):
-                if p.ndim > 1:
-                    nn.init.xavier_uniform_(p)
+                if param.ndim > 1:
+                    nn.init.xavier_uniform_(param)
                 elif "norm" not in name:
-                    nn.init.zeros_(p)
+                    nn.init.zeros_(param)
         for module in {self.src_embed, self.tgt_embed}:
             nn.init.normal_(module.weight, std=self.config.d_model ** -0.5)
         if not self.config.share_embeddings:
-            nn.init.normal_(self.generator.weight, std=self.config.d_model ** -0.5)
-
-    # -- the pieces ---------------------------------------------------------------------
-    def _check_tokens(self, tokens: torch.Tensor, vocab: int, name: str) -> None:
-        if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64,
-                                                                        torch.int32):
-            raise TypeError(f"{name}: expected an int64 tensor of token ids (B, T), got "
-                            f"{type(tokens).__name__} {getattr(tokens, 'dtype', '')}")
-        if tokens.ndim != 2 or tokens.shape[1] < 1:
-            raise ValueError(f"{name}: expected token ids of shape (B, T) with T >= 1, got "
-                             f"{tuple(tokens.shape)}")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab):
-            raise ValueError(f"{name}: token ids must lie in 0..{vocab - 1}, got "
-                             f"{int(tokens.min())}..{int(tokens.max())}")
+            nn.init.normal_(self.lm_head.weight, std=self.config.d_model ** -0.5)
 
     def embed(self, tokens: torch.Tensor, embedding: nn.Embedding, start: int = 0):
         """Dropout(E[tokens] * sqrt(d_model) + PE[start:start+T]) (Sections 3.4, 3.5, 5.4)."""
+        if start + tokens.shape[1] > self.config.max_len:
+            raise ValueError(f"sequence of {start + tokens.shape[1]} positions is longer than "
+                             f"the positional table (max_len={self.config.max_len}); build the "
+                             "model with a larger max_len")
         x = embedding(tokens) * math.sqrt(self.config.d_model)  # (B, T, d)
         return self.pos_encoding(x, start)
 
-    def encode(self, src: torch.Tensor, src_key_padding_mask: torch.Tensor | None = None,
-               need_weights: bool = False):
-        """src (B, S) -> memory (B, S, d) (with need_weights: and the maps per layer)."""
-        self._check_tokens(src, self.config.src_vocab, "src")
-        if src_key_padding_mask is None:
-            src_key_padding_mask = src == self.config.pad_id
-        return self.encoder(self.embed(src, self.src_embed), src_key_padding_mask,
-                            need_weights=need_weights)
+    def encode(self, src: torch.Tensor,
+               src_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """src (B, S) -> memory (B, S, d)."""
+        _check_tokens(src, self.config.src_vocab, "src")
+        src_key_padding_mask = _padding_mask(src, src_key_padding_mask, self.config.pad_id)
+        return self.encoder(self.embed(src, self.src_embed), src_key_padding_mask)
 
     def decode(self, tgt: torch.Tensor, memory: torch.Tensor,
                memory_key_padding_mask: torch.Tensor | None = None,
-               tgt_key_padding_mask: torch.Tensor | None = None, cache: dict | None = None,
-               need_weights: bool = False):
+               tgt_key_padding_mask: torch.Tensor | None = None,
+               cache: dict | None = None) -> torch.Tensor:
         """Decoder output projected to the vocabulary.
 
         Inputs:  tgt (B, T) int64; memory (B, S, d); memory_key_padding_mask (B, S) bool;
@@ -610,9 +614,9 @@ class Transformer(nn.Module):
                  take positions cache["pos"] .. and are appended to the cached keys/values.
                  With a cache there is no target padding (decoding generates every row to
                  the same length): a ``tgt_key_padding_mask`` is refused, not dropped.
-        Returns: logits (B, T, tgt_vocab) (with need_weights: and the maps per layer).
+        Returns: logits (B, T, tgt_vocab).
         """
-        self._check_tokens(tgt, self.config.tgt_vocab, "tgt")
+        _check_tokens(tgt, self.config.tgt_vocab, "tgt")
         if memory.ndim != 3 or memory.shape[0] != tgt.shape[0]:
             raise ValueError(f"memory (B, S, d_model) and tgt (B, T) must have the same batch "
                              f"size B: got memory {tuple(memory.shape)}, tgt {tuple(tgt.shape)}")
@@ -620,29 +624,25 @@ class Transformer(nn.Module):
             raise ValueError("decode: tgt_key_padding_mask cannot be used with a cache (the "
                              "cached keys of earlier steps have no padding mask); decode "
                              "without a cache to mask target padding")
-        start = 0 if cache is None else cache["pos"]
-        x = self.embed(tgt, self.tgt_embed, start)
         if cache is None:
             # no cache: the whole prefix at once, and the causal mask (Section 3.1)
+            x = self.embed(tgt, self.tgt_embed)
             tgt_mask = causal_mask(tgt.shape[1], device=tgt.device)
-            if tgt_key_padding_mask is None:
-                tgt_key_padding_mask = tgt == self.config.pad_id
+            tgt_key_padding_mask = _padding_mask(tgt, tgt_key_padding_mask, self.config.pad_id,
+                                                 "tgt_key_padding_mask")
+            out = self.decoder(x, memory, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask)
         else:
             # a cache holds only the past, so the new token(s) may see every cached key;
             # several new tokens at once still need the mask among themselves
-            t = tgt.shape[1]
+            start, t = cache["pos"], tgt.shape[1]
+            x = self.embed(tgt, self.tgt_embed, start)
             tgt_mask = None if t == 1 else torch.cat(
                 [torch.zeros(t, start, dtype=torch.bool, device=tgt.device),
-                 causal_mask(t, device=tgt.device)], dim=1)
-        out = self.decoder(x, memory, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask,
-                           cache=None if cache is None else cache["layers"],
-                           need_weights=need_weights)
-        if cache is not None:
-            cache["pos"] = start + tgt.shape[1]
-        if need_weights:
-            out, maps = out
-            return self.generator(out), maps
-        return self.generator(out)
+                 causal_mask(t, device=tgt.device)], dim=1)  # (T_new, T_past + T_new)
+            out = self.decoder(x, memory, tgt_mask, None, memory_key_padding_mask,
+                               cache["layers"])
+            cache["pos"] = start + t
+        return self.lm_head(out)  # (B, T, tgt_vocab)
 
     def init_cache(self) -> dict:
         """An empty decoding cache: {"pos": 0, "layers": [{"self": {}, "cross": {...}}]}."""
@@ -653,37 +653,60 @@ class Transformer(nn.Module):
                 src_key_padding_mask: torch.Tensor | None = None,
                 tgt_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing: logits (B, T, tgt_vocab) for every target position at once."""
-        self._check_tokens(src, self.config.src_vocab, "src")
-        self._check_tokens(tgt, self.config.tgt_vocab, "tgt")
+        _check_tokens(src, self.config.src_vocab, "src")
+        _check_tokens(tgt, self.config.tgt_vocab, "tgt")
         if src.shape[0] != tgt.shape[0]:
             raise ValueError(f"src (B, S) and tgt (B, T) must have the same batch size B: got "
                              f"src {tuple(src.shape)}, tgt {tuple(tgt.shape)}")
-        if src_key_padding_mask is None:
-            src_key_padding_mask = src == self.config.pad_id
-        if src_key_padding_mask.shape != src.shape:
-            raise ValueError(f"src_key_padding_mask: expected the shape of src "
-                             f"{tuple(src.shape)}, got {tuple(src_key_padding_mask.shape)}")
+        src_key_padding_mask = _padding_mask(src, src_key_padding_mask, self.config.pad_id)
         memory = self.encode(src, src_key_padding_mask)
         return self.decode(tgt, memory, src_key_padding_mask, tgt_key_padding_mask)
 
     @torch.no_grad()
     def attention_maps(self, src: torch.Tensor, tgt: torch.Tensor) -> dict[str, list]:
-        """Every head's weights on one forward pass (in eval mode; for the pictures).
+        """Every head's weights on one forward pass (in eval mode, with the step-by-step
+        attention whatever ``fused_attention`` says; for the pictures).
 
         Returns: {"encoder": [(B, h, S, S) per layer], "decoder_self": [(B, h, T, T)],
                   "cross": [(B, h, T, S)]}.
         """
-        pad = src == self.config.pad_id
-        with evaluation(self):
-            memory, enc = self.encode(src, pad, need_weights=True)
-            _, dec = self.decode(tgt, memory, pad, need_weights=True)
-        return {"encoder": enc, "decoder_self": [m["self"] for m in dec],
-                "cross": [m["cross"] for m in dec]}
+        sites = [("encoder", layer.self_attn) for layer in self.encoder.layers]
+        sites += [(kind, attention) for layer in self.decoder.layers
+                  for kind, attention in (("decoder_self", layer.self_attn),
+                                          ("cross", layer.cross_attn))]
+        maps: dict[str, list] = {"encoder": [], "decoder_self": [], "cross": []}
+        fused = [attention.fused for _, attention in sites]
+        hooks = [attention.register_forward_hook(
+            lambda _module, _inputs, output, kind=kind: maps[kind].append(output[1]))
+            for kind, attention in sites]
+        try:
+            for _, attention in sites:
+                attention.fused = False  # the step-by-step path returns the weights
+            with evaluation(self):
+                pad = src == self.config.pad_id
+                self.decode(tgt, self.encode(src, pad), pad)
+        finally:
+            for hook, (_, attention), was_fused in zip(hooks, sites, fused):
+                hook.remove()
+                attention.fused = was_fused
+        return maps
+
+
+def _padding_mask(tokens: torch.Tensor, key_padding_mask: torch.Tensor | None, pad_id: int,
+                  name: str = "src_key_padding_mask") -> torch.Tensor:
+    """The given padding mask, checked against the tokens' shape, or ``tokens == pad_id``."""
+    if key_padding_mask is None:
+        return tokens == pad_id
+    if key_padding_mask.shape != tokens.shape:
+        raise ValueError(f"{name}: expected the shape of the tokens {tuple(tokens.shape)}, "
+                         f"got {tuple(key_padding_mask.shape)}")
+    return key_padding_mask
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of distinct parameters (a tied matrix counts once, as ``.parameters()`` does)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(param.numel() for param in model.parameters()
+               if param.requires_grad or not trainable_only)
 
 
 def reorder_cache(cache: dict, index: torch.Tensor) -> None:
@@ -693,6 +716,51 @@ def reorder_cache(cache: dict, index: torch.Tensor) -> None:
             for name in ("k", "v"):
                 if name in part:
                     part[name] = part[name].index_select(0, index)
+
+
+# --------------------------------------------------------------------------------------
+# 6. Training: the schedule (Section 5.3), the loss (Section 5.4)
+# --------------------------------------------------------------------------------------
+
+
+def noam_lambda(d_model: int, warmup: int = 4000,
+                factor: float = 1.0) -> Callable[[int], float]:
+    """lrate(step) = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) (Sec. 5.3).
+
+    Rises linearly for ``warmup`` steps, peaks at d^-0.5 warmup^-0.5, then decays as
+    1/sqrt(step). The returned function takes LambdaLR's counter (0 for the first update)
+    and evaluates lrate at step = counter + 1, so the first update uses lrate(1) > 0.
+    """
+    if d_model < 1 or warmup < 1:
+        raise ValueError(f"d_model and warmup must be >= 1, got {d_model}, {warmup}")
+
+    def lr_multiplier(counter: int) -> float:
+        step = counter + 1
+        return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+
+    return lr_multiplier
+
+
+def make_noam_scheduler(optimizer: torch.optim.Optimizer, d_model: int, warmup: int = 4000,
+                        factor: float = 1.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR with ``noam_lambda``; step it after every optimizer step.
+
+    LambdaLR multiplies each group's initial lr by the lambda: create the optimizer with
+    lr=1.0 (``make_optimizer`` does) for the paper's values.
+    """
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(d_model, warmup, factor))
+
+
+def make_optimizer(model: nn.Module) -> torch.optim.Adam:
+    """Adam(beta1 0.9, beta2 0.98, eps 1e-9) (Section 5.3), lr 1 for the schedule to scale."""
+    return torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
+
+
+def make_loss(cfg: TransformerConfig) -> nn.CrossEntropyLoss:
+    """Cross-entropy with label smoothing eps (Section 5.4), <pad> targets ignored."""
+    return nn.CrossEntropyLoss(ignore_index=cfg.pad_id, label_smoothing=cfg.label_smoothing)
+
+
 # --------------------------------------------------------------------------------------
 # 7. Decoding: greedy and beam search (Section 6.1)
 # --------------------------------------------------------------------------------------
@@ -708,16 +776,6 @@ def evaluation(model: nn.Module):
         yield model
     finally:
         model.train(was_training)
-
-
-def _prepare_decode(model: Transformer, src: torch.Tensor, src_key_padding_mask):
-    cfg = model.config
-    if src_key_padding_mask is None:
-        src_key_padding_mask = src == cfg.pad_id
-    if src_key_padding_mask.shape != src.shape:
-        raise ValueError(f"src_key_padding_mask: expected the shape of src {tuple(src.shape)}, "
-                         f"got {tuple(src_key_padding_mask.shape)}")
-    return src_key_padding_mask
 
 
 @torch.no_grad()
@@ -737,7 +795,7 @@ def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int,
     """
     with evaluation(model):  # dropout off while decoding; the mode restored after
         cfg = model.config
-        pad_mask = _prepare_decode(model, src, src_key_padding_mask)
+        pad_mask = _padding_mask(src, src_key_padding_mask, cfg.pad_id)
         memory = model.encode(src, pad_mask)
         batch = src.shape[0]
         prefix = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
@@ -789,17 +847,18 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     with evaluation(model):  # dropout off while decoding; the mode restored after
         cfg = model.config
-        pad_mask = _prepare_decode(model, src, src_key_padding_mask)
-        batch, k, device = src.shape[0], beam_size, src.device
+        pad_mask = _padding_mask(src, src_key_padding_mask, cfg.pad_id)
+        batch, device = src.shape[0], src.device
         memory = model.encode(src, pad_mask)
-        # each example's memory repeated for its k beams: row b * k + j is beam j of example b
-        memory = memory.repeat_interleave(k, dim=0)  # (B k, S, d)
-        pad_mask = pad_mask.repeat_interleave(k, dim=0)  # (B k, S)
-        prefix = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
-        log_p = torch.zeros(batch, k, dtype=torch.float64, device=device)
+        # each example's memory repeated for its k = beam_size beams: row b * k + j is beam j
+        # of example b
+        memory = memory.repeat_interleave(beam_size, dim=0)  # (B k, S, d)
+        pad_mask = pad_mask.repeat_interleave(beam_size, dim=0)  # (B k, S)
+        prefix = torch.full((batch * beam_size, 1), cfg.bos_id, dtype=torch.long, device=device)
+        log_p = torch.zeros(batch, beam_size, dtype=torch.float64, device=device)
         log_p[:, 1:] = float("-inf")  # at the start all beams are the same: keep one
-        lengths = torch.zeros(batch, k, dtype=torch.long, device=device)
-        done = torch.zeros(batch, k, dtype=torch.bool, device=device)
+        lengths = torch.zeros(batch, beam_size, dtype=torch.long, device=device)
+        done = torch.zeros(batch, beam_size, dtype=torch.bool, device=device)
         cache = model.init_cache() if use_cache else None
         vocab = cfg.tgt_vocab
         for _ in range(max_len):
@@ -807,7 +866,7 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
                 logits = model.decode(prefix[:, -1:], memory, pad_mask, cache=cache)
             else:
                 logits = model.decode(prefix, memory, pad_mask)
-            step = torch.log_softmax(logits[:, -1].double(), dim=-1).view(batch, k, vocab)
+            step = torch.log_softmax(logits[:, -1].double(), dim=-1).view(batch, beam_size, vocab)
             step[..., [cfg.pad_id, cfg.bos_id]] = float("-inf")  # never generated
             # a finished beam has one continuation, <pad>, that costs nothing
             finished_row = torch.full((vocab,), float("-inf"), dtype=torch.float64,
@@ -817,12 +876,12 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
             cand_log_p = log_p[..., None] + step  # (B, k, V)
             cand_len = torch.where(done, lengths, lengths + 1)[..., None].expand(-1, -1, vocab)
             score = cand_log_p / length_penalty(cand_len, length_penalty_alpha)
-            best = score.view(batch, k * vocab).topk(k, dim=-1).indices  # (B, k)
+            best = score.view(batch, beam_size * vocab).topk(beam_size, dim=-1).indices  # (B, k)
             beam, token = best // vocab, best % vocab  # which beam each winner extends, and how
             log_p = cand_log_p.view(batch, -1).gather(1, best)
             lengths = cand_len.reshape(batch, -1).gather(1, best)
             done = done.gather(1, beam) | (token == cfg.eos_id)
-            rows = (beam + torch.arange(batch, device=device)[:, None] * k).view(-1)  # (B k,)
+            rows = (beam + torch.arange(batch, device=device)[:, None] * beam_size).view(-1)
             prefix = torch.cat([prefix.index_select(0, rows), token.view(-1, 1)], dim=1)
             if use_cache:
                 reorder_cache(cache, rows)
@@ -830,49 +889,8 @@ def beam_search(model: Transformer, src: torch.Tensor, beam_size: int = 4, max_l
                 break
         final = log_p / length_penalty(lengths, length_penalty_alpha)  # (B, k)
         choice = torch.where(done, final, final - 1e9).argmax(-1)  # prefer finished: (B,)
-        rows = choice + torch.arange(batch, device=device) * k
+        rows = choice + torch.arange(batch, device=device) * beam_size
         tokens = prefix.index_select(0, rows)[:, 1:]
         if return_scores:
             return tokens, final.gather(1, choice[:, None])[:, 0]
         return tokens
-# --------------------------------------------------------------------------------------
-# 8. Training pieces: the schedule (Section 5.3), the loss (Section 5.4)
-# --------------------------------------------------------------------------------------
-
-
-def noam_lambda(d_model: int, warmup: int = 4000,
-                factor: float = 1.0) -> Callable[[int], float]:
-    """lrate(step) = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5) (Sec. 5.3).
-
-    Rises linearly for ``warmup`` steps, peaks at d^-0.5 warmup^-0.5, then decays as
-    1/sqrt(step). The returned function takes LambdaLR's counter (0 for the first update)
-    and evaluates lrate at step = counter + 1, so the first update uses lrate(1) > 0.
-    """
-    if d_model < 1 or warmup < 1:
-        raise ValueError(f"d_model and warmup must be >= 1, got {d_model}, {warmup}")
-
-    def lam(counter: int) -> float:
-        step = counter + 1
-        return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
-
-    return lam
-
-
-def make_noam_scheduler(optimizer: torch.optim.Optimizer, d_model: int, warmup: int = 4000,
-                        factor: float = 1.0) -> torch.optim.lr_scheduler.LambdaLR:
-    """LambdaLR with ``noam_lambda``; step it after every optimizer step.
-
-    LambdaLR multiplies each group's initial lr by the lambda: create the optimizer with
-    lr=1.0 (``make_optimizer`` does) for the paper's values.
-    """
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(d_model, warmup, factor))
-
-
-def make_optimizer(model: nn.Module) -> torch.optim.Adam:
-    """Adam(beta1 0.9, beta2 0.98, eps 1e-9) (Section 5.3), lr 1 for the schedule to scale."""
-    return torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
-
-
-def make_loss(cfg: TransformerConfig) -> nn.CrossEntropyLoss:
-    """Cross-entropy with label smoothing eps (Section 5.4), <pad> targets ignored."""
-    return nn.CrossEntropyLoss(ignore_index=cfg.pad_id, label_smoothing=cfg.label_smoothing)
