@@ -4,6 +4,7 @@ from utils.bugzoo import Bug
 
 L2 = "pytorch_lowlevel/transformer_lowlevel.py"
 L2_TESTS = "pytorch_lowlevel/test_lowlevel.py"
+L2_SCRIPT = "pytorch_lowlevel/train.py"
 L3 = "paper/transformer_paper.py"
 L3_TESTS = "paper/test_paper.py"
 
@@ -90,7 +91,7 @@ BUGS = [
     ),
     Bug(
         name="training never reshuffles: every epoch in the same order",
-        file=L2,
+        file=L2_SCRIPT,
         find="""        if cursor + batch_size > n:  # a new epoch: reshuffle
             order, cursor = torch.randperm(n, generator=order_rng), 0""",
         replace="""        if cursor + batch_size > n:  # a new epoch: reshuffle

@@ -17,7 +17,7 @@ LESSON = "07_Transformer"
 CONSTANT = {"baseline": 0.0, "baseline_name": "most frequent output"}
 
 STOPS = [
-    TourStop("Transformer (low-level)", "L2", f"{LESSON}.pytorch_lowlevel.transformer_lowlevel",
+    TourStop("Transformer (low-level)", "L2", f"{LESSON}.pytorch_lowlevel.train",
              "generated", "exact_match", 0.95, **CONSTANT, args=("--task", "copy")),
     TourStop("Transformer (paper)", "L3", f"{LESSON}.paper.train", "copy",
              "exact_match", 0.97, **CONSTANT),

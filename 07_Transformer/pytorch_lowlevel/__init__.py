@@ -10,6 +10,7 @@ test (``assert_level_purity``) enforces it.
 
 Files (read them in this order):
 
-- ``transformer_lowlevel.py`` attention, blocks, model, loss, schedule, Adam, the script
+- ``transformer_lowlevel.py`` attention, layers, the model, loss, schedule, Adam
+- ``train.py``                the script: copy / reverse data, training, evaluation, plots
 - ``test_lowlevel.py``        every piece against torch's own
 """

@@ -48,6 +48,7 @@ from utils.testing import (
 )
 
 low = import_lesson("07_Transformer.pytorch_lowlevel.transformer_lowlevel")
+low_train = import_lesson("07_Transformer.pytorch_lowlevel.train")
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -467,7 +468,7 @@ def test_greedy_decoding_runs_in_eval_mode_and_restores_the_mode():
     model = low.Transformer(9, d_model=16, num_heads=2, num_encoder_layers=1,
                             num_decoder_layers=2, d_ff=16, dropout=0.5, max_len=9, seed=2,
                             dtype=torch.float64)
-    src, _ = low.make_sequences("copy", 6, 2, 8, 9, seed=4)
+    src, _ = low_train.make_sequences("copy", 6, 2, 8, 9, seed=4)
     reference = model.eval().greedy_decode(src, 8)
     model.train()
     for _ in range(3):
@@ -515,9 +516,9 @@ def test_model_equals_the_model_built_from_torch_nn_layers(dtype, device):
                             num_decoder_layers=1, d_ff=24, dropout=0.0, max_len=8, seed=1,
                             dtype=dtype, device=device)
     reference = _TorchReference(model, 2, 24)
-    src, tgt = low.make_sequences("reverse", 4, 2, 6, 11, seed=3)
+    src, tgt = low_train.make_sequences("reverse", 4, 2, 6, 11, seed=3)
     src, tgt = src.to(device), tgt.to(device)
-    tgt_in = low.teacher_forcing_input(tgt)
+    tgt_in = low_train.teacher_forcing_input(tgt)
     logits, ref = model(src, tgt_in), reference(src, tgt_in)
     tol = tolerance(dtype, device)
     assert logits.shape == (4, 7, 11)
@@ -532,11 +533,11 @@ def test_greedy_decoding_agrees_with_teacher_forcing_on_its_own_output():
     model = low.Transformer(9, d_model=16, num_heads=2, num_encoder_layers=1,
                             num_decoder_layers=2, d_ff=16, dropout=0.1, max_len=9, seed=2,
                             dtype=torch.float64)
-    src, _ = low.make_sequences("copy", 5, 2, 8, 9, seed=4)
+    src, _ = low_train.make_sequences("copy", 5, 2, 8, 9, seed=4)
     out = model.greedy_decode(src, 8)
     assert out.shape == (5, 8) and model.training  # the mode is restored
     with torch.no_grad():
-        logits = model.eval()(src, low.teacher_forcing_input(out))  # (B, 8, V)
+        logits = model.eval()(src, low_train.teacher_forcing_input(out))  # (B, 8, V)
     logits[..., [low.PAD, low.BOS]] = -math.inf  # never generated
     choice = logits.argmax(-1)
     for row in range(5):  # up to and including the first <eos>, every step is the argmax
@@ -611,7 +612,7 @@ def test_adam_with_the_schedule_equals_torch_optim_adam(device):
           "d_ff": 8, "dropout": 0.0, "max_len": 6, "seed": 5, "dtype": torch.float64,
           "device": device}
     ours, theirs = low.Transformer(9, **kw), low.Transformer(9, **kw)
-    src, tgt = low.make_sequences("copy", 6, 2, 5, 9, seed=6)
+    src, tgt = low_train.make_sequences("copy", 6, 2, 5, 9, seed=6)
     src, tgt = src.to(device), tgt.to(device)
     warmup = 3
     optimizer = torch.optim.Adam(theirs.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
@@ -621,10 +622,11 @@ def test_adam_with_the_schedule_equals_torch_optim_adam(device):
     state = None
     for step in range(1, 7):
         low.zero_grad(ours.parameters())
-        low.label_smoothed_cross_entropy(ours(src, low.teacher_forcing_input(tgt)), tgt).backward()
+        tgt_in = low_train.teacher_forcing_input(tgt)
+        low.label_smoothed_cross_entropy(ours(src, tgt_in), tgt).backward()
         state = low.adam_step(ours.parameters(), low.noam_lr(step, 8, warmup), state=state)
         optimizer.zero_grad()
-        low.label_smoothed_cross_entropy(theirs(src, low.teacher_forcing_input(tgt)),
+        low.label_smoothed_cross_entropy(theirs(src, low_train.teacher_forcing_input(tgt)),
                                          tgt).backward()
         optimizer.step()
         scheduler.step()
@@ -649,7 +651,7 @@ def test_training_reshuffles_every_epoch():
         model = Recording(3 + n, d_model=8, num_heads=2, num_encoder_layers=1,
                           num_decoder_layers=1, d_ff=8, dropout=0.0, max_len=3)
         model.seen = []
-        low.train(model, src, tgt, steps=6, batch_size=batch, warmup=2, seed=seed)
+        low_train.train(model, src, tgt, steps=6, batch_size=batch, warmup=2, seed=seed)
         seen = model.seen
         return [seen[i] + seen[i + 1] for i in range(0, 6, 2)]  # 3 epochs of 2 batches
 
@@ -666,16 +668,17 @@ def test_training_reshuffles_every_epoch():
 
 
 def test_sequences_and_teacher_forcing():
-    src, tgt = low.make_sequences("reverse", 50, 2, 6, 12, seed=0)
+    src, tgt = low_train.make_sequences("reverse", 50, 2, 6, 12, seed=0)
     assert src.shape == (50, 6) and tgt.shape == (50, 7)
     for s, t in zip(src.tolist(), tgt.tolist()):
         n = sum(1 for v in s if v != low.PAD)
         assert all(3 <= v < 12 for v in s[:n]) and s[n:] == [0] * (6 - n)
         assert t[:n] == s[:n][::-1] and t[n] == low.EOS and t[n + 1:] == [0] * (6 - n)
-    src, tgt = low.make_sequences("copy", 10, 4, 4, 12, seed=1)
+    src, tgt = low_train.make_sequences("copy", 10, 4, 4, 12, seed=1)
     assert torch.equal(tgt[:, :4], src) and (tgt[:, 4] == low.EOS).all()
-    assert low.teacher_forcing_input(torch.tensor([[5, 6, 2]])).tolist() == [[1, 5, 6]]
-    assert low.exact_match(torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 2], [3, 5]])) == 0.5
+    assert low_train.teacher_forcing_input(torch.tensor([[5, 6, 2]])).tolist() == [[1, 5, 6]]
+    predicted, wanted = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 2], [3, 5]])
+    assert low_train.exact_match(predicted, wanted) == 0.5
 
 
 def test_bad_inputs_give_clear_errors():
@@ -723,7 +726,7 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="missing"):
         model.load_state_dict({"embedding.weight": torch.zeros(10, 8)})
     with pytest.raises(ValueError, match="task must be one of"):
-        low.make_sequences("sort", 5, 1, 3, 10)
+        low_train.make_sequences("sort", 5, 1, 3, 10)
     with pytest.raises(ValueError, match="must agree"):
         low.label_smoothed_cross_entropy(torch.randn(2, 3, 5), torch.zeros(2, 4, dtype=int))
 
@@ -740,7 +743,7 @@ def test_bad_inputs_give_clear_errors():
 ])
 def test_script_rejects_bad_options(argv, option, capsys):
     with pytest.raises(SystemExit) as stop:
-        low.main(argv + ["--no-progress"])
+        low_train.main(argv + ["--no-progress"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and option in err, err
@@ -748,17 +751,17 @@ def test_script_rejects_bad_options(argv, option, capsys):
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as stop:
-        low.main(["--help"])
+        low_train.main(["--help"])
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert "None" not in text and "(default: 400)" in text  # --steps
 
 
 def test_script_learns_the_copy_task(tmp_path):
-    metrics = low.main(["--steps", "100", "--max-len", "5", "--n-test", "100", "--out",
-                        str(tmp_path), "--no-progress", "--device", "cpu", "--layers", "1",
-                        "--d-model", "32", "--d-ff", "64", "--warmup", "40",
-                        "--batch-size", "64"])
+    metrics = low_train.main(["--steps", "100", "--max-len", "5", "--n-test", "100", "--out",
+                              str(tmp_path), "--no-progress", "--device", "cpu", "--layers", "1",
+                              "--d-model", "32", "--d-ff", "64", "--warmup", "40",
+                              "--batch-size", "64"])
     assert metrics["exact_match"] >= 0.5
     assert metrics["token_accuracy"] >= 0.8
     assert metrics["final_loss"] < 0.5 * metrics["first_train_loss"]  # the loss falls
