@@ -95,16 +95,17 @@ def extract_patches(x: torch.Tensor, kernel_size, stride=1, padding=0,
 
 
 def im2col(x: torch.Tensor, kernel_size, stride=1, padding=0) -> torch.Tensor:
-    """The patch matrix of a convolution, in the layout of ``F.unfold``.
+    """The patch matrix of a convolution, one row per output position (theory.md section 2).
 
     Inputs:  x (N, C, H, W); kernel_size, stride, padding as in ``extract_patches``
-    Returns: cols (N, C*kH*kW, L), L = H_out * W_out; row c*kH*kW + p*kW + q of column
-             i*W_out + j holds x_pad[n, c, i*s_h + p, j*s_w + q]
+    Returns: rows (N*H_out*W_out, C*kH*kW); row (n*H_out + i)*W_out + j holds the window of
+             output position (n, i, j), entry c*kH*kW + p*kW + q = x_pad[n, c, i*s_h + p,
+             j*s_w + q]: the transpose, image by image, of ``F.unfold``'s (N, C*kH*kW, L)
     """
     patches = extract_patches(x, kernel_size, stride, padding)  # (N, C, Ho, Wo, kH, kW)
     n, c, h_out, w_out, kh, kw = patches.shape
-    # (N, C, kH, kW, Ho, Wo) -> (N, C*kH*kW, Ho*Wo): this reshape copies (im2col proper)
-    return patches.permute(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, h_out * w_out)
+    # (N, Ho, Wo, C, kH, kW) -> (N*Ho*Wo, C*kH*kW): this reshape copies (im2col proper)
+    return patches.permute(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, c * kh * kw)
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -112,6 +113,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """2-D convolution (cross-correlation) by im2col and one matrix multiplication.
 
         out[n, o, i, j] = b[o] + sum_{c,p,q} W[o, c, p, q] x_pad[n, c, i s_h + p, j s_w + q]
+
+    i.e. Y_mat = X_col K_col + b with X_col = ``im2col(x)`` (N*H_out*W_out, C*kH*kW) and
+    K_col = W.reshape(C_out, C*kH*kW)^T: a dense layer applied to every patch.
 
     Inputs:  x (N, C, H, W); weight (C_out, C, kH, kW); bias (C_out,) or None;
              stride (>= 1), padding (>= 0): int or (h, w). Same dtype and device for all.
@@ -135,12 +139,11 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     ph, pw = _pair(padding, "padding", 0)
     h_out = (x.shape[2] + 2 * ph - kh) // sh + 1
     w_out = (x.shape[3] + 2 * pw - kw) // sw + 1
-    cols = im2col(x, (kh, kw), (sh, sw), (ph, pw))  # (N, C*kH*kW, L)
-    # (C_out, CKK) @ (N, CKK, L) -> (N, C_out, L): the weight matrix is shared by the batch
-    out = weight.reshape(c_out, c_in * kh * kw) @ cols
+    rows = im2col(x, (kh, kw), (sh, sw), (ph, pw))  # (N*Ho*Wo, C*kH*kW)
+    out = rows @ weight.reshape(c_out, c_in * kh * kw).T  # (N*Ho*Wo, C_out): one matmul
     if bias is not None:
-        out = out + bias[:, None]  # (C_out, 1) broadcasts over the L positions
-    return out.reshape(n, c_out, h_out, w_out)
+        out = out + bias  # (C_out,) broadcasts over the rows
+    return out.reshape(n, h_out, w_out, c_out).permute(0, 3, 1, 2)  # (N, C_out, Ho, Wo)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tests of lesson 03, Level 2: convolution and pooling by unfold, against torch's own.
 
-- im2col == F.unfold (the library's im2col), element for element
+- im2col == F.unfold (the library's im2col, one row per position), element for element
 - conv2d == F.conv2d: output and the gradients for x, W and b, over a grid of kernel
   sizes, strides, paddings and odd image sizes, in float64 (1e-10) and float32 (1e-5),
   plus random shapes from hypothesis
@@ -95,7 +95,9 @@ CONV_CASES = [
 def test_im2col_equals_F_unfold(case):
     n, c, h, w, _, k, s, p = case
     x = torch.randn(n, c, h, w, dtype=torch.float64)
-    assert torch.equal(low.im2col(x, k, s, p), F.unfold(x, k, stride=s, padding=p))
+    unfolded = F.unfold(x, k, stride=s, padding=p)  # (N, C*kH*kW, L): the library's im2col
+    rows = unfolded.transpose(1, 2).reshape(-1, unfolded.shape[1])  # one row per position
+    assert torch.equal(low.im2col(x, k, s, p), rows)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
