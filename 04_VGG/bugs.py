@@ -55,7 +55,7 @@ BUGS = [
     ),
     Bug(
         name="mini-batches never shuffled (L2)",
-        file="pytorch_lowlevel/vgg_lowlevel.py",
+        file="pytorch_lowlevel/train.py",
         find="order = torch.randperm(n, generator=rng).to(device)",
         replace="order = torch.arange(n, device=device)",
         caught_by=("pytorch_lowlevel/test_lowlevel.py::test_training_shuffles_anew_every_"

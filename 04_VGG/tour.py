@@ -14,7 +14,7 @@ LESSON = "04_VGG"
 MAJORITY_CLASS = {"baseline": 0.10, "baseline_name": "majority class"}  # digits test split
 
 STOPS = [
-    TourStop("VGG-A (CIFAR variant)", "L2", f"{LESSON}.pytorch_lowlevel.vgg_lowlevel", "digits",
+    TourStop("VGG-A (CIFAR variant)", "L2", f"{LESSON}.pytorch_lowlevel.train", "digits",
              "test_accuracy", 0.90, **MAJORITY_CLASS),
     TourStop("VGG-A (CIFAR variant)", "L3", f"{LESSON}.paper.vgg_paper", "digits",
              "test_accuracy", 0.95, **MAJORITY_CLASS),

@@ -1,15 +1,15 @@
 """Tests of lesson 04, Level 2: VGG's layers from tensor ops, against torch's own.
 
-- windows: the as_strided view == the unfold view, entry by entry
-- conv2d == F.conv2d (output and the gradients for x, W, b), 3x3 with padding 1 (VGG's),
-  1x1 (configuration C), strides, in float64 (1e-10) and float32, and random shapes
-- relu == F.relu (also the gradient at exactly 0); max_pool2d == F.max_pool2d with ties
+- windows: the as_strided view == lesson 03's unfold view, entry by entry
+- conv2d (lesson 03's, as VGG uses it) == F.conv2d (output and the gradients for x, W, b),
+  3x3 with padding 1 (VGG's), 1x1 (configuration C), strides, in float64 (1e-10) and
+  float32, and random shapes; max_pool2d (lesson 03's) == F.max_pool2d with ties
 - batch_norm == nn.BatchNorm2d: training output and gradients, the running statistics
   after several steps (momentum convention, unbiased running variance), then eval mode
 - the low-level VGG == the Level 3 vgg_cifar with copied weights: logits, every gradient
   and the running statistics, in train and eval mode, with and without batch norm
 - sgd_step == torch.optim.SGD (momentum, weight decay) over 6 steps of the network
-- cross-entropy, data preparation, bad input, the level's purity rule, the script
+- cross-entropy, bad input, the level's purity rule, the script (train.py)
 
 Run: .venv/bin/python -m pytest 04_VGG/pytorch_lowlevel -q
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,6 +36,7 @@ from utils.testing import (
 )
 
 low = import_lesson("04_VGG.pytorch_lowlevel.vgg_lowlevel")
+script = import_lesson("04_VGG.pytorch_lowlevel.train")
 paper = import_lesson("04_VGG.paper.vgg_paper")
 
 DTYPES = [torch.float64, torch.float32]
@@ -83,7 +83,7 @@ def test_level_purity():
 def test_as_strided_windows_equal_unfold_windows(k, s):
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
     strided = low.windows_as_strided(x, k, s)
-    assert torch.equal(strided, low.windows(x, k, s))
+    assert torch.equal(strided, low.extract_patches(x, k, s))  # lesson 03's unfold view
     i, j, p, q = 1, 2, k - 1, 0
     assert strided[1, 2, i, j, p, q] == x[1, 2, i * s + p, j * s + q]
     # a view: no copy of x was made
@@ -133,15 +133,8 @@ def test_conv2d_random_shapes_equal_F_conv2d(n, c, c_out, h, w, k, s, p, seed):
 
 
 # --------------------------------------------------------------------------------------
-# ReLU and max pooling
+# Max pooling
 # --------------------------------------------------------------------------------------
-
-
-def test_relu_equals_F_relu_including_the_gradient_at_zero(device):
-    x = torch.tensor([-2.0, -0.0, 0.0, 1e-300, 3.0], dtype=torch.float64, device=device)
-    ours = _value_and_grads(low.relu, x)
-    theirs = _value_and_grads(F.relu, x)
-    assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1][0], theirs[1][0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -301,29 +294,19 @@ def test_sgd_step_equals_torch_optim_sgd(device):
         low.sgd_step(ours.parameters(), lr=0.1, momentum=1.0)
 
 
-def test_softmax_cross_entropy_equals_F_cross_entropy():
+def test_cross_entropy_equals_F_cross_entropy():
     logits = torch.randn(5, 10, dtype=torch.float64) * 4
     logits[0, :2] = torch.tensor([1000.0, -1000.0])
     y = torch.tensor([0, 1, 9, 4, 4])
-    ours = _value_and_grads(lambda z: low.softmax_cross_entropy(z, y), logits)
+    ours = _value_and_grads(lambda z: low.cross_entropy(z, y), logits)
     theirs = _value_and_grads(lambda z: F.cross_entropy(z, y), logits)
     assert_close(ours[0], theirs[0], FLOAT64, name="cross-entropy")
     assert_close(ours[1][0], theirs[1][0], FLOAT64, name="dJ/dZ")
 
 
 # --------------------------------------------------------------------------------------
-# Data, errors, the script
+# Errors, the script
 # --------------------------------------------------------------------------------------
-
-
-def test_digits_become_rgb_32x32_fields():
-    pixels = np.arange(64, dtype=np.float64).reshape(1, 64) % 17
-    field = low.digits_to_rgb32(pixels)
-    assert field.shape == (1, 3, 32, 32) and field.dtype == np.float32
-    assert field[0, 2, 4 + 3 * 2 + 1, 4 + 3 * 5 + 2] == np.float32((2 * 8 + 5) % 17 / 16)
-    assert np.array_equal(field[0, 0], field[0, 2]) and not field[0, :, :4].any()
-    crop = low.random_crop(torch.ones(3, 1, 4, 4), 2, torch.Generator().manual_seed(0))
-    assert crop.shape == (3, 1, 4, 4) and 0 < crop.sum() <= 48
 
 
 def test_bad_inputs_give_clear_errors():
@@ -350,9 +333,9 @@ def test_bad_inputs_give_clear_errors():
         low.VGGLowLevel("Z")
     with pytest.raises(ValueError, match="missing"):
         model.load_state_dict({})
-    with pytest.raises(ValueError, match=r"labels must be 0..9"):
-        low.train(model, torch.randn(2, 3, 32, 32), torch.tensor([0, 10]), epochs=1,
-                  batch_size=2, lr=0.1)
+    with pytest.raises(ValueError, match=r"labels must be in 0..9"):
+        script.train(model, torch.randn(2, 3, 32, 32), torch.tensor([0, 10]), epochs=1,
+                     batch_size=2, lr=0.1)
 
 
 def test_predict_runs_in_eval_mode_and_restores_the_mode():
@@ -388,7 +371,7 @@ def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
             return (model.params["classifier.bias"] * 0).sum()
 
         model.loss = recording_loss
-        low.train(model, x, y, epochs=3, batch_size=6, lr=0.1, crop=0, seed=seed)
+        script.train(model, x, y, epochs=3, batch_size=6, lr=0.1, crop=0, seed=seed)
         return [sum(seen[e * 4:(e + 1) * 4], []) for e in range(3)]
 
     epochs = three_epochs(0)
@@ -402,7 +385,7 @@ def test_script_on_digits(tmp_path):
     # two epochs at width 4 keep the test short (about 3 s; measured 0.83, while a single
     # epoch lands anywhere in 0.3-0.6 depending on the CPU's kernels); the tour runs the
     # defaults
-    metrics = low.main(["--epochs", "2", "--width", "4", "--batch-size", "32", "--out",
+    metrics = script.main(["--epochs", "2", "--width", "4", "--batch-size", "32", "--out",
                         str(tmp_path), "--no-progress", "--device", "cpu"])
     assert metrics["test_accuracy"] >= 0.6  # chance: 0.1
     assert 0 < metrics["final_loss"] < 1.5  # log(10) = 2.30 at chance
@@ -415,14 +398,14 @@ def test_script_on_digits(tmp_path):
     ("--momentum", "-0.1"), ("--weight-decay", "-1"), ("--crop", "-1"), ("--threads", "x")])
 def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        script.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "default: None" not in text
@@ -431,6 +414,6 @@ def test_help_shows_every_default(capsys):
 
 @pytest.mark.slow
 def test_vgg_lowlevel_on_the_cifar10_subset(tmp_path, shared_data):
-    metrics = low.main(["--dataset", "cifar10", "--data-root", str(shared_data), "--out",
+    metrics = script.main(["--dataset", "cifar10", "--data-root", str(shared_data), "--out",
                         str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.5  # measured 0.563 (README)
