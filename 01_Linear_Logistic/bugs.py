@@ -72,7 +72,7 @@ BUGS = [
     ),
     Bug(
         name="weight decay on the bias too (one parameter group)",
-        file="paper/logistic_paper.py",
+        file="paper/linear_paper.py",
         find='{"params": [linear.bias], "weight_decay": 0.0}],',
         replace='{"params": [linear.bias], "weight_decay": l2}],',
         caught_by=("paper/test_paper.py::"

@@ -22,10 +22,8 @@ BASELINES = {"diabetes": (-0.0013, "training mean"), "breast_cancer": (0.6316, "
              "digits": (0.10, "majority class")}
 
 STOPS = [
-    TourStop(model, level, f"{package}.{script(task)}", dataset, metric, target,
+    TourStop(model, level, f"{package}.train_{task}", dataset, metric, target,
              baseline=BASELINES[dataset][0], baseline_name=BASELINES[dataset][1])
-    for level, package, script in [("L1", L1, lambda task: f"train_{task}"),
-                                   ("L2", L2, lambda task: f"train_{task}"),
-                                   ("L3", L3, lambda task: f"{task}_paper")]
+    for level, package in [("L1", L1), ("L2", L2), ("L3", L3)]
     for model, dataset, metric, target, task in DEMOS
 ]

@@ -1,73 +1,34 @@
-"""Linear regression as a PyTorch module (Level 3 of lesson 01): the method of least squares.
+"""Linear regression as a PyTorch module (L3 of lesson 01): the method of least squares.
 
-The papers
-----------
-- A.-M. Legendre (1805), *Nouvelles méthodes pour la détermination des orbites des
-  comètes*, appendix "Sur la méthode des moindres quarrés": choose the unknowns that
-  make the sum of the squared errors smallest; setting its derivative with respect to
-  each unknown to zero gives one linear equation per unknown, the "normal equations".
-- C. F. Gauss (1809), *Theoria motus corporum coelestium*, Book II, Section III:
-  the same estimate is the most probable one when the errors are independent and
-  normally distributed (least squares = maximum likelihood under Gaussian noise).
+Legendre (1805), appendix "Sur la méthode des moindres quarrés", and Gauss (1809), Book II,
+Section III; the ridge term (Hoerl & Kennard 1970) is a later addition::
 
-In today's notation, with one row x_i per observation::
+    y_hat = X W + b        J(W, b) = 1/(2N) sum_i ||y_hat_i - y_i||^2 + (l2/2) ||W||_F^2
 
-    y_hat = X W + b            X (N, D), W (D, K), b (K,)
-    J(W, b) = 1/(2N) sum_i ||y_hat_i - y_i||^2 + (l2/2) ||W||_F^2          (b not penalised)
-    normal equations (centred data):  (Xc^T Xc + N l2 I) W = Xc^T Yc,   b = y_mean - x_mean W
-
-The l2 term is ridge regression (Hoerl & Kennard 1970), a later addition.
-
-This level
-----------
-The model is an ``nn.Module`` holding one ``nn.Linear``; training uses
-``torch.optim.SGD`` and the curriculum's shared loop ``utils.training_utils.fit``.
-How the library pieces map onto J:
-
-- ``nn.Linear`` computes x A^T + c with its weight A stored as (K, D), the transpose
-  of our W (D, K). ``W`` below is ``linear.weight.T``; ``W = value`` copies value.T in.
-- ``nn.MSELoss()`` is the mean over all N*K numbers; our data term is
-  1/(2N) sum_i ||.||^2 = (K/2) * MSELoss. ``HalfSquaredError`` uses
-  ``nn.MSELoss(reduction="sum") / (2N)``, exactly our J, so the learning rates (and the
-  training trajectories) are those of L1 and L2. (Using plain MSELoss instead would only
-  rescale the gradient by 2/K, i.e. the learning rate.)
-- The penalty is the optimiser's ``weight_decay = l2`` on the weight only (the bias
-  sits in a second parameter group with weight_decay = 0). For SGD, weight decay adds
-  l2 * W to the gradient, which is exactly the gradient of (l2/2) ||W||^2, so
-  training follows J. (For adaptive optimisers like Adam this equivalence breaks;
-  that is why AdamW exists.)
-
-A scikit-learn-style estimator ``LinearRegression`` (fit / predict / score) wraps the
-module, and ``from_sklearn`` / ``to_sklearn`` port the weights to and from
-scikit-learn, the production implementation we check against.
-
-Run it from the repository root::
-
-    python 01_Linear_Logistic/paper/linear_paper.py                       # diabetes
-    python -m 01_Linear_Logistic.paper.linear_paper --dataset mnist --data-root DIR
+One ``nn.Linear`` (weight = W^T), ``HalfSquaredError`` (exactly J's data term), SGD whose
+``weight_decay`` on the weight only is the penalty, and a scikit-learn-style estimator.
+The derivations are in ``../theory.md`` (section 1; the notes that used to open this file
+are in its appendix). ``train_linear.py`` runs it; ``convert.py`` ports to scikit-learn.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from utils.cli import (
-    add_common_args,
-    data_errors,
-    non_negative_float,
-    parse_args,
-    prepare_out_dir,
-    probability,
-)
-from utils.data_loaders import load_arrays, make_loader
-from utils.training_utils import History, fit, get_device, seed_everything
-from utils.visualization import plot_confusion_matrix, plot_curves
+from utils import import_lesson
+from utils.data_loaders import make_loader
+from utils.training_utils import History, fit
+
+# Written once in this lesson: the settings checks (L1), the input checks and Legendre's
+# normal equations on tensors (L2); this level adds the torch.nn and torch.optim parts.
+check_settings = import_lesson("01_Linear_Logistic.numpy.linear_numpy").check_settings
+_l2 = import_lesson("01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel")
+to_float_tensor, check_features, check_targets = (_l2.to_float_tensor, _l2.check_features,
+                                                  _l2.check_regression_targets)
+check_features_for, normal_equation = _l2.check_features_for, _l2.normal_equation
 
 SOLVERS = ("normal", "gd", "sgd")
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
@@ -88,10 +49,6 @@ class LinearRegressionModel(nn.Module):
 
     def __init__(self, input_dim: int, output_dim: int = 1):
         super().__init__()
-        if not (isinstance(input_dim, int) and input_dim >= 1):
-            raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
-        if not (isinstance(output_dim, int) and output_dim >= 1):
-            raise ValueError(f"output_dim must be a positive integer, got {output_dim!r}")
         self.linear = nn.Linear(input_dim, output_dim)
         self.reset_parameters()
 
@@ -144,79 +101,8 @@ def make_optimizer(linear: nn.Linear, *, lr: float, l2: float = 0.0,
 
 
 # --------------------------------------------------------------------------------------
-# 2. Input checks (bad input fails here with a clear message)
+# 2. Fitting by SGD through the shared training loop (the normal equations: L2's)
 # --------------------------------------------------------------------------------------
-
-
-def _float_tensor(a, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Array-like -> float tensor: float32/float64 kept, integers and bools -> float64."""
-    if isinstance(a, torch.Tensor):
-        t = a.detach()
-    else:
-        arr = np.asarray(a)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{name}: expected real numbers, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if dtype is not None:
-        return t.to(dtype)
-    if t.dtype in (torch.float32, torch.float64):
-        return t
-    if t.is_floating_point() or t.is_complex():
-        raise ValueError(f"{name}: expected float32 or float64, got {t.dtype}")
-    return t.to(torch.float64)
-
-
-def check_features(X, *, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """X (N, D), finite, N >= 1 -> float tensor (CPU). Raises ValueError otherwise."""
-    t = _float_tensor(X, "X", dtype)
-    if t.ndim != 2:
-        hint = " (one feature? use X.reshape(-1, 1))" if t.ndim == 1 else ""
-        raise ValueError(f"X: expected a 2-D array of shape (N, D), one row per example, "
-                         f"got shape {tuple(t.shape)}{hint}")
-    if t.shape[0] == 0:
-        raise ValueError("X: got 0 rows; need at least one example")
-    if not torch.isfinite(t).all():
-        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
-        raise ValueError(f"X: contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-                         "clean or impute the data first")
-    return t
-
-
-def check_targets(y, n_rows: int, dtype: torch.dtype) -> torch.Tensor:
-    """y (N,) or (N, K), finite -> tensor in ``dtype``."""
-    t = _float_tensor(y, "y", dtype)
-    if t.ndim not in (1, 2):
-        raise ValueError(f"y: expected shape (N,) or (N, K), got {tuple(t.shape)}")
-    if t.shape[0] != n_rows:
-        raise ValueError(f"y: has {t.shape[0]} rows but X has {n_rows}; "
-                         "expected one target per row of X")
-    if not torch.isfinite(t).all():
-        raise ValueError("y: contains NaN or inf")
-    return t
-
-
-# --------------------------------------------------------------------------------------
-# 3. Fitting: the normal equations, or SGD through the shared training loop
-# --------------------------------------------------------------------------------------
-
-
-def normal_equation(X: torch.Tensor, Y: torch.Tensor,
-                    l2: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Legendre's normal equations on centred data; returns W (D, K), b (K,).
-
-    l2 = 0: ``torch.linalg.lstsq`` (SVD-based gelsd, on the CPU): the minimum-norm
-    solution when features are collinear or constant, like scikit-learn's
-    LinearRegression. l2 > 0: solve (Xc^T Xc + N l2 I) W = Xc^T Yc, = Ridge(alpha=N l2).
-    """
-    n, d = X.shape
-    x_mean, y_mean = X.mean(dim=0), Y.mean(dim=0)  # (D,), (K,)
-    Xc, Yc = X - x_mean, Y - y_mean
-    if l2 == 0:
-        W = torch.linalg.lstsq(Xc.cpu(), Yc.cpu(), driver="gelsd").solution.to(X.device)
-    else:
-        gram = Xc.T @ Xc + n * l2 * torch.eye(d, dtype=X.dtype, device=X.device)  # (D, D)
-        W = torch.linalg.solve(gram, Xc.T @ Yc)  # (D, K)
-    return W, y_mean - x_mean @ W
 
 
 def train(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, *, loss_fn: nn.Module, lr: float,
@@ -241,7 +127,7 @@ def train(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, *, loss_fn: nn.Mod
 
 
 # --------------------------------------------------------------------------------------
-# 4. The scikit-learn-style estimator around the module
+# 3. The scikit-learn-style estimator around the module
 # --------------------------------------------------------------------------------------
 
 
@@ -266,18 +152,8 @@ class LinearRegression:
                  batch_size: int | None = None, l2: float = 0.0, seed: int = 0,
                  momentum: float = 0.0, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float64):
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if not (isinstance(epochs, int) and epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if not (isinstance(l2, (int, float)) and l2 >= 0):
-            raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        check_settings(SOLVERS, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
+                       l2=l2, momentum=momentum, input_dim=input_dim, output_dim=output_dim)
         self.solver, self.lr, self.epochs = solver, float(lr), epochs
         self.batch_size, self.l2, self.seed = batch_size, float(l2), seed
         self.momentum = float(momentum)
@@ -304,7 +180,7 @@ class LinearRegression:
     def W(self, value) -> None:
         self._require_model()
         weight = self.model.linear.weight  # (K, D)
-        value = _float_tensor(value, "W")
+        value = to_float_tensor(value, name="W")
         if value.ndim == 1 and weight.shape[0] == 1:
             value = value[:, None]  # (D,) -> (D, 1) for a single output
         if tuple(value.shape) != tuple(weight.T.shape):
@@ -322,7 +198,7 @@ class LinearRegression:
     def b(self, value) -> None:
         self._require_model()
         bias = self.model.linear.bias  # (K,)
-        value = _float_tensor(value, "b")
+        value = to_float_tensor(value, name="b")
         if value.ndim > 1 or value.numel() != bias.numel():
             raise ValueError(f"b: expected shape {tuple(bias.shape)}, got {tuple(value.shape)}")
         with torch.no_grad():
@@ -334,17 +210,12 @@ class LinearRegression:
                                "(or pass input_dim to the constructor)")
 
     def _features(self, X) -> torch.Tensor:
-        self._require_model()
-        weight = self.model.linear.weight
-        X = check_features(X, dtype=weight.dtype).to(self.device)
-        if X.shape[1] != weight.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was built for "
-                             f"{weight.shape[1]} (nn.Linear({weight.shape[1]}, {weight.shape[0]}))")
-        return X
+        """X checked (as at L2), in the module's dtype and on its device, with D columns."""
+        return check_features_for(self, X)
 
     def _targets(self, y, n_rows: int) -> torch.Tensor:
         weight = self.model.linear.weight
-        Y = check_targets(y, n_rows, weight.dtype).reshape(n_rows, -1).to(self.device)
+        Y = check_targets(y, n_rows, dtype=weight.dtype, device=self.device).reshape(n_rows, -1)
         if Y.shape[1] != weight.shape[0]:
             raise ValueError(f"y has {Y.shape[1]} target columns, but the model predicts "
                              f"{weight.shape[0]}")
@@ -374,7 +245,7 @@ class LinearRegression:
         """Fit to X (N, D) and y (N,) or (N, K); returns self. The module follows X's dtype."""
         X = check_features(X)
         n, d = X.shape
-        Y = check_targets(y, n, X.dtype)
+        Y = check_targets(y, n, dtype=X.dtype)
         self.single_target = Y.ndim == 1
         Y = Y.reshape(n, -1)  # (N, K)
         k = Y.shape[1]
@@ -418,150 +289,3 @@ class LinearRegression:
         return float(r2.mean())
 
 
-# --------------------------------------------------------------------------------------
-# 5. Porting weights to and from scikit-learn (the production implementation)
-# --------------------------------------------------------------------------------------
-
-
-def from_sklearn(estimator, *, device: str | torch.device = "cpu") -> LinearRegression:
-    """Our LinearRegression with the weights of a fitted scikit-learn linear regressor.
-
-    Works for any estimator whose prediction is X coef_^T + intercept_
-    (LinearRegression, Ridge, Lasso, ElasticNet, SGDRegressor, ...).
-    sklearn's coef_ is (D,) for one target or (K, D) for K targets, the same layout as
-    nn.Linear.weight; our W is its transpose. The training settings (e.g. Ridge's alpha)
-    are not carried over: only what prediction needs.
-
-    Returns: a LinearRegression (float64) whose predict equals estimator.predict.
-    """
-    if not hasattr(estimator, "coef_") or not hasattr(estimator, "intercept_"):
-        raise ValueError(f"from_sklearn: expected a FITTED scikit-learn linear regressor with "
-                         f"coef_ and intercept_, got {type(estimator).__name__} without them "
-                         "(call its fit first)")
-    coef = np.asarray(estimator.coef_, dtype=np.float64)
-    intercept = np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64))
-    single = coef.ndim == 1
-    coef = coef.reshape(1, -1) if single else coef  # (K, D)
-    k, d = coef.shape
-    if intercept.shape == (1,) and k > 1:
-        intercept = np.repeat(intercept, k)  # fit_intercept=False stores a scalar 0.0
-    ours = LinearRegression(d, None if single else k, device=device)
-    ours.W = coef.T  # (D, K)
-    ours.b = intercept
-    return ours
-
-
-def to_sklearn(model):
-    """A scikit-learn ``LinearRegression`` that predicts exactly what ``model`` predicts.
-
-    Inputs:  our LinearRegression estimator (or a LinearRegressionModel module)
-    Returns: sklearn.linear_model.LinearRegression with coef_ (D,) or (K, D) and
-             intercept_ set (it is not refitted; calling its fit would overwrite them)
-    """
-    from sklearn.linear_model import LinearRegression as SkLinearRegression
-
-    single = getattr(model, "single_target", False)
-    module = model.model if isinstance(model, LinearRegression) else model
-    if not isinstance(module, LinearRegressionModel):
-        raise ValueError(f"to_sklearn: expected a fitted LinearRegression or a "
-                         f"LinearRegressionModel, got {type(model).__name__}")
-    weight = module.linear.weight.detach().cpu().double().numpy()  # (K, D), sklearn's layout
-    bias = module.linear.bias.detach().cpu().double().numpy()  # (K,)
-    estimator = SkLinearRegression()
-    if single and weight.shape[0] == 1:
-        estimator.coef_, estimator.intercept_ = weight[0], float(bias[0])
-    else:
-        estimator.coef_, estimator.intercept_ = weight, bias
-    estimator.n_features_in_ = weight.shape[1]
-    return estimator
-
-
-# --------------------------------------------------------------------------------------
-# 6. The script
-# --------------------------------------------------------------------------------------
-
-
-def _run_diabetes(args, split, device, out) -> dict[str, float]:
-    """Normal equations and SGD (torch.optim + the shared loop) on diabetes."""
-    exact = LinearRegression(solver="normal", l2=args.l2, device=device)
-    exact.fit(split.X_train, split.y_train)
-
-    # The L3 recipe, written out: module, loss module, loaders, optimiser, shared loop.
-    X = torch.as_tensor(split.X_train)
-    Y = torch.as_tensor(split.y_train)[:, None]  # (N, 1)
-    model = LinearRegressionModel(X.shape[1], 1).double()
-    model.reset_parameters(generator=torch.Generator().manual_seed(args.seed))
-    history = train(model, X, Y, loss_fn=HalfSquaredError(), lr=args.lr, epochs=args.epochs,
-                    batch_size=args.batch_size, l2=args.l2, momentum=args.momentum,
-                    seed=args.seed, device=device, progress=args.progress,
-                    val=(split.X_test, split.y_test[:, None]),
-                    log=print if args.progress else None)
-    iterative = LinearRegression(device=device)  # the estimator API around the trained module
-    iterative.model = model
-
-    y_test = torch.as_tensor(split.y_test)
-    results = {}
-    for name, estimator in (("normal equation", exact), ("sgd", iterative)):
-        mse = float(((estimator.predict(split.X_test).cpu() - y_test) ** 2).mean())
-        r2 = estimator.score(split.X_test, split.y_test)
-        results[name] = (r2, mse)
-        print(f"{name:>16}: test R^2 = {r2:.4f}   test MSE = {mse:.1f}")
-    plot_curves({"train loss (mean over each epoch)": history.train_loss,
-                 "test loss": history.val_loss,
-                 "normal equation, train loss": [exact.loss(split.X_train, split.y_train)]
-                 * len(history.train_loss)},
-                path=out / "loss.png", ylabel="half squared error", logy=True,
-                title="L3 linear regression on diabetes")
-    print(f"plots written to {out}")
-    r2, mse = results["normal equation"]
-    return {"test_r2": r2, "test_mse": mse, "sgd_test_r2": results["sgd"][0]}
-
-
-def _run_mnist(args, split, device, out) -> dict[str, float]:
-    """Least-squares classifier on one-hot targets; predict the argmax."""
-    k = split.num_classes
-    X_train = torch.as_tensor(split.X_train)  # (60000, 784) float32
-    Y_train = torch.eye(k, dtype=X_train.dtype)[torch.as_tensor(split.y_train)]  # (N, 10)
-    estimator = LinearRegression(solver="normal", l2=args.l2, device=device).fit(X_train, Y_train)
-    predicted = estimator.predict(split.X_test).argmax(dim=1).cpu().numpy()
-    test_accuracy = float((predicted == split.y_test).mean())
-    train_accuracy = float(
-        (estimator.predict(X_train).argmax(dim=1).cpu().numpy() == split.y_train).mean())
-    print(f"least squares on one-hot targets (l2={args.l2}): train accuracy {train_accuracy:.4f}"
-          f", test accuracy {test_accuracy:.4f}")
-    plot_confusion_matrix(split.y_test, predicted, path=out / "confusion.png",
-                          title="L3 least-squares classifier on MNIST (test)")
-    print(f"plots written to {out}")
-    return {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy}
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Least squares on diabetes (default) or a least-squares classifier on MNIST.
-
-    Returns: {"test_r2", "test_mse", "sgd_test_r2"} for diabetes, or
-             {"test_accuracy", "train_accuracy"} for mnist.
-    """
-    parser = argparse.ArgumentParser(
-        description="Linear regression as an nn.Module: normal equations and torch.optim.SGD.")
-    add_common_args(parser, datasets=("diabetes", "mnist"), epochs=50, batch_size=32, lr=0.05,
-                    out="runs/01_Linear_Logistic/l3_linear")
-    parser.add_argument("--l2", type=non_negative_float, default=None,
-                        help="ridge strength l2 in J (default: %(default)s)")
-    parser.add_argument("--momentum", type=probability, default=0.0,
-                        help="SGD momentum, in [0, 1) (default: %(default)s)")
-    # On MNIST many border pixels are always 0; a little ridge keeps the solve well posed.
-    args = parse_args(parser, argv, {"diabetes": {"l2": 0.0}, "mnist": {"l2": 1e-3}})
-
-    seed_everything(args.seed)
-    device = get_device(args.device)
-    out = prepare_out_dir(args.out)
-    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
-        split = load_arrays(args.dataset, data_root=args.data_root)
-    print(split.summary())
-    if args.dataset == "diabetes":
-        return _run_diabetes(args, split, device, out)
-    return _run_mnist(args, split, device, out)
-
-
-if __name__ == "__main__":
-    main()

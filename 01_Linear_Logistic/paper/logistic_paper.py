@@ -1,80 +1,36 @@
-"""Logistic and softmax regression as PyTorch modules (Level 3 of lesson 01).
+"""Logistic and softmax regression as PyTorch modules (L3 of lesson 01).
 
-The papers
-----------
-- D. R. Cox (1958), "The regression analysis of binary sequences", JRSS B 20(2):
-  the log-odds of a binary outcome is linear in the covariates,
-  log(p / (1 - p)) = x W + b, i.e. p = sigmoid(x W + b), fitted by maximum likelihood.
-- Softmax regression: the multinomial version, P(y = k | x) = e^{z_k} / sum_j e^{z_j}
-  with z = x W + b. It is the multinomial-logit generalised linear model of
-  McCullagh & Nelder (*Generalized Linear Models*, 1983/1989), and the output layer
-  that J. S. Bridle (1990, "Probabilistic interpretation of feedforward classification
-  network outputs...") named "softmax".
-
-Maximum likelihood for both is minimising the mean cross-entropy; with the L2
-penalty of this lesson::
-
-    binary:   J = 1/N sum_i [ softplus(z_i) - y_i z_i ]        + (l2/2) ||W||^2,  z (N,)
-    softmax:  J = 1/N sum_i [ logsumexp(Z_i) - Z_i[y_i] ]      + (l2/2) ||W||_F^2, Z (N, K)
-
-This level
-----------
-Each model is an ``nn.Module`` around one ``nn.Linear`` that returns LOGITS; the
-losses are the library's stable versions, which take logits, never probabilities:
-
-- ``nn.BCEWithLogitsLoss()`` = mean of softplus(z) - y z (targets float 0/1, shape (N,))
-- ``nn.CrossEntropyLoss()`` = mean of logsumexp(Z_i) - Z_i[y_i] (targets int64 (N,))
-
-Both equal our data term exactly. The penalty is SGD's ``weight_decay = l2`` on the
-weight only (the bias sits in a parameter group without decay): for SGD it adds
-l2 * W to the gradient, the gradient of (l2/2)||W||^2. Training uses
-``torch.optim.SGD`` and the shared loop ``utils.training_utils.fit``.
-
-``nn.Linear`` stores its weight as (K, D); the estimators' ``W`` is its transpose, (D, K),
-as at L1 and L2. scikit-learn's ``LogisticRegression`` stores ``coef_`` as (K, D) (or
-(1, D) for two classes), the same layout as nn.Linear: ``from_sklearn`` / ``to_sklearn``
-copy it across. Its objective C * sum_i loss_i + 1/2 ||w||^2 is N C times ours, so
-C = 1 / (N * l2).
-
-Run it from the repository root::
-
-    python 01_Linear_Logistic/paper/logistic_paper.py          # breast cancer, binary
-    python 01_Linear_Logistic/paper/logistic_paper.py --dataset digits
-    python -m 01_Linear_Logistic.paper.logistic_paper --dataset mnist --data-root DIR
+Cox (1958), "The regression analysis of binary sequences", JRSS B 20(2): p = sigmoid(x W + b);
+the multinomial logit (McCullagh & Nelder 1983), whose output layer Bridle (1990) named
+"softmax": P(y = k | x) = softmax(x W + b)_k. Both minimise the mean cross-entropy (plus
+(l2/2) ||W||^2), computed from logits by ``nn.BCEWithLogitsLoss`` / ``nn.CrossEntropyLoss``.
+Each model is one ``nn.Linear`` returning logits, wrapped in a scikit-learn-style estimator
+trained with ``torch.optim.SGD`` and the shared loop ``utils.training_utils.fit``. The
+derivations are in ``../theory.md`` (sections 3 and 4; the notes that used to open this file
+are in its appendix). ``train_logistic.py`` runs them; ``convert.py`` ports to scikit-learn.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from utils.cli import (
-    add_common_args,
-    data_errors,
-    non_negative_float,
-    parse_args,
-    prepare_out_dir,
-    probability,
-)
-from utils.data_loaders import load_arrays, make_loader
 from utils.lessons import import_lesson
-from utils.training_utils import (
-    History,
-    accuracy,
-    cleanup_distributed,
-    fit,
-    is_main_process,
-    seed_everything,
-    setup_distributed,
-)
-from utils.visualization import plot_confusion_matrix, plot_curves, plot_weights
+from utils.training_utils import fit
+
+# Written once in this lesson: the settings checks (L1), the input checks (L2) and the
+# optimiser whose weight decay spares the bias (linear_paper.py).
+check_settings = import_lesson("01_Linear_Logistic.numpy.linear_numpy").check_settings
+_l2 = import_lesson("01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel")
+check_features, check_features_for = _l2.check_features, _l2.check_features_for
+_l2_logistic = import_lesson("01_Linear_Logistic.pytorch_lowlevel.logistic_lowlevel")
+labels_as_int64 = _l2_logistic.labels_as_int64
+make_optimizer = import_lesson("01_Linear_Logistic.paper.linear_paper").make_optimizer
 
 SOLVERS = ("gd", "sgd")
 DEFAULT_SGD_BATCH_SIZE = 32  # used when solver="sgd" and batch_size is None
@@ -95,8 +51,6 @@ class _LinearLogits(nn.Module):
 
     def __init__(self, input_dim: int, n_outputs: int):
         super().__init__()
-        if not (isinstance(input_dim, int) and input_dim >= 1):
-            raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
         self.linear = nn.Linear(input_dim, n_outputs)  # weight (K, D), bias (K,)
         self.reset_parameters()
 
@@ -135,42 +89,10 @@ class SoftmaxRegressionModel(_LinearLogits):
     """
 
     def __init__(self, input_dim: int, n_classes: int):
-        if not (isinstance(n_classes, int) and n_classes >= 2):
-            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
         super().__init__(input_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)  # (N, K)
-
-
-def make_optimizer(linear: nn.Linear, *, lr: float, l2: float = 0.0,
-                   momentum: float = 0.0) -> torch.optim.SGD:
-    """SGD with weight decay l2 on the weight only (= the (l2/2)||W||^2 term of J)."""
-    return torch.optim.SGD(
-        [{"params": [linear.weight], "weight_decay": l2},
-         {"params": [linear.bias], "weight_decay": 0.0}],
-        lr=lr, momentum=momentum)
-
-
-def train(model: _LinearLogits, X, y, *, loss_fn: nn.Module, lr: float, epochs: int,
-          batch_size: int, l2: float = 0.0, momentum: float = 0.0, shuffle: bool = True,
-          seed: int = 0, device="cpu", val: tuple | None = None, progress: bool = False,
-          log=None) -> History:
-    """The standard recipe: DataLoader(s), optimiser, ``utils.training_utils.fit``.
-
-    Inputs:  X (N, D) float; y (N,) labels (float 0/1 for BCE, int64 for cross-entropy);
-             val - optional (X_val, y_val) evaluated after each epoch
-    Returns: History with train/val loss and accuracy per epoch (train values are means
-             over the epoch, measured while the weights move; no penalty in them)
-    """
-    loader = make_loader(X, y, batch_size=batch_size, shuffle=shuffle, seed=seed)
-    val_loader = None
-    if val is not None:
-        val_loader = make_loader(val[0], val[1], batch_size=max(batch_size, 1024), shuffle=False)
-    optimizer = make_optimizer(model.linear, lr=lr, l2=l2, momentum=momentum)
-    return fit(model, loader, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,
-               val_loader=val_loader, metric_fn=accuracy, device=device, progress=progress,
-               log=log)
 
 
 class Batches:
@@ -199,76 +121,7 @@ class Batches:
 
 
 # --------------------------------------------------------------------------------------
-# 2. Input checks
-# --------------------------------------------------------------------------------------
-
-
-def check_features(X, *, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """X (N, D) of finite real numbers -> float tensor (float32/64 kept, ints -> float64)."""
-    if isinstance(X, torch.Tensor):
-        t = X.detach().cpu()
-    else:
-        arr = np.asarray(X)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"X: expected real numbers, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if dtype is not None:
-        t = t.to(dtype)
-    elif t.dtype not in (torch.float32, torch.float64):
-        if t.is_floating_point() or t.is_complex():
-            raise ValueError(f"X: expected float32 or float64, got {t.dtype}")
-        t = t.to(torch.float64)
-    if t.ndim != 2:
-        hint = " (one feature? use X.reshape(-1, 1))" if t.ndim == 1 else ""
-        raise ValueError(f"X: expected a 2-D array of shape (N, D), one row per example, "
-                         f"got shape {tuple(t.shape)}{hint}")
-    if t.shape[0] == 0:
-        raise ValueError("X: got 0 rows; need at least one example")
-    if not torch.isfinite(t).all():
-        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
-        raise ValueError(f"X: contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-                         "clean or impute the data first")
-    return t
-
-
-def _as_float64(value, name: str) -> torch.Tensor:
-    """Weights given as an array or tensor -> float64 CPU tensor."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().double()
-    try:
-        return torch.as_tensor(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name}: expected an array of real numbers ({err})") from None
-
-
-def check_labels(y, n_rows: int, n_classes: int | None) -> torch.Tensor:
-    """(N,) whole-number labels in 0..n_classes-1 -> int64 tensor (CPU)."""
-    if isinstance(y, torch.Tensor):
-        t = y.detach().cpu()
-    else:
-        arr = np.asarray(y)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"y: expected integer class labels, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if t.ndim != 1:
-        raise ValueError(f"y: expected a 1-D array of N = {n_rows} labels, got shape "
-                         f"{tuple(t.shape)}")
-    if t.shape[0] != n_rows:
-        raise ValueError(f"y: has {t.shape[0]} labels but X has {n_rows} rows")
-    if t.is_floating_point() and not (torch.isfinite(t).all() and (t == t.round()).all()):
-        raise ValueError("y: class labels must be whole numbers (0, 1, 2, ...)")
-    t = t.to(torch.int64)
-    if (t < 0).any():
-        raise ValueError("y: class labels must be 0..K-1, got negative values")
-    if n_classes is not None and (t >= n_classes).any():
-        kind = ("binary logistic regression needs labels 0 or 1 (for more classes use "
-                "SoftmaxRegression)" if n_classes == 2 else f"n_classes={n_classes}")
-        raise ValueError(f"y: labels must be 0..{n_classes - 1} ({kind}), got {int(t.max())}")
-    return t
-
-
-# --------------------------------------------------------------------------------------
-# 3. scikit-learn-style estimators around the modules
+# 2. scikit-learn-style estimators around the modules
 # --------------------------------------------------------------------------------------
 
 
@@ -278,20 +131,8 @@ class _Estimator:
     loss_fn: nn.Module  # set by the subclass
 
     def __init__(self, *, solver, lr, epochs, batch_size, l2, seed, momentum, device, tol):
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if not (isinstance(epochs, int) and epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if not (isinstance(l2, (int, float)) and l2 >= 0):
-            raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if not tol >= 0:
-            raise ValueError(f"tol must be >= 0 (0: run every epoch), got {tol!r}")
+        check_settings(SOLVERS, solver=solver, lr=lr, epochs=epochs, batch_size=batch_size,
+                       l2=l2, momentum=momentum, tol=tol)
         self.solver, self.lr, self.epochs = solver, float(lr), epochs
         self.batch_size, self.l2, self.seed = batch_size, float(l2), seed
         self.momentum, self.tol = float(momentum), float(tol)
@@ -354,13 +195,8 @@ class _Estimator:
             bias.copy_(value)
 
     def _features(self, X) -> torch.Tensor:
-        self._require_model()
-        weight = self.model.linear.weight
-        X = check_features(X, dtype=weight.dtype)
-        if X.shape[1] != weight.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was built for "
-                             f"{weight.shape[1]} (nn.Linear({weight.shape[1]}, {weight.shape[0]}))")
-        return X.to(self.device)
+        """X checked (as at L2), in the module's dtype and on its device, with D columns."""
+        return check_features_for(self, X)
 
     # -- objective -----------------------------------------------------------------------
     def objective(self, X, y) -> torch.Tensor:
@@ -505,8 +341,7 @@ class SoftmaxRegression(_Estimator):
                  dtype: torch.dtype = torch.float64, tol: float = TOL):
         super().__init__(solver=solver, lr=lr, epochs=epochs, batch_size=batch_size, l2=l2,
                          seed=seed, momentum=momentum, device=device, tol=tol)
-        if n_classes is not None and not (isinstance(n_classes, int) and n_classes >= 2):
-            raise ValueError(f"n_classes must be an integer >= 2 or None, got {n_classes!r}")
+        check_settings(n_classes=n_classes)
         self.n_classes = n_classes
         if input_dim is not None and n_classes is not None:
             self._build(input_dim, None, dtype)
@@ -531,159 +366,27 @@ class SoftmaxRegression(_Estimator):
 
 
 # --------------------------------------------------------------------------------------
-# 4. Porting weights to and from scikit-learn (the production implementation)
+# 3. Checks at the door: weights and labels (X: L2's check_features)
 # --------------------------------------------------------------------------------------
 
 
-def from_sklearn(estimator, *, device: str | torch.device = "cpu"):
-    """Our LogisticRegression (2 classes) or SoftmaxRegression (K > 2 classes) with the
-    weights of a fitted ``sklearn.linear_model.LogisticRegression``.
-
-    sklearn's coef_ is (1, D) for two classes (the log-odds of classes_[1]) and (K, D)
-    for K > 2 (one row of logits per class, multinomial); both are nn.Linear's layout.
-    Requirements: classes_ must be 0..K-1 (our labels are indices), and a K > 2 model
-    must be multinomial (one-vs-rest probabilities are not a softmax).
-
-    Returns: an estimator (float64) whose decision_function / predict_proba / predict
-             equal scikit-learn's.
-    """
-    if not all(hasattr(estimator, a) for a in ("coef_", "intercept_", "classes_")):
-        raise ValueError(f"from_sklearn: expected a FITTED sklearn LogisticRegression (with "
-                         f"coef_, intercept_, classes_), got {type(estimator).__name__}")
-    classes = np.asarray(estimator.classes_)
-    k = classes.size
-    if classes.dtype.kind not in "iu" or not np.array_equal(classes, np.arange(k)):
-        raise ValueError(f"from_sklearn: our models use labels 0..K-1, but this estimator's "
-                         f"classes_ are {classes.tolist()}; refit it on labels 0..K-1")
-    coef = np.asarray(estimator.coef_, dtype=np.float64)  # (1, D) or (K, D)
-    intercept = np.asarray(estimator.intercept_, dtype=np.float64).reshape(-1)
-    if k > 2 and (getattr(estimator, "solver", None) == "liblinear"
-                  or getattr(estimator, "multi_class", "auto") == "ovr"):
-        raise ValueError("from_sklearn: this estimator is one-vs-rest; only a multinomial "
-                         "(softmax) LogisticRegression maps onto SoftmaxRegression")
-    if k == 2:
-        ours = LogisticRegression(coef.shape[1], device=device)
-    else:
-        ours = SoftmaxRegression(coef.shape[1], k, device=device)
-    ours.W = coef.T  # (K, D) -> our (D, K)
-    ours.b = intercept
-    return ours
+def _as_float64(value, name: str) -> torch.Tensor:
+    """Weights given as an array or tensor -> float64 CPU tensor."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double()
+    try:
+        return torch.as_tensor(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: expected an array of real numbers ({err})") from None
 
 
-def to_sklearn(model):
-    """A ``sklearn.linear_model.LogisticRegression`` predicting exactly what ``model`` does.
-
-    Inputs:  our LogisticRegression / SoftmaxRegression, or one of the two modules
-    Returns: an (unfitted-by-sklearn) LogisticRegression with coef_ (1, D) or (K, D),
-             intercept_, classes_ = [0..K-1] and n_features_in_ set; its
-             predict / predict_proba / decision_function then equal ours
-    """
-    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
-
-    module = model.model if isinstance(model, _Estimator) else model
-    if not isinstance(module, (LogisticRegressionModel, SoftmaxRegressionModel)):
-        raise ValueError(f"to_sklearn: expected a fitted LogisticRegression / SoftmaxRegression "
-                         f"or their module, got {type(model).__name__}")
-    weight = module.linear.weight.detach().cpu().double().numpy()  # (K, D), sklearn's layout
-    bias = module.linear.bias.detach().cpu().double().numpy()  # (K,)
-    estimator = SkLogisticRegression()
-    estimator.coef_, estimator.intercept_ = weight, bias
-    n_classes = 2 if isinstance(module, LogisticRegressionModel) else weight.shape[0]
-    estimator.classes_ = np.arange(n_classes)
-    estimator.n_features_in_ = weight.shape[1]
-    return estimator
-
-
-# --------------------------------------------------------------------------------------
-# 5. The script
-# --------------------------------------------------------------------------------------
-
-# Defaults per dataset: mini-batch SGD, a few epochs, a learning rate that works there.
-# The script trains exactly these epochs with the shared recipe ``train``.
-DATASET_DEFAULTS = {
-    "breast_cancer": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
-    "digits": {"epochs": 20, "batch_size": 32, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
-    "iris": {"epochs": 100, "batch_size": 16, "lr": 0.1, "momentum": 0.0, "l2": 0.0},
-    # MNIST: momentum averages the noisy mini-batch gradients; 10 epochs reach ~92.5 %
-    "mnist": {"epochs": 10, "batch_size": 100, "lr": 0.05, "momentum": 0.9, "l2": 0.0},
-}
-IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Train Cox's logistic regression (breast_cancer) or softmax regression (others).
-
-    Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final_loss: the training
-             loss J, penalty included, after the last epoch).
-    """
-    parser = argparse.ArgumentParser(
-        description="Logistic / softmax regression as nn.Modules, trained with torch.optim.SGD"
-                    " and the shared loop.")
-    add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
-                    lr=None, out="runs/01_Linear_Logistic/l3_logistic")
-    parser.add_argument("--l2", type=non_negative_float, default=None,
-                        help="L2 penalty, SGD weight decay on W (default: %(default)s)")
-    parser.add_argument("--momentum", type=probability, default=None,
-                        help="SGD momentum (default: %(default)s)")
-    args = parse_args(parser, argv, DATASET_DEFAULTS)  # fills the dataset's defaults
-
-    # Under `torchrun --nproc_per_node N` this joins the process group and `fit` trains
-    # with DistributedDataParallel (each process sees 1/N of every epoch); on its own
-    # it returns (0, 1, device) and nothing changes.
-    rank, world_size, device = setup_distributed(args.device)
-    seed_everything(args.seed)
-    out = prepare_out_dir(args.out)
-    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
-        split = load_arrays(args.dataset, data_root=args.data_root)
-    print(split.summary())
-
-    settings = dict(solver="sgd", lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
-                    l2=args.l2, seed=args.seed, momentum=args.momentum, device=device)
-    if split.task == "binary":
-        estimator = LogisticRegression(split.X_train.shape[1], **settings)
-        y_train = split.y_train.astype(split.X_train.dtype)  # BCEWithLogitsLoss: float targets
-        y_test = split.y_test.astype(split.X_train.dtype)
-    else:
-        estimator = SoftmaxRegression(split.X_train.shape[1], split.num_classes, **settings)
-        y_train, y_test = split.y_train, split.y_test
-    estimator.model.to(torch.as_tensor(split.X_train[:1]).dtype)  # float32 for MNIST
-
-    # The L3 recipe: module + loss module + torch.optim.SGD + the shared loop, with the
-    # test set evaluated after every epoch for the learning curves.
-    history = train(estimator.model, split.X_train, y_train, loss_fn=estimator.loss_fn,
-                    lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, l2=args.l2,
-                    momentum=args.momentum, seed=args.seed, device=device,
-                    val=(split.X_test, y_test), progress=args.progress,
-                    log=print if args.progress else None)
-
-    train_accuracy = estimator.score(split.X_train, split.y_train)
-    test_accuracy = estimator.score(split.X_test, split.y_test)
-    final_loss = estimator.loss(split.X_train, split.y_train)
-    metrics = {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy,
-               "final_loss": final_loss}
-    if not is_main_process():  # every process holds the same weights; one reports
-        cleanup_distributed()
-        return metrics
-    name = type(estimator.model).__name__
-    print(f"{name} on {args.dataset}: train accuracy {train_accuracy:.4f}, "
-          f"test accuracy {test_accuracy:.4f}, final J {final_loss:.4f}")
-
-    title = f"L3 {name} on {args.dataset}"
-    plot_curves({"train loss (mean over each epoch)": history.train_loss,
-                 "test loss": history.val_loss}, path=out / "loss.png",
-                ylabel="cross-entropy", title=title)
-    plot_confusion_matrix(split.y_test, estimator.predict(split.X_test).cpu().numpy(),
-                          class_names=split.classes, path=out / "confusion.png",
-                          title=f"{title} (test)")
-    if args.dataset in IMAGE_SHAPES:
-        # nn.Linear.weight is (K, D): one row per class, plot_weights accepts that layout
-        plot_weights(estimator.model.linear.weight.detach().cpu(),
-                     image_shape=IMAGE_SHAPES[args.dataset], path=out / "weights.png",
-                     title=f"{title}: one template per class")
-    print(f"plots written to {out}" + (f" ({world_size} processes)" if world_size > 1 else ""))
-    cleanup_distributed()
-    return metrics
-
-
-if __name__ == "__main__":
-    main()
+def check_labels(y, n_rows: int, n_classes: int | None) -> torch.Tensor:
+    """(N,) whole-number labels in 0..n_classes-1 -> int64 tensor (CPU)."""
+    t = labels_as_int64(y, n_rows)  # L2's: one whole number per row of X
+    if (t < 0).any():
+        raise ValueError("y: class labels must be 0..K-1, got negative values")
+    if n_classes is not None and (t >= n_classes).any():
+        kind = ("binary logistic regression needs labels 0 or 1 (for more classes use "
+                "SoftmaxRegression)" if n_classes == 2 else f"n_classes={n_classes}")
+        raise ValueError(f"y: labels must be 0..{n_classes - 1} ({kind}), got {int(t.max())}")
+    return t

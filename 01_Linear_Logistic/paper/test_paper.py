@@ -37,6 +37,9 @@ lin2 = import_lesson("01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel")
 log2 = import_lesson("01_Linear_Logistic.pytorch_lowlevel.logistic_lowlevel")
 lin1 = import_lesson("01_Linear_Logistic.numpy.linear_numpy")
 log1 = import_lesson("01_Linear_Logistic.numpy.logistic_numpy")
+convert = import_lesson("01_Linear_Logistic.paper.convert")
+train_lin3 = import_lesson("01_Linear_Logistic.paper.train_linear")
+train_log3 = import_lesson("01_Linear_Logistic.paper.train_logistic")
 
 
 pytestmark = [
@@ -136,7 +139,7 @@ def test_from_sklearn_linear_regression_and_ridge(k):
 
     X, y = _regression_data(k=k)
     for reference in (SkLinearRegression().fit(X, y), Ridge(alpha=3.0).fit(X, y)):
-        ours = lin3.from_sklearn(reference)
+        ours = convert.from_sklearn(reference)
         assert_close(ours.predict(X), reference.predict(X), FLOAT64, name="predict")
         assert math.isclose(ours.score(X, y), reference.score(X, y), rel_tol=1e-12)
 
@@ -145,12 +148,12 @@ def test_from_sklearn_linear_regression_and_ridge(k):
 def test_to_sklearn_linear_regression(k):
     X, y = _regression_data(k=k)
     ours = lin3.LinearRegression(solver="sgd", lr=0.05, epochs=5).fit(X, y)
-    ported = lin3.to_sklearn(ours)
+    ported = convert.to_sklearn(ours)
     assert_close(ported.predict(X), ours.predict(X), FLOAT64, name="sklearn(ported).predict")
-    assert_close(lin3.to_sklearn(ours.model).predict(X).reshape(len(X), -1),
+    assert_close(convert.to_sklearn(ours.model).predict(X).reshape(len(X), -1),
                  ours.predict(X).reshape(len(X), -1), FLOAT64, name="port of the bare module")
     # and back again: the round trip keeps every number
-    back = lin3.from_sklearn(ported)
+    back = convert.from_sklearn(ported)
     assert torch.equal(back.W, ours.W) and torch.equal(back.b, ours.b)
 
 
@@ -158,7 +161,7 @@ def test_to_sklearn_linear_regression(k):
 def test_from_sklearn_logistic_regression(k):
     X, y = _classification_data(k=k)
     reference = _sklearn_logistic(X, y, C=0.5)
-    ours = log3.from_sklearn(reference)
+    ours = convert.from_sklearn(reference)
     expected_type = log3.LogisticRegression if k == 2 else log3.SoftmaxRegression
     assert type(ours) is expected_type
     assert_close(ours.decision_function(X), reference.decision_function(X), FLOAT64,
@@ -173,11 +176,11 @@ def test_to_sklearn_logistic_regression(k):
     X, y = _classification_data(k=k)
     ours = (log3.LogisticRegression(solver="sgd", epochs=3, batch_size=8) if k == 2
             else log3.SoftmaxRegression(solver="sgd", epochs=3, batch_size=8)).fit(X, y)
-    ported = log3.to_sklearn(ours)
+    ported = convert.to_sklearn(ours)
     assert_close(ported.decision_function(X), ours.decision_function(X), FLOAT64)
     assert_close(ported.predict_proba(X), ours.predict_proba(X), FLOAT64, name="predict_proba")
     assert np.array_equal(ported.predict(X), ours.predict(X).numpy())
-    back = log3.from_sklearn(ported)
+    back = convert.from_sklearn(ported)
     assert torch.equal(back.W, ours.W) and torch.equal(back.b, ours.b)
 
 
@@ -204,19 +207,19 @@ def test_port_refuses_what_it_cannot_represent():
 
     X, y = _classification_data(k=3)
     with pytest.raises(ValueError, match="FITTED"):
-        lin3.from_sklearn(SkLinearRegression())
+        convert.from_sklearn(SkLinearRegression())
     with pytest.raises(ValueError, match="FITTED"):
-        log3.from_sklearn(object())
+        convert.from_sklearn(object())
     with pytest.raises(ValueError, match="labels 0..K-1"):
-        log3.from_sklearn(_sklearn_logistic(X, np.array(["a", "b", "c"])[y]))
+        convert.from_sklearn(_sklearn_logistic(X, np.array(["a", "b", "c"])[y]))
     one_vs_rest = _sklearn_logistic(X, y)
     # scikit-learn < 1.8 fits K > 2 classes with liblinear as one-vs-rest; 1.8+ refuses to,
     # so relabel a multinomial fit to stand in for such a legacy model
     one_vs_rest.set_params(solver="liblinear")
     with pytest.raises(ValueError, match="one-vs-rest"):
-        log3.from_sklearn(one_vs_rest)
+        convert.from_sklearn(one_vs_rest)
     with pytest.raises(ValueError, match="to_sklearn"):
-        log3.to_sklearn(lin3.LinearRegressionModel(3))
+        convert.to_sklearn(nn.Linear(3, 2))
 
 
 # --------------------------------------------------------------------------------------
@@ -238,8 +241,8 @@ def test_overfits_a_tiny_exact_linear_problem():
 def test_overfits_a_small_separable_batch():
     X, y = _classification_data(n=16, d=3, k=4, spread=6.0)
     model = log3.SoftmaxRegressionModel(3, 4).double()
-    history = log3.train(model, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1.0, epochs=300,
-                         batch_size=16, shuffle=False)
+    history = train_log3.train(model, X, y, loss_fn=nn.CrossEntropyLoss(), lr=1.0, epochs=300,
+                               batch_size=16, shuffle=False)
     assert history.train_loss[-1] < 1e-2 and history.train_metric[-1] == 1.0
 
 
@@ -473,7 +476,7 @@ def test_linear_script_runs_on_diabetes(tmp_path):
 
     from utils.data_loaders import load_arrays
 
-    metrics = lin3.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu",
+    metrics = train_lin3.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu",
                          "--epochs", "5"])
     split = load_arrays("diabetes")
     reference = SkLinearRegression().fit(split.X_train, split.y_train)
@@ -486,7 +489,7 @@ def test_linear_script_runs_on_diabetes(tmp_path):
 
 @pytest.mark.parametrize("dataset, classes", [("breast_cancer", 2), ("digits", 10)])
 def test_logistic_script_runs_a_few_epochs(tmp_path, dataset, classes):
-    metrics = log3.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
+    metrics = train_log3.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
                          "--device", "cpu", "--epochs", "2"])
     # better than the trivial model: the uniform prediction has loss log K, accuracy ~1/K
     assert metrics["final_loss"] < 0.8 * math.log(classes)
@@ -495,11 +498,11 @@ def test_logistic_script_runs_a_few_epochs(tmp_path, dataset, classes):
 
 
 @pytest.mark.parametrize("script, options, option", [
-    (lin3, ["--epochs", "-1"], "--epochs"),
-    (lin3, ["--l2", "inf"], "--l2"),
-    (log3, ["--batch-size", "0"], "--batch-size"),
-    (log3, ["--momentum", "-0.5"], "--momentum"),
-    (log3, ["--l2", "-1"], "--l2"),
+    (train_lin3, ["--epochs", "-1"], "--epochs"),
+    (train_lin3, ["--l2", "inf"], "--l2"),
+    (train_log3, ["--batch-size", "0"], "--batch-size"),
+    (train_log3, ["--momentum", "-0.5"], "--momentum"),
+    (train_log3, ["--l2", "-1"], "--l2"),
 ])
 def test_scripts_reject_bad_options_naming_them(tmp_path, capsys, script, options, option):
     with pytest.raises(SystemExit) as exit_info:
@@ -508,7 +511,7 @@ def test_scripts_reject_bad_options_naming_them(tmp_path, capsys, script, option
     assert f"argument {option}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script", [lin3, log3], ids=["linear", "logistic"])
+@pytest.mark.parametrize("script", [train_lin3, train_log3], ids=["linear", "logistic"])
 def test_script_help_shows_every_default(capsys, script):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--help"])
@@ -519,7 +522,7 @@ def test_script_help_shows_every_default(capsys, script):
 
 @pytest.mark.slow
 def test_softmax_regression_on_real_mnist(tmp_path, shared_data):
-    metrics = log3.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
+    metrics = train_log3.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
                          str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.92
 
@@ -536,7 +539,7 @@ def test_logistic_script_trains_under_torchrun_with_two_processes(tmp_path):
     import subprocess
     import sys
 
-    script = Path(log3.__file__)
+    script = Path(train_log3.__file__)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--standalone", str(script), "--dataset", "digits", "--no-progress",
@@ -546,7 +549,7 @@ def test_logistic_script_trains_under_torchrun_with_two_processes(tmp_path):
     assert "(2 processes)" in r.stdout
     line = next(s for s in r.stdout.splitlines() if "test accuracy" in s)
     ddp_accuracy = float(line.split("test accuracy")[1].split(",")[0])
-    single = log3.main(["--dataset", "digits", "--no-progress", "--device", "cpu",
+    single = train_log3.main(["--dataset", "digits", "--no-progress", "--device", "cpu",
                         "--batch-size", "32", "--out", str(tmp_path / "single")])
     assert ddp_accuracy >= 0.93
     assert abs(ddp_accuracy - single["test_accuracy"]) <= 0.03

@@ -10,5 +10,6 @@ Files (read them in this order):
 
 - ``linear_lowlevel.py``   least squares: normal equation, gradient descent, SGD
 - ``logistic_lowlevel.py`` binary logistic regression and softmax regression
+- ``train_linear.py``, ``train_logistic.py``  the scripts that train and plot them
 - ``test_lowlevel.py``     every piece checked against torch.nn / torch.optim / scikit-learn
 """

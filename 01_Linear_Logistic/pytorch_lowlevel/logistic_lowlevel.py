@@ -252,7 +252,7 @@ class _LinearClassifier:
     def score(self, X, y) -> float:
         """Accuracy: the fraction of rows whose predicted class equals y."""
         X = self._features(X)
-        labels = _labels_as_int64(y, X.shape[0]).to(self.device)
+        labels = labels_as_int64(y, X.shape[0]).to(self.device)
         return float((self.predict(X) == labels).double().mean())
 
 
@@ -361,7 +361,7 @@ class SoftmaxRegression(_LinearClassifier):
 # --------------------------------------------------------------------------------------
 
 
-def _labels_as_int64(y, n_rows: int) -> torch.Tensor:
+def labels_as_int64(y, n_rows: int) -> torch.Tensor:
     """(N,) whole-number labels as int64 on the CPU; floats like 1.0 are accepted."""
     if isinstance(y, torch.Tensor):
         t = y.detach().cpu()
@@ -384,7 +384,7 @@ def check_binary_labels(y, n_rows: int, *, dtype: torch.dtype, device="cpu") -> 
 
     Returns: (N,) tensor in ``dtype`` (the features' float dtype) on ``device``
     """
-    t = _labels_as_int64(y, n_rows)
+    t = labels_as_int64(y, n_rows)
     if not ((t == 0) | (t == 1)).all():
         raise ValueError(f"y: binary logistic regression needs labels 0 or 1, got values "
                          f"{torch.unique(t)[:10].tolist()}; for more classes use "
@@ -397,7 +397,7 @@ def check_class_labels(y, n_rows: int, n_classes: int | None, *, device="cpu") -
 
     Returns: (N,) int64 tensor on ``device``
     """
-    t = _labels_as_int64(y, n_rows)
+    t = labels_as_int64(y, n_rows)
     if (t < 0).any():
         raise ValueError(f"y: class labels must be 0..K-1, got negative values "
                          f"{torch.unique(t[t < 0])[:5].tolist()}")
