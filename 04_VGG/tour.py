@@ -16,6 +16,6 @@ MAJORITY_CLASS = {"baseline": 0.10, "baseline_name": "majority class"}  # digits
 STOPS = [
     TourStop("VGG-A (CIFAR variant)", "L2", f"{LESSON}.pytorch_lowlevel.train", "digits",
              "test_accuracy", 0.90, **MAJORITY_CLASS),
-    TourStop("VGG-A (CIFAR variant)", "L3", f"{LESSON}.paper.vgg_paper", "digits",
+    TourStop("VGG-A (CIFAR variant)", "L3", f"{LESSON}.paper.train", "digits",
              "test_accuracy", 0.95, **MAJORITY_CLASS),
 ]

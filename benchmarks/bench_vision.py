@@ -10,7 +10,8 @@ What is timed: one training step without the optimizer, ``model.zero_grad()``, t
 forward pass, the cross-entropy loss and ``loss.backward()``, on a batch of random
 images (default 8 x 3 x 224 x 224, float32, train mode: batch-norm statistics, dropout).
 Our model (``05_ResNet/paper/resnet_paper.py``, ``04_VGG/paper/vgg_paper.py``) holds the
-same weights as torchvision's (ported with ``from_torchvision``), so both do the same
+same weights as torchvision's (ported with ``from_torchvision``, in each lesson's
+``paper/convert.py``), so both do the same
 arithmetic with the same layers; the layers are the same ``torch.nn`` modules, so the
 ratio should be 1 up to noise. The target: ours / torchvision <= 1.05.
 
@@ -78,7 +79,7 @@ def build_pair(name: str, num_classes: int = 1000, seed: int = 0) -> tuple[nn.Mo
         ours = import_lesson("05_ResNet.paper.resnet_paper").from_torchvision(reference)
     elif name == "vgg11":
         reference = torchvision.models.vgg11(num_classes=num_classes)
-        ours = import_lesson("04_VGG.paper.vgg_paper").from_torchvision(reference)
+        ours = import_lesson("04_VGG.paper.convert").from_torchvision(reference)
     else:
         raise ValueError(f"model must be one of {MODELS}; got {name!r}")
     return ours.train(), reference.train()

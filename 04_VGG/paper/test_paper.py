@@ -27,9 +27,12 @@ import torchvision.models as tvm
 from torch import nn
 
 from utils import import_lesson
+from utils.data_loaders import random_crop_flip
 from utils.testing import FLOAT32, FLOAT64, assert_close, assert_level_purity
 
 paper = import_lesson("04_VGG.paper.vgg_paper")
+convert = import_lesson("04_VGG.paper.convert")
+script = import_lesson("04_VGG.paper.train")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -107,7 +110,7 @@ def test_local_response_norm_formula_by_hand():
 @pytest.mark.parametrize("config, bn", [("A", False), ("B", True), ("D", False), ("E", True)])
 def test_state_dict_keys_equal_torchvision(config, bn):
     ours = _meta(paper.vgg, config, batch_norm=bn)
-    name = paper.TORCHVISION_NAMES[config] + ("_bn" if bn else "")
+    name = convert.TORCHVISION_NAMES[config] + ("_bn" if bn else "")
     theirs = _meta(getattr(tvm, name))
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
         {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
@@ -165,7 +168,7 @@ def test_from_and_to_torchvision_give_identical_outputs(tv_models, kind):
     tv = tv_models[kind]
     # 40 x 36: not a multiple of 32, so the adaptive pooling does real work too
     x = torch.randn(2, 3, 40, 36, generator=torch.Generator().manual_seed(2))
-    ours = paper.from_torchvision(tv)
+    ours = convert.from_torchvision(tv)
     assert ours.batch_norm == (kind == "bn") and ours.config == "A"
     for train_mode in (False, True):
         expected = _outputs(tv, x, train_mode)
@@ -173,7 +176,7 @@ def test_from_and_to_torchvision_give_identical_outputs(tv_models, kind):
     if kind == "bn":  # one train-mode pass moved the running statistics of both the same way
         assert torch.equal(tv.features[1].running_var, ours.features[1].running_var)
         assert int(ours.features[1].num_batches_tracked) == 4
-    back = paper.to_torchvision(ours)
+    back = convert.to_torchvision(ours)
     assert isinstance(back, tvm.VGG)
     for train_mode in (False, True):
         assert torch.equal(_outputs(back, x, train_mode), _outputs(ours, x, train_mode))
@@ -192,11 +195,11 @@ def test_from_and_to_torchvision_give_identical_outputs(tv_models, kind):
 def test_conversion_errors():
     for config in ("C", "A-LRN"):
         with pytest.raises(ValueError, match="no torchvision equivalent"):
-            paper.to_torchvision(_meta(paper.vgg, config))
+            convert.to_torchvision(_meta(paper.vgg, config))
     with pytest.raises(ValueError, match="CIFAR variant"):
-        paper.to_torchvision(paper.vgg_cifar("A", width=4))
+        convert.to_torchvision(paper.vgg_cifar("A", width=4))
     with pytest.raises(TypeError, match="torchvision.models.VGG"):
-        paper.from_torchvision(nn.Linear(2, 2))
+        convert.from_torchvision(nn.Linear(2, 2))
 
 
 # --------------------------------------------------------------------------------------
@@ -330,7 +333,7 @@ def test_cifar_variant_shapes_and_parameters_by_hand():
 def test_random_crop_flip():
     g = torch.Generator().manual_seed(0)
     x = torch.arange(2 * 3 * 6 * 5, dtype=torch.float32).reshape(2, 3, 6, 5) + 1
-    out = paper.random_crop_flip(x, padding=2, flip=True, generator=g)
+    out = random_crop_flip(x, padding=2, flip=True, generator=g)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for n in range(2):  # every output image is a window of its padded image, maybe mirrored
         found = any(torch.equal(out[n], cand)
@@ -338,11 +341,11 @@ def test_random_crop_flip():
                     for w in [padded[n, :, dy:dy + 6, dx:dx + 5]]
                     for cand in (w, w.flip(-1)))
         assert found
-    assert torch.equal(paper.random_crop_flip(x, 0, False, g), x)
-    a = paper.random_crop_flip(x, 2, True, torch.Generator().manual_seed(7))
-    b = paper.random_crop_flip(x, 2, True, torch.Generator().manual_seed(7))
+    assert torch.equal(random_crop_flip(x, 0, False, g), x)
+    a = random_crop_flip(x, 2, True, torch.Generator().manual_seed(7))
+    b = random_crop_flip(x, 2, True, torch.Generator().manual_seed(7))
     assert torch.equal(a, b)
-    flipped = [paper.random_crop_flip(x[:1], 0, True, g) for _ in range(20)]
+    flipped = [random_crop_flip(x[:1], 0, True, g) for _ in range(20)]
     assert any(torch.equal(f, x[:1].flip(-1)) for f in flipped)  # flips happen
     assert any(torch.equal(f, x[:1]) for f in flipped)  # and sometimes not
 
@@ -355,7 +358,7 @@ def test_overfits_one_batch_deterministically_and_round_trips_its_state(tmp_path
     for _ in range(2):
         torch.manual_seed(0)
         model = paper.vgg_cifar("A", num_classes=4, width=4)
-        history = paper.train(model, x, y, lr=0.05, epochs=25, batch_size=16, augment="none",
+        history = script.train(model, x, y, lr=0.05, epochs=25, batch_size=16, augment="none",
                               schedule="none", weight_decay=0.0)
         results.append((model, history))
     (model, history), (twin, twin_history) = results
@@ -384,17 +387,15 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="H, W >= 32"):
         model(torch.randn(2, 3, 16, 16))
     with pytest.raises(ValueError, match="augment must be one of"):
-        paper.train(model, torch.zeros(2, 3, 32, 32).numpy(), [0, 1], lr=0.1, epochs=1,
-                    batch_size=2, augment="mixup")
-    with pytest.raises(ValueError, match="unknown dataset"):
-        paper.load_images("imagenet")
+        script.train(model, torch.zeros(2, 3, 32, 32).numpy(), [0, 1], lr=0.1, epochs=1,
+                     batch_size=2, augment="mixup")
     with pytest.raises(ValueError, match="width must be a positive int"):
         paper.vgg_cifar(width=0)
 
 
 def test_script_on_digits(tmp_path):
     # 2 epochs at width 4 keep the test short; the tour runs the defaults and checks its target
-    metrics = paper.main(["--epochs", "2", "--width", "4", "--out", str(tmp_path),
+    metrics = script.main(["--epochs", "2", "--width", "4", "--out", str(tmp_path),
                           "--no-progress", "--device", "cpu"])
     assert metrics["test_accuracy"] >= 0.6  # measured 0.74; chance is 0.1
     assert 0 < metrics["final_loss"] < 1.5
@@ -408,14 +409,14 @@ def test_script_on_digits(tmp_path):
     ("--momentum", "1"), ("--weight-decay", "-5e-4"), ("--threads", "-1")])
 def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        paper.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        script.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        paper.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "default: None" not in text
@@ -461,7 +462,7 @@ def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
 
     def three_epochs(seed: int) -> list[list[int]]:
         net = _RecordingNet()
-        paper.train(net, x, y, lr=1e-3, epochs=3, batch_size=6, augment="none", seed=seed)
+        script.train(net, x, y, lr=1e-3, epochs=3, batch_size=6, augment="none", seed=seed)
         return [sum(net.batches[e * 4:(e + 1) * 4], []) for e in range(3)]
 
     epochs = three_epochs(0)
@@ -480,7 +481,7 @@ def test_script_trains_under_torchrun_with_two_processes(tmp_path):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", str(Path(paper.__file__)), "--no-progress", "--device", "cpu",
+           "--standalone", str(Path(script.__file__)), "--no-progress", "--device", "cpu",
            "--epochs", "2", "--width", "4", "--batch-size", "16", "--out", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -492,6 +493,6 @@ def test_script_trains_under_torchrun_with_two_processes(tmp_path):
 
 @pytest.mark.slow
 def test_vgg_on_the_cifar10_subset(tmp_path, shared_data):
-    metrics = paper.main(["--dataset", "cifar10", "--data-root", str(shared_data), "--out",
+    metrics = script.main(["--dataset", "cifar10", "--data-root", str(shared_data), "--out",
                           str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.5  # measured 0.558 (README)
