@@ -68,7 +68,7 @@ BUGS = [
     ),
     Bug(
         name="hidden state carried to the next window without detach",
-        file="paper/char_lm.py",
+        file="paper/train_char_lm.py",
         find="state = tuple(s.detach() for s in state)  # truncated BPTT",
         replace="state = tuple(s for s in state)  # truncated BPTT",
         caught_by=("paper/test_paper.py::test_char_lm_script_trains_on_carried_detached_state",),
@@ -77,7 +77,7 @@ BUGS = [
     ),
     Bug(
         name="evaluation with dropout still on",
-        file="paper/sentiment.py",
+        file="paper/train_sentiment.py",
         find="""    model.eval()
     loss_sum, correct = 0.0, 0""",
         replace="""    loss_sum, correct = 0.0, 0""",
@@ -87,7 +87,7 @@ BUGS = [
     ),
     Bug(
         name="training batches never reshuffled",
-        file="paper/sentiment.py",
+        file="paper/train_sentiment.py",
         find="batches = length_batches(lengths, args.batch_size, shuffle=True, rng=rng)",
         replace="batches = length_batches(lengths, args.batch_size, shuffle=False, rng=rng)",
         caught_by=("paper/test_paper.py::test_sentiment_script_trains_on_reshuffled_batches",),

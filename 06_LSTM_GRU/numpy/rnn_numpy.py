@@ -1,118 +1,30 @@
 """Recurrent networks from scratch in NumPy: RNN, LSTM, GRU and backpropagation through time.
 
-What this file teaches
-----------------------
-A recurrent layer reads a sequence x_1 .. x_T one step at a time and carries a state
-h_t (the LSTM also a cell c_t) from step to step, with THE SAME weights at every step::
-
-    vanilla RNN (Elman 1990)   h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
-
-    LSTM (Hochreiter & Schmidhuber 1997, with the forget gate of Gers, Schmidhuber &
-    Cummins 2000; the form of PyTorch's nn.LSTM and of most papers since)
-        i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)        input gate
-        f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)        forget gate
-        g_t =    tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)        candidate
-        o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)        output gate
-        c_t = f_t * c_{t-1} + i_t * g_t                              the cell
-        h_t = o_t * tanh(c_t)
-
-    GRU (Cho et al. 2014, eqs. 5-8)
-        r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)        reset gate
-        z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)        update gate
-        n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)   reset_after=False (paper)
-        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))   reset_after=True (PyTorch,
-                                                                     cuDNN: one matmul of h)
-        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-
-The weights are stored exactly as PyTorch stores them (gates stacked by rows, [i, f, g, o]
-for the LSTM and [r, z, n] for the GRU), so they copy straight into nn.RNN / nn.LSTM /
-nn.GRU, and the lesson's other levels use the same layout.
-
-Backpropagation through time (BPTT; Werbos 1990) is the chain rule on the unrolled
-network: T copies of one cell, sharing weights. Walking back from t = T to 1, the gradient
-reaching h_t has two sources, the loss at step t and step t+1::
-
-    dL/dh_t = dL_t/dh_t + (dL/da_{t+1}) W_hh            (a_{t+1}: step t+1's pre-activations)
-
-and each shared weight collects the sum over all steps, e.g. dL/dW_hh = sum_t da_t^T h_{t-1}.
-For the tanh RNN, dh_{t-1} = (da_t) W_hh with da_t = dh_t * (1 - h_t^2): one multiplication
-by diag(1 - h^2) W_hh per step, so the gradient from k steps away is a product of k such
-Jacobians; it shrinks (or grows) geometrically, the vanishing / exploding gradient of
-Hochreiter (1991) and Bengio, Simard & Frasconi (1994). The LSTM's cell adds a second
-path, c_{t-1} = ... -> c_t = f_t * c_{t-1} + ...::
-
-    dL/dc_{t-1} = f_t * dL/dc_t  +  (the path through h_{t-1})
-
-an elementwise product with the forget gate and no weight matrix or squashing function:
-with f_t near 1 the error flows back unchanged over many steps. This is the "constant
-error carousel" of Hochreiter & Schmidhuber (1997, section 3.2), which is why an LSTM can
-learn dependencies hundreds of steps long where the plain RNN cannot. ``main`` plots
-||dL/dh_t|| against t for both, computed by the backward passes below.
-
-Efficiency (the same tricks as cuDNN): the input projections W_ih x_t of all T steps do
-not depend on the state, so they are ONE matrix product over (N*T, D) before the loop;
-likewise, after the backward loop, dL/dW_ih, dL/dW_hh and dL/dx are one matrix product each
-over the stacked steps. Only h_{t-1} W_hh^T (forward) and da_t W_hh (backward) must stay
-inside the loop, because each needs the previous step's result.
-
-Gradient clipping by global norm (Pascanu, Mikolov & Bengio 2013, algorithm 1): if the
-norm of all gradients together exceeds a threshold, scale them all down to it. It keeps
-a rare exploding step from throwing the weights far away; ``clip_grad_norm`` follows
-``torch.nn.utils.clip_grad_norm_``.
-
-The task: the adding problem (Hochreiter & Schmidhuber 1997, experiment 4): each input
-step carries a random value in [0, 1] and a marker; exactly two steps are marked, one in
-each half, and the target is the sum of the two marked values. A model that cannot
-remember always predicts the mean, 1, for an MSE of 1/6 = 0.167 (the variance of a sum of
-two U(0, 1)). The read-out is a linear layer on the last hidden state, lesson 02's
-``Linear``; lesson 02's ``Adam`` trains it.
-
-Reading order: the helpers, the cells one step at a time (forward and backward, RNN then
-LSTM then GRU), the sequence layers ``RNN``, ``LSTM``, ``GRU``, ``clip_grad_norm``, the
-model and loss, the training loop, ``main``. Run from the repository root::
-
-    python 06_LSTM_GRU/numpy/rnn_numpy.py                    # LSTM, adding problem, T = 30
-    python 06_LSTM_GRU/numpy/rnn_numpy.py --cell rnn         # the plain RNN fails at T = 30
-    python 06_LSTM_GRU/numpy/rnn_numpy.py --cell gru --seq-len 50
-    python 06_LSTM_GRU/numpy/rnn_numpy.py --seq-len 100 --epochs 20 --train-size 8000
-
-Measured (float32, one BLAS thread): the default run (LSTM, T = 30, 12 epochs of 4,000
-sequences) reaches a test MSE of 0.0017, 1 % of the baseline 0.167, in about 9 s of CPU
-time; the plain RNN stays at the baseline (0.173) and the GRU reaches 0.0002. At T = 100
-(the last command, about 80 s of CPU time) the LSTM stays at the baseline for 10 epochs,
-then drops to a test MSE of 0.0002.
+The vanilla (Elman 1990) RNN; the LSTM of Hochreiter & Schmidhuber (1997) with the forget
+gate of Gers et al. (2000), PyTorch's form; the GRU of Cho et al. (2014, eqs. 5-8) in the
+paper's form (``reset_after=False``) and PyTorch's. Weights in PyTorch's layout (gate rows
+[i, f, g, o] and [r, z, n]), so they copy into nn.RNN / nn.LSTM / nn.GRU. Each cell's step
+has its hand-written backward pass; the layers run BPTT (Werbos 1990) with the input
+products of all steps as one matrix product; ``clip_grad_norm`` follows Pascanu et al.
+(2013). Reading order: the cells one step at a time (RNN, LSTM, GRU), the layers ``RNN``,
+``LSTM``, ``GRU``, ``clip_grad_norm``, ``SequenceRegressor``. The equations, BPTT, the
+vanishing gradient and the constant error carousel are in ../theory.md (sections 1-3, 6);
+``train.py`` beside this file trains on the adding problem and draws ||dL/dh_t||.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Mapping
 
 import numpy as np
-from matplotlib.figure import Figure
-from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import (
-    add_common_args,
-    limit_blas_threads,
-    non_negative_float,
-    non_negative_int,
-    parse_args,
-    positive_int,
-    prepare_out_dir,
-    seed_everything,
-)
-from utils.data_loaders import make_adding_problem
-from utils.visualization import plot_curves, save_figure
 
 # Lesson 02's dense layer (y = x W + b, W stored (in, out)) reads out the last hidden state,
-# and its Adam optimiser (torch.optim.Adam's rule) trains every parameter.
+# its Adam optimiser (torch.optim.Adam's rule) trains every parameter, and its checks of
+# sizes and dtypes guard the layers' constructors.
 mlp = import_lesson("02_MLP.numpy.mlp_numpy")
-
-FLOAT_DTYPES = (np.float32, np.float64)
-ADDING_BASELINE_MSE = 1.0 / 6.0  # always predicting 1: Var(U1 + U2) = 2 / 12
+_check_positive_int, _check_float_dtype = mlp._check_positive_int, mlp._check_float_dtype
 
 
 # ---------------------------------------------------------------------------
@@ -134,19 +46,6 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     out *= 0.5
     out += 0.5
     return out
-
-
-def _check_float_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _as_float(a, dtype: np.dtype, where: str) -> np.ndarray:
@@ -693,170 +592,3 @@ class SequenceRegressor:
     def num_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
 
-
-# ---------------------------------------------------------------------------
-# Training on the adding problem
-# ---------------------------------------------------------------------------
-
-
-def evaluate_mse(model: SequenceRegressor, X: np.ndarray, y: np.ndarray,
-                 batch_size: int = 1000) -> float:
-    """Mean squared error of the model on (X (N, T, 2), y (N,)), in chunks."""
-    total = 0.0
-    for start in range(0, len(X), batch_size):
-        pred = model.forward(X[start:start + batch_size])[:, 0]
-        total += float(np.sum((pred - y[start:start + batch_size]) ** 2))
-    return total / len(X)
-
-
-def gradient_norms_over_time(cell: str, seq_len: int, hidden_size: int, *, seed: int = 0,
-                             n: int = 64, model: SequenceRegressor | None = None,
-                             forget_bias: float = 0.0) -> np.ndarray:
-    """||dL/dh_t|| for t = 1..T, averaged over a batch of the adding problem.
-
-    The loss is the MSE of the read-out of h_T, so everything the gradient at h_t carries
-    has travelled back T - t steps through the recurrence: for a tanh RNN it shrinks
-    geometrically. A fresh model is built from ``cell``/``seed`` unless ``model`` is given.
-    A fresh LSTM's forget gates are about sigmoid(0) = 1/2, so its carousel still halves the
-    gradient at each step; ``forget_bias`` is added to b_if (Gers, Schmidhuber & Cummins
-    2000; Jozefowicz, Zaremba & Sutskever 2015 recommend 1): f ~ sigmoid(1) = 0.73 keeps
-    far more of it. Training learns to keep f near 1 where the task needs memory.
-
-    Returns: (T,) float64, the mean over the batch of the 2-norm over the H units.
-    """
-    X, y = make_adding_problem(n, seq_len, seed=seed + 12345)
-    if model is None:
-        model = SequenceRegressor(cell, 2, hidden_size, seed=seed)
-        if cell == "lstm":
-            model.rnn.params["b_ih"][hidden_size:2 * hidden_size] += forget_bias  # f block
-    X = X.astype(model.rnn.dtype)
-    _, dpred = mse_loss(model.forward(X)[:, 0], y.astype(model.rnn.dtype))
-    model.backward(dpred[:, None])
-    return np.linalg.norm(model.rnn.dh_per_step, axis=2).mean(axis=0).astype(np.float64)
-
-
-def plot_gradient_norms(norms: Mapping[str, np.ndarray], *, path=None,
-                        title: str | None = None) -> Figure:
-    """||dL/dh_t|| against t, one line per model, log y axis (this lesson's picture).
-
-    Inputs: norms - {label: (T,) array}; path - where to save a PNG; title.
-    Returns: the Figure.
-    """
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    for label, values in norms.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("time step t (the loss reads h_T at the right)")
-    ax.set_ylabel("mean ||dL/dh_t||")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    if title:
-        fig.suptitle(title)
-    if path is not None:
-        save_figure(fig, path)
-    return fig
-
-
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    """Train an RNN / LSTM / GRU (NumPy) on the adding problem; print the test MSE.
-
-    Writes to --out: loss.png (training and test MSE per epoch, with the baseline) and
-    gradient_norms.png (||dL/dh_t|| against t for a fresh RNN, LSTM (forget bias 0 and 1)
-    and GRU, and for the trained model: the vanishing gradient, measured by the hand-written BPTT).
-
-    Inputs:  argv - command-line arguments (None: sys.argv).
-    Returns: {"test_mse", "baseline_mse" (1/6, always predicting 1), "mse_ratio" (test /
-             baseline), "train_mse", "seconds"}.
-    """
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    add_common_args(parser, datasets=["adding"], epochs=12, batch_size=64, lr=1e-2,
-                    out="runs/06_LSTM_GRU/numpy", devices=("cpu",))
-    parser.add_argument("--cell", choices=sorted(CELLS), default="lstm")
-    parser.add_argument("--seq-len", type=positive_int, default=30,
-                        help="T, the sequence length, >= 2 (default: %(default)s)")
-    parser.add_argument("--hidden", type=positive_int, default=32, help="default: %(default)s")
-    parser.add_argument("--reset-after", action="store_true",
-                        help="GRU: PyTorch's form of the candidate (default: the paper's)")
-    parser.add_argument("--clip", type=non_negative_float, default=1.0,
-                        help="clip the global gradient norm to this (0: off; default: "
-                             "%(default)s)")
-    parser.add_argument("--train-size", type=positive_int, default=4000,
-                        help="default: %(default)s")
-    parser.add_argument("--test-size", type=positive_int, default=1000,
-                        help="default: %(default)s")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--blas-threads", type=non_negative_int, default=1,
-                        help="threads for NumPy's matrix products; 0 = the library's default "
-                             "(default: %(default)s)")
-    args = parse_args(parser, argv)
-    if args.seq_len < 2:
-        parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
-    with limit_blas_threads(args.blas_threads or None):
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> dict[str, float]:
-    """The body of ``main``: data, model, training loop, evaluation, plots."""
-    seed_everything(args.seed)
-    out = prepare_out_dir(args.out)
-    dtype = np.dtype(args.dtype)
-    X_train, y_train = make_adding_problem(args.train_size, args.seq_len, seed=args.seed)
-    X_test, y_test = make_adding_problem(args.test_size, args.seq_len, seed=args.seed + 1)
-    X_train, y_train = X_train.astype(dtype), y_train.astype(dtype)
-    X_test, y_test = X_test.astype(dtype), y_test.astype(dtype)
-    model = SequenceRegressor(args.cell, 2, args.hidden, reset_after=args.reset_after,
-                              seed=args.seed, dtype=dtype)
-    optimizer = mlp.Adam(model, lr=args.lr)
-    print(f"adding problem: T = {args.seq_len}, {args.train_size} training / {args.test_size} "
-          f"test sequences; {args.cell.upper()} with {args.hidden} units "
-          f"({model.num_params():,} parameters), Adam lr {args.lr}, clip {args.clip or 'off'}")
-
-    rng = np.random.default_rng(args.seed)
-    history = {"train MSE": [], "test MSE": [], "baseline (predict 1)": []}
-    start = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        order = rng.permutation(args.train_size)
-        total = 0.0
-        batches = range(0, args.train_size, args.batch_size)
-        for b in tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", disable=not args.progress,
-                      leave=False):
-            idx = order[b:b + args.batch_size]
-            pred = model.forward(X_train[idx])  # (B, 1)
-            loss, dpred = mse_loss(pred[:, 0], y_train[idx])
-            model.backward(dpred[:, None].astype(dtype))
-            if args.clip > 0:
-                clip_grad_norm(model.grads, args.clip)
-            optimizer.step()
-            total += loss * len(idx)
-        history["train MSE"].append(total / args.train_size)
-        history["test MSE"].append(evaluate_mse(model, X_test, y_test))
-        history["baseline (predict 1)"].append(ADDING_BASELINE_MSE)
-        if args.progress:
-            print(f"epoch {epoch}: train MSE {history['train MSE'][-1]:.4f}, "
-                  f"test MSE {history['test MSE'][-1]:.4f}")
-    seconds = time.perf_counter() - start
-
-    test_mse = history["test MSE"][-1]
-    train_mse = evaluate_mse(model, X_train, y_train)
-    title = f"{args.cell.upper()} (NumPy) on the adding problem, T = {args.seq_len}"
-    plot_curves(history, path=out / "loss.png", ylabel="MSE", title=title, logy=True)
-    norms = {f"{name.upper()} at initialisation":
-             gradient_norms_over_time(name, args.seq_len, args.hidden, seed=args.seed)
-             for name in ("rnn", "lstm", "gru")}
-    norms["LSTM at initialisation, forget bias +1"] = gradient_norms_over_time(
-        "lstm", args.seq_len, args.hidden, seed=args.seed, forget_bias=1.0)
-    norms[f"{args.cell.upper()} trained"] = gradient_norms_over_time(
-        args.cell, args.seq_len, args.hidden, seed=args.seed, model=model)
-    plot_gradient_norms(norms, path=out / "gradient_norms.png",
-                        title=f"||dL/dh_t|| for a loss at the last step, T = {args.seq_len}")
-    ratio = test_mse / ADDING_BASELINE_MSE
-    print(f"{args.cell.upper()}: test MSE {test_mse:.4f} (baseline {ADDING_BASELINE_MSE:.4f}, "
-          f"ratio {ratio:.3f}), train MSE {train_mse:.4f}, {seconds:.1f} s of training")
-    print(f"plots in {out}")
-    return {"test_mse": test_mse, "baseline_mse": ADDING_BASELINE_MSE, "mse_ratio": ratio,
-            "train_mse": train_mse, "seconds": seconds}
-
-
-if __name__ == "__main__":
-    main()

@@ -44,6 +44,7 @@ from utils.testing import (
 )
 
 rn = import_lesson("06_LSTM_GRU.numpy.rnn_numpy")
+train = import_lesson("06_LSTM_GRU.numpy.train")  # the script: adding problem, plots
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -154,12 +155,13 @@ def test_shadowing_guard_explains_how_to_run():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
-    assert "python 06_LSTM_GRU/numpy/rnn_numpy.py" in result.stderr
+    assert "python 06_LSTM_GRU/numpy/train.py" in result.stderr
 
 
 def test_importing_the_lesson_does_not_import_torch():
     code = ("import sys, importlib\n"
             "importlib.import_module('06_LSTM_GRU.numpy.rnn_numpy')\n"
+            "importlib.import_module('06_LSTM_GRU.numpy.train')\n"
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=120)
@@ -531,7 +533,7 @@ def test_training_steps_follow_torch():
     optimizer = mlp.Adam(model, lr=0.05)
     torch_optimizer = torch.optim.Adam(torch_params, lr=0.05)
     for step in range(3):
-        X, y = rn.make_adding_problem(8, 6, seed=step)
+        X, y = train.make_adding_problem(8, 6, seed=step)
         X, y = X.astype(np.float64), y.astype(np.float64)
         pred = model.forward(X)
         loss, dpred = rn.mse_loss(pred[:, 0], y)
@@ -587,9 +589,9 @@ def test_regressor_params_are_the_layers_arrays():
 def test_gradient_norms_over_time_show_the_vanishing_gradient():
     """The picture main() draws: a fresh tanh RNN's ||dL/dh_1|| is far below ||dL/dh_T||,
     and a forget-gate bias of 1 keeps much more of an LSTM's gradient than bias 0."""
-    rnn_norms = rn.gradient_norms_over_time("rnn", 20, 8, seed=0, n=16)
-    lstm0 = rn.gradient_norms_over_time("lstm", 20, 8, seed=0, n=16)
-    lstm1 = rn.gradient_norms_over_time("lstm", 20, 8, seed=0, n=16, forget_bias=1.0)
+    rnn_norms = train.gradient_norms_over_time("rnn", 20, 8, seed=0, n=16)
+    lstm0 = train.gradient_norms_over_time("lstm", 20, 8, seed=0, n=16)
+    lstm1 = train.gradient_norms_over_time("lstm", 20, 8, seed=0, n=16, forget_bias=1.0)
     assert rnn_norms.shape == (20,)
     assert rnn_norms[0] < 1e-3 * rnn_norms[-1]
     assert lstm1[0] / lstm1[-1] > 100 * lstm0[0] / lstm0[-1]
@@ -601,9 +603,9 @@ def test_gradient_norms_over_time_show_the_vanishing_gradient():
 
 
 def test_script_tiny_config(tmp_path):
-    metrics = rn.main(["--cell", "lstm", "--seq-len", "6", "--epochs", "3", "--train-size", "256",
-                       "--test-size", "128", "--hidden", "8", "--batch-size", "32",
-                       "--out", str(tmp_path), "--no-progress"])
+    metrics = train.main(["--cell", "lstm", "--seq-len", "6", "--epochs", "3",
+                          "--train-size", "256", "--test-size", "128", "--hidden", "8",
+                          "--batch-size", "32", "--out", str(tmp_path), "--no-progress"])
     assert set(metrics) >= {"test_mse", "baseline_mse", "mse_ratio"}
     assert_close(metrics["baseline_mse"], 1 / 6, FLOAT64, name="baseline")
     assert_close(metrics["mse_ratio"], metrics["test_mse"] / metrics["baseline_mse"], FLOAT64,
@@ -614,15 +616,15 @@ def test_script_tiny_config(tmp_path):
 
 def test_script_rejects_bad_options(tmp_path):
     with pytest.raises(SystemExit):
-        rn.main(["--seq-len", "1", "--out", str(tmp_path)])
+        train.main(["--seq-len", "1", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
-        rn.main(["--cell", "transformer", "--out", str(tmp_path)])
+        train.main(["--cell", "transformer", "--out", str(tmp_path)])
 
 
 @pytest.mark.slow
 def test_default_run_beats_the_baseline(tmp_path):
     """The default run (LSTM, T = 30, 12 epochs; about 10 s on an idle core)."""
-    metrics = rn.main(["--out", str(tmp_path), "--no-progress"])
+    metrics = train.main(["--out", str(tmp_path), "--no-progress"])
     assert metrics["mse_ratio"] < 0.1
 
 
@@ -646,10 +648,10 @@ def test_script_reshuffles_the_training_set_every_epoch(tmp_path, monkeypatch):
         return forward(self, x)
 
     monkeypatch.setattr(rn.SequenceRegressor, "forward", recording)
-    metrics = rn.main(["--seq-len", "4", "--epochs", "2", "--train-size", "64", "--test-size", "8",
-                       "--hidden", "4", "--batch-size", "16", "--out", str(tmp_path),
-                       "--no-progress"])
-    X, _ = rn.make_adding_problem(64, 4, seed=0)  # the script's training set (seed 0)
+    metrics = train.main(["--seq-len", "4", "--epochs", "2", "--train-size", "64",
+                          "--test-size", "8", "--hidden", "4", "--batch-size", "16",
+                          "--out", str(tmp_path), "--no-progress"])
+    X, _ = train.make_adding_problem(64, 4, seed=0)  # the script's training set (seed 0)
     stored = X[:, :, 0].astype(np.float32).sum(axis=1)  # its order on file
     first, second = np.concatenate(seen[:4]), np.concatenate(seen[4:])
     assert len(seen) == 8  # 2 epochs of 4 batches
@@ -662,10 +664,10 @@ def test_script_reshuffles_the_training_set_every_epoch(tmp_path, monkeypatch):
 @pytest.mark.parametrize("option, value", [
     ("--epochs", "0"), ("--batch-size", "0"), ("--lr", "-1"), ("--hidden", "0"),
     ("--seq-len", "0"), ("--clip", "-1"), ("--train-size", "0"), ("--test-size", "0"),
-    ("--blas-threads", "-1")])
+    ("--threads", "-1")])
 def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        rn.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        train.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert option in err and "Traceback" not in err, err
@@ -673,7 +675,7 @@ def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        rn.main(["--help"])
+        train.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--train-size" in out and "default: None" not in out

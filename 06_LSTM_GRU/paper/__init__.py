@@ -7,9 +7,13 @@ constructor, call signature and parameter names, and run an explicit loop over t
 
 Files (read them in this order):
 
-- ``rnn_paper.py``  the cells, the modules, from_torch / to_torch, the adding problem
-- ``sentiment.py``  IMDB sentiment with an LSTM over packed sequences (one direction on
-                    IMDB by default, bidirectional on the generated offline reviews)
-- ``char_lm.py``    a character-level LSTM language model on Tiny Shakespeare
-- ``test_paper.py`` outputs and gradients against nn.LSTM / nn.GRU / nn.RNN, and more
+- ``rnn_paper.py``          the cells, the modules, and the models built on them (the
+                            adding-problem read-out, the sentiment classifier, the
+                            character language model and its sampling)
+- ``convert.py``            from_torch / to_torch
+- ``train.py``              the adding problem: training, test MSE, the pictures
+- ``train_sentiment.py``    IMDB sentiment with an LSTM over packed sequences (one direction
+                            on IMDB by default, bidirectional on the generated offline reviews)
+- ``train_char_lm.py``      a character-level LSTM language model on Tiny Shakespeare
+- ``test_paper.py``         outputs and gradients against nn.LSTM / nn.GRU / nn.RNN, and more
 """

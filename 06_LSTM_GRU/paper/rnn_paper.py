@@ -1,90 +1,25 @@
 """LSTM and GRU as the papers describe them, and a vanilla RNN to compare (Level 3 of lesson 06).
 
-The papers
-----------
-- S. Hochreiter, J. Schmidhuber (1997), "Long short-term memory", Neural Computation 9(8).
-  The memory cell c_t is carried forward by addition ("constant error carousel", Section 4),
-  so the error flowing back along c does not shrink or blow up step by step; multiplicative
-  input and output gates decide what is written and read. The forget gate is from
-  F. Gers, J. Schmidhuber, F. Cummins (2000), "Learning to forget: continual prediction with
-  LSTM", Neural Computation 12(10), eq. 3.2-3.4: it lets the cell reset itself. This is the
-  LSTM everyone uses (no peepholes), and PyTorch's::
-
-      i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)        input gate
-      f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)        forget gate (Gers 2000)
-      g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)           candidate cell input
-      o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)        output gate
-      c_t = f_t * c_{t-1} + i_t * g_t                             the carousel
-      h_t = o_t * tanh(c_t)
-
-- K. Cho et al. (2014), "Learning phrase representations using RNN encoder-decoder for
-  statistical machine translation", EMNLP, Section 2.3, eq. 5-8: the gated recurrent unit.
-  A reset gate r and an update gate z, no separate cell::
-
-      r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)                       eq. 5
-      z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)                       eq. 6
-      n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)   paper           eq. 8
-      n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))   PyTorch, cuDNN
-      h_t = (1 - z_t) * n_t + z_t * h_{t-1}                                      eq. 7
-
-  Cho et al. write h_t = z h_{t-1} + (1 - z) h~_t: the same thing. The two forms of n_t
-  differ: the paper resets h BEFORE the recurrent matrix product, cuDNN (and so PyTorch)
-  AFTER it, which lets one matrix product W_hh h_{t-1} serve all three gates. ``GRU``
-  implements the paper's form by default (``reset_after=False``) and PyTorch's with
-  ``reset_after=True``; only the latter converts to ``nn.GRU``.
-
-- The vanilla (Elman) RNN, h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh): the network
-  whose gradients vanish over long gaps (Hochreiter 1991; Bengio et al. 1994), for contrast.
-
-How the modules are built
--------------------------
-The constructors and call signatures are nn.LSTM / nn.GRU / nn.RNN's, and so are the
-parameter names and shapes (``weight_ih_l0``, ``weight_hh_l0_reverse``, ...; gate rows
-stacked [i, f, g, o] and [r, z, n]), so a state_dict moves between ours and torch's as is
-(``from_torch`` / ``to_torch``). The computation is explicit: for each layer and direction,
-ONE matrix product projects the inputs of all T steps at once (they do not depend on the
-recurrence), then a Python loop over time does the recurrent part. Variable-length batches
-come either as a PackedSequence (returned as a PackedSequence, like torch) or as a padded
-tensor with ``lengths=``: states stop changing after each sequence's end, outputs there are
-zero, and the backward direction starts at each sequence's own last element.
-
-The script trains on the adding problem (Hochreiter & Schmidhuber 1997, Section 5,
-experiment 4; the version of Le et al. 2015): two channels, random values and two markers,
-the target is the sum of the two marked values. Predicting the mean (1) gives MSE ~0.167.
-
-Run it from the repository root::
-
-    python 06_LSTM_GRU/paper/rnn_paper.py                         # quick: LSTM, T = 30
-    python 06_LSTM_GRU/paper/rnn_paper.py --cell lstm rnn --seq-len 100 --steps 3000 \\
-        --schedule cosine
-    python -m 06_LSTM_GRU.paper.rnn_paper --cell gru --seq-len 50
+Hochreiter & Schmidhuber (1997), "Long short-term memory", with the forget gate of Gers,
+Schmidhuber & Cummins (2000, eq. 3.2-3.4): PyTorch's LSTM, no peepholes. Cho et al. (2014),
+Section 2.3, eq. 5-8: the GRU, in the paper's form (reset before the recurrent product,
+``reset_after=False``, the default) or cuDNN's / PyTorch's (``reset_after=True``, the only
+one that converts to nn.GRU). The Elman RNN for contrast. The modules have nn.LSTM / nn.GRU /
+nn.RNN's constructor, call signature and parameter names (multi-layer, bidirectional,
+``batch_first``, PackedSequence or padding with ``lengths=``); ONE matrix product projects
+the inputs of all steps, then an explicit loop over time runs the recurrence. Then the
+models built on them. Equations and the two GRU forms: ../theory.md (sections 2-4);
+``convert.py`` ports to and from torch.nn; ``train.py`` and ``train_*.py`` run the tasks.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import time
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
-
-from utils.cli import (
-    add_common_args,
-    non_negative_float,
-    non_negative_int,
-    parse_args,
-    positive_float,
-    positive_int,
-    prepare_out_dir,
-    seed_everything,
-)
-from utils.data_loaders import make_adding_problem
-from utils.training_utils import torch_threads  # n CPU threads, restored after
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 # --------------------------------------------------------------------------------------
 # 1. One time step of each cell. `xp` is the input projection W_ih x_t + b_ih, computed
@@ -225,19 +160,18 @@ class _Recurrent(nn.Module):
 
     def _state_init(self, hx, N, dtype, device):
         """(num_layers * num_directions, N, H) initial states, as a tuple of one or two."""
-        L = self.num_layers * self.num_directions
+        L, H = self.num_layers * self.num_directions, self.hidden_size
         if hx is None:
-            zeros = torch.zeros(L, N, self.hidden_size, dtype=dtype, device=device)
+            zeros = torch.zeros(L, N, H, dtype=dtype, device=device)
             return (zeros,) * (2 if self.mode == "LSTM" else 1)
         states = hx if self.mode == "LSTM" else (hx,)
         if self.mode == "LSTM" and (not isinstance(hx, tuple) or len(hx) != 2):
-            raise TypeError("LSTM's hx must be a tuple (h_0, c_0), each "
-                            f"(num_layers * num_directions, N, H) = ({L}, {N}, {self.hidden_size})")
+            raise TypeError(f"LSTM's hx must be a tuple (h_0, c_0), each ({L}, {N}, {H})")
         for name, s in zip(("h_0", "c_0"), states):
-            if not isinstance(s, torch.Tensor) or tuple(s.shape) != (L, N, self.hidden_size):
+            if not isinstance(s, torch.Tensor) or tuple(s.shape) != (L, N, H):
                 got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
                 raise ValueError(f"{name} must have shape (num_layers * num_directions, N, H) = "
-                                 f"({L}, {N}, {self.hidden_size}), got {got}")
+                                 f"({L}, {N}, {H}), got {got}")
         return tuple(states)
 
     def _direction(self, x, lengths, reverse, layer, suffix, h0):
@@ -271,6 +205,43 @@ class _Recurrent(nn.Module):
             out = _reverse_padded(out, lengths)  # back to input order
         return out, state
 
+    def _prepare(self, input, hx, lengths):
+        """The door of ``forward``: check the input, return it padded and time-major.
+
+        Returns: (x (T, N, D), lengths (N,) int64 or None, hx (with a batch axis added for an
+        unbatched input), unbatched: whether the input was one (T, D) sequence).
+        """
+        unbatched = False
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths= is for padded tensors; a PackedSequence has its own")
+            x, lengths = pad_packed_sequence(input, batch_first=False)  # (T, N, D), orig order
+        else:
+            if not isinstance(input, torch.Tensor):
+                raise TypeError(f"input must be a tensor or PackedSequence: {type(input).__name__}")
+            unbatched = input.dim() == 2
+            if unbatched:  # one unbatched sequence (T, D), as torch allows
+                input = input.unsqueeze(1)
+                if hx is not None:
+                    hx = (tuple(s.unsqueeze(1) for s in hx) if isinstance(hx, tuple)
+                          else hx.unsqueeze(1))
+            elif input.dim() != 3:
+                layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
+                raise ValueError(f"input must be 3-D {layout} or 2-D (T, D) unbatched, got "
+                                 f"shape {tuple(input.shape)}")
+            x = input.transpose(0, 1) if self.batch_first and not unbatched else input  # (T,N,D)
+        if not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+        T, N, D = x.shape
+        if T < 1:
+            raise ValueError(f"input has no time steps (T = 0, shape {tuple(input.shape)}); "
+                             "expected at least one step per sequence")
+        if D != self.input_size:
+            raise ValueError(f"input has {D} features, expected input_size={self.input_size}")
+        if lengths is not None:
+            lengths = _check_lengths(lengths, N, T, x.device)
+        return x, lengths, hx, unbatched
+
     def forward(self, input, hx=None, lengths: torch.Tensor | Sequence[int] | None = None):
         """Run the network over a batch of sequences.
 
@@ -288,38 +259,8 @@ class _Recurrent(nn.Module):
                 sequence's last element (for the reverse direction: after its first element).
         """
         packed = isinstance(input, PackedSequence)
-        unbatched = False
-        if packed:
-            if lengths is not None:
-                raise ValueError("lengths= is for padded tensors; a PackedSequence has its own")
-            x, lengths = pad_packed_sequence(input, batch_first=False)  # (T, N, D), orig order
-        else:
-            if not isinstance(input, torch.Tensor):
-                raise TypeError(f"input must be a tensor or PackedSequence, got "
-                                f"{type(input).__name__}")
-            if input.dim() == 2:  # one unbatched sequence (T, D), as torch allows
-                unbatched = True
-                input = input.unsqueeze(1)
-                if hx is not None:
-                    hx = (tuple(s.unsqueeze(1) for s in hx) if isinstance(hx, tuple)
-                          else hx.unsqueeze(1))
-            elif input.dim() != 3:
-                layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
-                raise ValueError(f"input must be 3-D {layout} or 2-D (T, D) unbatched, got "
-                                 f"shape {tuple(input.shape)}")
-            x = input.transpose(0, 1) if self.batch_first and not unbatched else input  # (T,N,D)
-        if not x.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
-        T, N, D = x.shape
-        if T < 1:
-            raise ValueError(f"input has no time steps (T = 0, shape {tuple(input.shape)}); "
-                             "expected at least one step per sequence")
-        if D != self.input_size:
-            raise ValueError(f"input has {D} features in its last dimension, expected "
-                             f"input_size={self.input_size}")
-        if lengths is not None:
-            lengths = _check_lengths(lengths, N, T, x.device)
-        states = self._state_init(hx, N, x.dtype, x.device)
+        x, lengths, hx, unbatched = self._prepare(input, hx, lengths)  # x (T, N, D)
+        states = self._state_init(hx, x.shape[1], x.dtype, x.device)
 
         finals = []  # per layer and direction: tuple of (N, H)
         layer_input = x
@@ -355,9 +296,9 @@ def _check_lengths(lengths, N: int, T: int, device) -> torch.Tensor:
         raise ValueError(f"lengths must have shape (N,) = ({N},), got {tuple(lengths.shape)}")
     if lengths.is_floating_point() or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must be integers, got {lengths.dtype}")
-    if N and (int(lengths.min()) < 1 or int(lengths.max()) > T):
-        raise ValueError(f"lengths must lie in [1, T] = [1, {T}] (T = the padded length), got "
-                         f"min {int(lengths.min())}, max {int(lengths.max())}")
+    low, high = (int(lengths.min()), int(lengths.max())) if N else (1, 1)
+    if low < 1 or high > T:
+        raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got {low} to {high}")
     return lengths.to(device=device, dtype=torch.int64)
 
 
@@ -444,69 +385,8 @@ class GRU(_Recurrent):
 
 
 # --------------------------------------------------------------------------------------
-# 3. Conversion to and from torch.nn (the state_dict keys are the same)
-# --------------------------------------------------------------------------------------
-
-
-def _config(module) -> dict:
-    return dict(input_size=module.input_size, hidden_size=module.hidden_size,
-                num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
-                dropout=float(module.dropout), bidirectional=module.bidirectional)
-
-
-def from_torch(module: nn.Module) -> _Recurrent:
-    """Our LSTM / GRU / RNN with the same configuration and weights as a torch.nn one.
-
-    nn.GRU becomes ``GRU(..., reset_after=True)`` (torch's form). Returns a module on the
-    same device and dtype as ``module``'s weights.
-    """
-    if isinstance(module, nn.LSTM):
-        if getattr(module, "proj_size", 0):
-            raise ValueError("nn.LSTM with proj_size > 0 (LSTMP) is not implemented here")
-        ours = LSTM(**_config(module))
-    elif isinstance(module, nn.GRU):
-        ours = GRU(**_config(module), reset_after=True)
-    elif isinstance(module, nn.RNN):
-        ours = RNN(**_config(module), nonlinearity=module.nonlinearity)
-    else:
-        raise TypeError("from_torch expects nn.LSTM, nn.GRU or nn.RNN, got "
-                        f"{type(module).__name__}")
-    ref = next(module.parameters())
-    ours.to(device=ref.device, dtype=ref.dtype)
-    ours.load_state_dict(module.state_dict())
-    return ours
-
-
-def to_torch(model: _Recurrent) -> nn.Module:
-    """The torch.nn.LSTM / GRU / RNN with ``model``'s configuration and weights.
-
-    A paper-form GRU (reset_after=False) raises ValueError: nn.GRU always applies the reset
-    gate after the product W_hn h, and W_hn (r * h) cannot be written that way (r multiplies
-    h element by element BEFORE the mixing, so no re-arrangement of weights gives it).
-    """
-    if isinstance(model, GRU) and not model.reset_after:
-        raise ValueError(
-            "a paper-form GRU (reset_after=False: n = tanh(W_in x + W_hn (r * h) + b)) has no "
-            "nn.GRU equivalent: nn.GRU computes n = tanh(W_in x + r * (W_hn h + b_hn)), the "
-            "reset gate applied after the matrix product. Build GRU(..., reset_after=True) "
-            "to convert.")
-    if isinstance(model, LSTM):
-        ref = nn.LSTM(**_config(model))
-    elif isinstance(model, GRU):
-        ref = nn.GRU(**_config(model))
-    elif isinstance(model, RNN):
-        ref = nn.RNN(**_config(model), nonlinearity=model.nonlinearity)
-    else:
-        raise TypeError(f"to_torch expects this module's LSTM, GRU or RNN, got "
-                        f"{type(model).__name__}")
-    p = next(model.parameters())
-    ref.to(device=p.device, dtype=p.dtype)
-    ref.load_state_dict(model.state_dict())
-    return ref
-
-
-# --------------------------------------------------------------------------------------
-# 4. The adding problem (Hochreiter & Schmidhuber 1997, experiment 4)
+# 3. The models built on them: the adding problem (Hochreiter & Schmidhuber 1997,
+#    experiment 4), review sentiment, a character-level language model
 # --------------------------------------------------------------------------------------
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
@@ -531,274 +411,84 @@ class AddingModel(nn.Module):
         return self.head(out[:, -1]).squeeze(-1)  # (N,)
 
 
-def train_adding(cell: str, seq_len: int, *, steps: int, batch_size: int, lr: float,
-                 hidden_size: int, clip: float, seed: int, n_test: int = 1000,
-                 eval_every: int = 50, cosine: bool = False, time_budget: float = 0.0,
-                 progress: bool = False) -> dict:
-    """Train one cell on fresh adding-problem batches; returns model, curves and test MSE.
 
-    Every step draws a new batch (the task is generated), as in the paper; the test set
-    of ``n_test`` sequences is fixed (seed + 1).
+class SentimentLSTM(nn.Module):
+    """Embedding -> (Bi)LSTM over packed sequences -> max over time -> linear logit.
+
+    The classic recipe for text classification with an LSTM (theory.md 5.5): each review is
+    read at its own length (a PackedSequence); max-pooling over time ([h_fwd; h_bwd] when
+    bidirectional) lets any position of a long review decide, instead of asking the final
+    states alone to carry everything (Conneau et al. 2017, Section 3.2.2).
+    ``impl="torch"`` puts nn.LSTM in place of ours, for comparison.
+
+    Inputs: tokens (N, T) int64 (0 = padding), lengths (N,) int64.
+    Returns: (N,) logits, positive = "positive review".
     """
-    torch.manual_seed(seed)
-    model = AddingModel(cell, hidden_size)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    # a cosine-decaying rate: large steps to find the solution, small ones to make it precise
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
-    X_test, y_test = (torch.from_numpy(a) for a in make_adding_problem(n_test, seq_len, seed + 1))
-    baseline = float(((y_test - 1.0) ** 2).mean())  # predict 1 (the mean) always
-    curve_steps, curve_mse = [], []
-    bar = _progress(steps, progress, f"{cell} T={seq_len}")
-    started = time.perf_counter()
-    for step in range(1, steps + 1):
-        X, y = make_adding_problem(batch_size, seq_len, seed=seed * 1_000_003 + step)
-        loss = ((model(torch.from_numpy(X)) - torch.from_numpy(y)) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)  # keep early spikes bounded
-        opt.step()
-        if sched is not None:
-            sched.step()
-        if step % eval_every == 0 or step == steps:
-            with torch.no_grad():
-                mse = float(((model(X_test) - y_test) ** 2).mean())
-            curve_steps.append(step)
-            curve_mse.append(mse)
-            if bar is not None:
-                bar.set_postfix(test_mse=f"{mse:.4f}")
-        if bar is not None:
-            bar.update(1)
-        if time_budget and time.perf_counter() - started > time_budget:
-            if curve_steps[-1:] != [step]:
-                with torch.no_grad():
-                    curve_mse.append(float(((model(X_test) - y_test) ** 2).mean()))
-                curve_steps.append(step)
-            break
-    if bar is not None:
-        bar.close()
-    return {"model": model, "steps": curve_steps, "mse": curve_mse, "test_mse": curve_mse[-1],
-            "baseline": baseline, "seconds": time.perf_counter() - started}
+
+    def __init__(self, vocab_size: int, embed_dim: int = 128, hidden_size: int = 128,
+                 bidirectional: bool = True, dropout: float = 0.3, impl: str = "ours"):
+        super().__init__()
+        if impl not in ("ours", "torch"):
+            raise ValueError(f"impl must be 'ours' or 'torch', got {impl!r}")
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        lstm_cls = LSTM if impl == "ours" else nn.LSTM
+        self.lstm = lstm_cls(embed_dim, hidden_size, batch_first=True,
+                             bidirectional=bidirectional)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size * (2 if bidirectional else 1), 1)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        e = self.drop(self.embed(tokens))  # (N, T, E)
+        packed = pack_padded_sequence(e, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
+        pooled = out.max(dim=1).values  # (N, 2H): max over each review's own steps
+        return self.out(self.drop(pooled)).squeeze(-1)
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+class CharLM(nn.Module):
+    """Embedding -> LSTM -> linear over the character vocabulary (Graves 2013, Section 3).
 
-    return tqdm(total=total, desc=desc, leave=False)
+    Reads one character at a time and predicts the next; the loss is the mean over
+    positions of -log p(x_{t+1} | x_1..x_t), in nats per character (theory.md 5.2-5.3).
 
-
-# --------------------------------------------------------------------------------------
-# 5. Pictures: gate activations over time, and how far back the gradient reaches
-# --------------------------------------------------------------------------------------
-
-
-def lstm_gate_trace(lstm: LSTM, x: torch.Tensor) -> dict[str, np.ndarray]:
-    """Gate activations of the first layer (forward direction) for ONE sequence.
-
-    Inputs: lstm (batch_first or not), x (T, D) one sequence. Returns: {"i", "f", "o", "c"}
-    each (T, H) float arrays, recomputed step by step with the module's own weights.
+    Inputs: x (N, T) int64 character ids; state: (h, c) each (num_layers, N, H), or None.
+    Returns: (logits (N, T, V), new state).
     """
-    w_ih, w_hh, b_ih, b_hh = lstm._layer_params(0, "")
-    H = lstm.hidden_size
-    h = x.new_zeros(1, H)
-    c = x.new_zeros(1, H)
-    trace = {k: [] for k in "ifoc"}
-    with torch.no_grad():
-        for t in range(x.shape[0]):
-            gates = x[t: t + 1] @ w_ih.t() + h @ w_hh.t()
-            if b_ih is not None:
-                gates = gates + b_ih + b_hh
-            i, f, g, o = gates.chunk(4, dim=-1)
-            i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
-            c = f * c + i * torch.tanh(g)
-            h = o * torch.tanh(c)
-            for k, v in zip("ifoc", (i, f, o, c)):
-                trace[k].append(v[0].numpy().copy())
-    return {k: np.stack(v) for k, v in trace.items()}
+
+    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 256,
+                 num_layers: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = LSTM(embed_dim, hidden_size, num_layers=num_layers, batch_first=True,
+                         dropout=dropout if num_layers > 1 else 0.0)
+        self.lm_head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x: torch.Tensor, state=None):
+        out, state = self.lstm(self.embed(x), state)  # (N, T, H)
+        return self.lm_head(out), state
 
 
-def hidden_gradient_norms(model: AddingModel, X: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """||dL/dh_t|| (mean over the batch) for every t: how much the loss still "sees" step t.
+@torch.no_grad()
+def sample(model: CharLM, itos: list[str], stoi: dict[str, int], prime: str, length: int,
+           temperature: float = 0.8, generator: torch.Generator | None = None) -> str:
+    """Continue ``prime`` by ``length`` characters drawn from softmax(logits / temperature).
 
-    Runs the first layer step by step with each h_t kept as a leaf of the graph, so that
-    autograd reports the gradient reaching it through the recurrence. Returns (T,).
+    Below 1 the draws are sharper and safer, above 1 more varied (theory.md 5.4).
     """
-    rnn = model.rnn
-    w_ih, w_hh, b_ih, b_hh = rnn._layer_params(0, "")
-    N, T, _ = X.shape
-    xp = X @ w_ih.t() + b_ih  # (N, T, G*H)
-    state = tuple(X.new_zeros(N, rnn.hidden_size) for _ in range(2 if rnn.mode == "LSTM" else 1))
-    hs = []
-    for t in range(T):
-        state = rnn._step(xp[:, t], state, w_hh, b_hh)
-        state[0].retain_grad()
-        hs.append(state[0])
-    loss = ((model.head(state[0]).squeeze(-1) - y) ** 2).mean()
-    loss.backward()
-    return np.array([float(h.grad.norm(dim=1).mean()) for h in hs])
-
-
-# --------------------------------------------------------------------------------------
-# 6. The script
-# --------------------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Train LSTM / GRU / RNN on the adding problem; plot the learning curves.
-
-    Returns: {"test_mse" (of the first --cell), "baseline_mse" (always predict 1),
-              "mse_ratio" (test_mse / baseline_mse), "<cell>_test_mse" for each cell,
-              "train_seconds"}
-    """
-    parser = argparse.ArgumentParser(
-        description="The adding problem (Hochreiter & Schmidhuber 1997, experiment 4) with our "
-                    "LSTM / GRU / vanilla RNN (explicit time loop), Adam + gradient clipping.")
-    add_common_args(parser, datasets=("adding",), counts_steps=True, batch_size=64, lr=1e-2,
-                    out="runs/06_LSTM_GRU/paper", devices=("cpu",))
-    parser.add_argument("--cell", nargs="+", choices=tuple(CELLS), default=["lstm"],
-                        help="one or more cells, trained one after the other (default: lstm)")
-    parser.add_argument("--seq-len", type=positive_int, default=30,
-                        help="T, >= 2 (default: %(default)s)")
-    parser.add_argument("--steps", type=positive_int, default=400,
-                        help="training steps (batches; default: %(default)s)")
-    parser.add_argument("--hidden", type=positive_int, default=64,
-                        help="hidden size (default: %(default)s)")
-    parser.add_argument("--clip", type=positive_float, default=1.0,
-                        help="gradient-norm clip (default: %(default)s)")
-    parser.add_argument("--eval-every", type=positive_int, default=50,
-                        help="test MSE every this many steps (default: %(default)s)")
-    parser.add_argument("--schedule", choices=("cosine", "none"), default="none",
-                        help="learning-rate schedule over --steps (default: %(default)s)")
-    parser.add_argument("--time-budget", type=non_negative_float, default=0.0,
-                        help="stop each cell's training after this many seconds (0: no limit)")
-    parser.add_argument("--threads", type=non_negative_int, default=1,
-                        help="torch CPU threads (0: default)")
-    args = parse_args(parser, argv)
-    if args.seq_len < 2:
-        parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
-    with torch_threads(args.threads):
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> dict[str, float]:
-    seed_everything(args.seed)
-    out = prepare_out_dir(args.out)
-    results = {}
-    for cell in args.cell:
-        r = train_adding(cell, args.seq_len, steps=args.steps, batch_size=args.batch_size,
-                         lr=args.lr, hidden_size=args.hidden, clip=args.clip, seed=args.seed,
-                         eval_every=args.eval_every, cosine=args.schedule == "cosine",
-                         time_budget=args.time_budget, progress=args.progress)
-        results[cell] = r
-        torch.save(r["model"].state_dict(), out / f"adding_{cell}_T{args.seq_len}.pt")
-        print(f"{cell.upper()} T={args.seq_len}: test MSE curve "
-              + " ".join(f"{s}:{m:.4f}" for s, m in zip(r["steps"], r["mse"])))
-        print(f"{cell.upper()} T={args.seq_len}: test MSE {r['test_mse']:.5f} "
-              f"(baseline {r['baseline']:.4f}, ratio {r['test_mse'] / r['baseline']:.4f}) "
-              f"after {r['steps'][-1]} steps, {r['seconds']:.1f} s")
-    first = results[args.cell[0]]
-    metrics = {"test_mse": first["test_mse"], "baseline_mse": first["baseline"],
-               "mse_ratio": first["test_mse"] / first["baseline"],
-               "train_seconds": sum(r["seconds"] for r in results.values())}
-    metrics.update({f"{c}_test_mse": r["test_mse"] for c, r in results.items()})
-    _plots(results, args, out)
-    return metrics
-
-
-def plot_adding_curves(curves: dict, T: int, path, batch_size: int) -> None:
-    """Test MSE against training step, one line per run, with the baseline and 1 % of it.
-
-    Inputs: curves {label: {"steps": [...], "mse": [...], "baseline": float}} (what the
-    script writes to curves_T<T>.json; curves of several runs can be merged).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, r in curves.items():
-        ax.plot(r["steps"], r["mse"], label=label)
-    base = next(iter(curves.values()))["baseline"]
-    ax.axhline(base, color="grey", ls="--", label=f"always predict 1: {base:.3f}")
-    ax.axhline(0.01 * base, color="grey", ls=":", label="1 % of that")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"training step (batch of {batch_size})")
-    ax.set_ylabel("test MSE")
-    ax.set_title(f"Adding problem, T = {T}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_gradient_norms(pairs: dict, X: torch.Tensor, y: torch.Tensor, path) -> None:
-    """||dL/dh_t|| against t (log scale) for untrained and trained models.
-
-    Inputs: pairs {cell name: (model at initialisation, trained model)}, AddingModel each;
-    X (N, T, 2), y (N,) the sequences to average over; path of the PNG to write.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    T = X.shape[1]
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for cell, (fresh, trained) in pairs.items():
-        # + 1e-30: a gradient that underflowed to 0 still shows, at the bottom of the plot
-        ax.semilogy(hidden_gradient_norms(trained, X, y) + 1e-30, label=f"{cell.upper()}, trained")
-        ax.semilogy(hidden_gradient_norms(fresh, X, y) + 1e-30, ls="--",
-                    label=f"{cell.upper()}, at initialisation")
-    ax.set_xlabel("time step t")
-    ax.set_ylabel(f"mean ||dL/dh_t|| over {X.shape[0]} sequences")
-    ax.set_title(f"Gradient reaching h_t from the loss at t = {T}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _plots(results: dict, args, out) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    T = args.seq_len
-    curves = {f"{cell.upper()} (H={args.hidden}, lr={args.lr:g})":
-              {"steps": r["steps"], "mse": r["mse"], "baseline": r["baseline"],
-               "seconds": r["seconds"]} for cell, r in results.items()}
-    (out / f"curves_T{T}.json").write_text(json.dumps(curves))
-    plot_adding_curves(curves, T, out / f"adding_T{T}.png", args.batch_size)
-
-    X, y = (torch.from_numpy(a) for a in make_adding_problem(64, T, seed=args.seed + 2))
-    pairs = {}
-    for cell, r in results.items():
-        torch.manual_seed(args.seed)  # the same draw as train_adding's initial weights
-        pairs[cell] = (AddingModel(cell, args.hidden), r["model"])
-    plot_gradient_norms(pairs, X, y, out / f"grad_norm_T{T}.png")
-
-    if "lstm" in results:
-        trace = lstm_gate_trace(results["lstm"]["model"].rnn, X[0])
-        marks = np.flatnonzero(X[0, :, 1].numpy())
-        fig, axes = plt.subplots(4, 1, figsize=(7, 8), sharex=True)
-        for ax, k, title in zip(axes, "ifoc", ("input gate i", "forget gate f",
-                                              "output gate o", "cell c")):
-            vmin, vmax = (0, 1) if k != "c" else (None, None)
-            im = ax.imshow(trace[k].T, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
-            for m in marks:
-                ax.axvline(m, color="red", lw=0.8)
-            ax.set_ylabel(f"{title}\nunit")
-            fig.colorbar(im, ax=ax)
-        axes[-1].set_xlabel("time step (red: the two marked inputs)")
-        fig.suptitle(f"LSTM gates on one adding sequence, T = {T}")
-        fig.tight_layout()
-        fig.savefig(out / f"lstm_gates_T{T}.png", dpi=120)
-        plt.close(fig)
-    print(f"plots in {out}/")
-
-
-if __name__ == "__main__":
-    main()
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    unknown = sorted(set(prime) - set(stoi))
+    if unknown:
+        raise ValueError(f"prime has characters outside the vocabulary: {unknown}")
+    model.eval()
+    x = torch.tensor([[stoi[c] for c in prime]])
+    logits, state = model(x)
+    out = []
+    for _ in range(length):
+        p = torch.softmax(logits[0, -1] / temperature, dim=-1)
+        nxt = int(torch.multinomial(p, 1, generator=generator))
+        out.append(itos[nxt])
+        logits, state = model(torch.tensor([[nxt]]), state)
+    model.train()
+    return prime + "".join(out)

@@ -9,9 +9,11 @@
 - parameter counts and names equal torch's; state_dict round trip; seeded determinism;
   inter-layer dropout acts in training only; one batch is overfitted
 - bad input raises clear errors; the level's purity rule
-- sentiment.py: tokeniser, vocabulary from the training split only, truncation, synthetic
-  labels re-derived from the text, ours == nn.LSTM inside the classifier, missing IMDB
-- char_lm.py: streams, a uniform model's loss is log V, sampling checks
+- train_sentiment.py and rnn_paper.SentimentLSTM: tokeniser, vocabulary from the training
+  split only, truncation, synthetic labels re-derived from the text, ours == nn.LSTM inside
+  the classifier, missing IMDB
+- train_char_lm.py, rnn_paper.CharLM and sample: streams, a uniform model's loss is log V,
+  sampling checks
 - the adding-problem script learns (quick default)
 
 Run: .venv/bin/python -m pytest 06_LSTM_GRU/paper -q
@@ -32,9 +34,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from utils import import_lesson
 from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
 
-rp = import_lesson("06_LSTM_GRU.paper.rnn_paper")
-sentiment = import_lesson("06_LSTM_GRU.paper.sentiment")
-char_lm = import_lesson("06_LSTM_GRU.paper.char_lm")
+rp = import_lesson("06_LSTM_GRU.paper.rnn_paper")  # the modules and the models built on them
+convert = import_lesson("06_LSTM_GRU.paper.convert")  # from_torch, to_torch
+train = import_lesson("06_LSTM_GRU.paper.train")  # the adding problem and its pictures
+sentiment = import_lesson("06_LSTM_GRU.paper.train_sentiment")
+char_lm = import_lesson("06_LSTM_GRU.paper.train_char_lm")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
@@ -111,7 +115,7 @@ def test_outputs_and_gradients_equal_torch(cell, config, packed, device):
     torch.manual_seed(0)
     ref = TORCH[cell](3, 4, num_layers=num_layers, bidirectional=bidirectional,
                       batch_first=batch_first).to(device, dtype)
-    ours = rp.from_torch(ref)
+    ours = convert.from_torch(ref)
     N, T = 4, 6
     g = torch.Generator().manual_seed(1)
     x = torch.randn(N, T, 3, generator=g, dtype=dtype).to(device)
@@ -127,7 +131,7 @@ def test_outputs_and_gradients_equal_torch(cell, config, packed, device):
 def test_float32_equals_torch(cell, device):
     torch.manual_seed(0)
     ref = TORCH[cell](5, 8, num_layers=2, bidirectional=True, batch_first=True).to(device)
-    ours = rp.from_torch(ref)
+    ours = convert.from_torch(ref)
     x = torch.randn(3, 9, 5, device=device)
     hx = _states(cell, 4, 3, 8, torch.float32, device, torch.Generator().manual_seed(2))
     _compare(ours, ref, x, hx, torch.tensor([9, 4, 7]), True, tolerance(torch.float32, device),
@@ -137,8 +141,8 @@ def test_float32_equals_torch(cell, device):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_padded_with_lengths_equals_packed(cell):
     torch.manual_seed(0)
-    ours = rp.from_torch(TORCH[cell](3, 4, num_layers=2, bidirectional=True,
-                                     batch_first=True).double())
+    ours = convert.from_torch(TORCH[cell](3, 4, num_layers=2, bidirectional=True,
+                                          batch_first=True).double())
     x = torch.randn(4, 7, 3, dtype=torch.float64)
     lengths = torch.tensor([3, 7, 1, 5])
     out_p, h_p = ours(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
@@ -158,7 +162,7 @@ def test_padded_with_lengths_equals_packed(cell):
 def test_unbatched_input_equals_torch():
     torch.manual_seed(0)
     ref = nn.LSTM(3, 4, num_layers=2).double()
-    ours = rp.from_torch(ref)
+    ours = convert.from_torch(ref)
     x = torch.randn(5, 3, dtype=torch.float64)
     (o1, (_, c1)), (o2, (_, c2)) = ours(x), ref(x)
     tol = tolerance(torch.float64)
@@ -171,15 +175,15 @@ def test_to_torch_round_trip_and_paper_gru_refuses():
     for ours in (rp.LSTM(3, 4, num_layers=2, bidirectional=True),
                  rp.GRU(3, 4, reset_after=True, batch_first=True),
                  rp.RNN(3, 4, nonlinearity="relu")):
-        ref = rp.to_torch(ours)
+        ref = convert.to_torch(ours)
         x = torch.randn(5, 2, 3) if not ours.batch_first else torch.randn(2, 5, 3)
         assert_close(ours(x)[0], ref(x)[0], tolerance(torch.float32), f"{type(ours).__name__}")
     with pytest.raises(ValueError, match="reset_after=True"):
-        rp.to_torch(rp.GRU(3, 4))
+        convert.to_torch(rp.GRU(3, 4))
     with pytest.raises(TypeError, match="nn.LSTM, nn.GRU or nn.RNN"):
-        rp.from_torch(nn.Linear(3, 4))
+        convert.from_torch(nn.Linear(3, 4))
     with pytest.raises(ValueError, match="proj_size"):
-        rp.from_torch(nn.LSTM(3, 4, proj_size=2))
+        convert.from_torch(nn.LSTM(3, 4, proj_size=2))
 
 
 def test_paper_gru_equals_torch_only_with_the_reset_gate_open():
@@ -287,8 +291,8 @@ def test_level_purity():
 
 
 def test_adding_script_learns(tmp_path):
-    metrics = rp.main(["--seq-len", "6", "--steps", "150", "--hidden", "16", "--lr", "3e-2",
-                       "--schedule", "none", "--out", str(tmp_path), "--no-progress"])
+    metrics = train.main(["--seq-len", "6", "--steps", "150", "--hidden", "16", "--lr", "3e-2",
+                          "--schedule", "none", "--out", str(tmp_path), "--no-progress"])
     assert metrics["mse_ratio"] < 0.3, metrics
     assert (tmp_path / "adding_T6.png").is_file() and (tmp_path / "lstm_gates_T6.png").is_file()
 
@@ -296,13 +300,13 @@ def test_adding_script_learns(tmp_path):
 def test_hidden_gradient_norms_vanish_for_an_untrained_rnn():
     torch.manual_seed(0)
     model = rp.AddingModel("rnn", 16)
-    X, y = (torch.from_numpy(a) for a in rp.make_adding_problem(32, 40, seed=0))
-    norms = rp.hidden_gradient_norms(model, X, y)
+    X, y = (torch.from_numpy(a) for a in train.make_adding_problem(32, 40, seed=0))
+    norms = train.hidden_gradient_norms(model, X, y)
     assert norms.shape == (40,)
     assert norms[0] < 1e-3 * norms[-1]  # the signal from step 0 has all but vanished
 
 
-# ---- sentiment.py -----------------------------------------------------------------
+# ---- train_sentiment.py -----------------------------------------------------------------
 
 
 def test_tokenizer_and_vocabulary_from_training_split():
@@ -329,8 +333,8 @@ def test_synthetic_labels_follow_from_the_text():
 
 def test_classifier_ours_equals_nn_lstm():
     torch.manual_seed(0)
-    ours = sentiment.SentimentLSTM(30, 6, 5, impl="ours").eval()
-    ref = sentiment.SentimentLSTM(30, 6, 5, impl="torch").eval()
+    ours = rp.SentimentLSTM(30, 6, 5, impl="ours").eval()
+    ref = rp.SentimentLSTM(30, 6, 5, impl="torch").eval()
     ref.load_state_dict(ours.state_dict())  # the same parameter names
     tokens, lengths = sentiment.collate([np.array([3, 4, 5, 6]), np.array([7, 2]),
                                          np.array([9, 9, 9])])
@@ -343,26 +347,26 @@ def test_missing_imdb_is_a_clean_exit(tmp_path):
                         "--out", str(tmp_path)])
 
 
-# ---- char_lm.py ------------------------------------------------------------------
+# ---- train_char_lm.py ------------------------------------------------------------------
 
 
 def test_char_lm_pieces():
     data = char_lm.streams(np.arange(23), 4)
     assert data.tolist()[1] == [5, 6, 7, 8, 9]  # 4 contiguous streams of 5, remainder dropped
-    model = char_lm.CharLM(7, 4, 8, num_layers=1)
+    model = rp.CharLM(7, 4, 8, num_layers=1)
     with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()  # uniform prediction: loss = log V exactly
+        model.lm_head.weight.zero_()
+        model.lm_head.bias.zero_()  # uniform prediction: loss = log V exactly
     val = torch.randint(0, 7, (2, 30))
     assert math.isclose(char_lm.evaluate(model, val, bptt=8), math.log(7), rel_tol=1e-6)
     itos = list("abcdefg")
     stoi = {c: i for i, c in enumerate(itos)}
-    text = char_lm.sample(model, itos, stoi, "ab", 10, generator=torch.Generator().manual_seed(0))
+    text = rp.sample(model, itos, stoi, "ab", 10, generator=torch.Generator().manual_seed(0))
     assert text.startswith("ab") and len(text) == 12 and set(text) <= set(itos)
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        char_lm.sample(model, itos, stoi, "xyz", 3)
+        rp.sample(model, itos, stoi, "xyz", 3)
     with pytest.raises(ValueError, match="temperature"):
-        char_lm.sample(model, itos, stoi, "a", 3, temperature=0)
+        rp.sample(model, itos, stoi, "a", 3, temperature=0)
 
 
 @pytest.mark.slow
@@ -422,7 +426,7 @@ def test_adding_model_sets_the_forget_gate_bias_to_one():
         assert torch.equal(b[rows], ref[rows]), f"the {gate} gate's bias changed"
     assert torch.equal(model.rnn.bias_hh_l0.detach(), plain.bias_hh_l0.detach())
     # so a fresh model's forget gates start open: sigmoid(1 + b_hf) at a zero input and state
-    f = rp.lstm_gate_trace(model.rnn, torch.zeros(1, 2))["f"][0]
+    f = train.lstm_gate_trace(model.rnn, torch.zeros(1, 2))["f"][0]
     assert np.all(f > torch.sigmoid(torch.tensor(1.0 - 1 / math.sqrt(H))).item() - 1e-7)
 
 
@@ -436,7 +440,7 @@ def test_zero_length_sequence_is_a_clear_error():
 def test_sentiment_evaluate_runs_in_eval_mode():
     """With dropout 0.5, evaluation is deterministic and equals the eval-mode numbers."""
     torch.manual_seed(0)
-    model = sentiment.SentimentLSTM(30, 6, 5, dropout=0.5)
+    model = rp.SentimentLSTM(30, 6, 5, dropout=0.5)
     data = [np.array([3, 4, 5, 6]), np.array([7, 2]), np.array([9, 9, 9]), np.array([8, 1, 5])]
     labels = np.array([1, 0, 1, 0])
     first = sentiment.evaluate(model, data, labels)
@@ -453,7 +457,7 @@ def test_sentiment_evaluate_runs_in_eval_mode():
 
 def test_char_lm_evaluate_runs_in_eval_mode():
     torch.manual_seed(0)
-    model = char_lm.CharLM(7, 4, 8, num_layers=2, dropout=0.5)  # dropout between the layers
+    model = rp.CharLM(7, 4, 8, num_layers=2, dropout=0.5)  # dropout between the layers
     val = torch.randint(0, 7, (2, 25), generator=torch.Generator().manual_seed(1))
     first = char_lm.evaluate(model, val, bptt=8)
     assert model.training and char_lm.evaluate(model, val, bptt=8) == first
@@ -506,12 +510,12 @@ def test_char_lm_script_trains_on_carried_detached_state(tmp_path):
 
 # ---- the scripts' options: a bad number is a usage error naming the option ------------
 
-SCRIPTS = {"rnn_paper": rp, "char_lm": char_lm, "sentiment": sentiment}
+SCRIPTS = {"train": train, "char_lm": char_lm, "sentiment": sentiment}
 BAD_OPTIONS = [
-    ("rnn_paper", "--batch-size", "0"), ("rnn_paper", "--lr", "-1"), ("rnn_paper", "--steps", "0"),
-    ("rnn_paper", "--hidden", "0"), ("rnn_paper", "--seq-len", "1"), ("rnn_paper", "--clip", "0"),
-    ("rnn_paper", "--eval-every", "0"), ("rnn_paper", "--time-budget", "-1"),
-    ("rnn_paper", "--epochs", "3"),  # not used by a script that counts steps: refused
+    ("train", "--batch-size", "0"), ("train", "--lr", "-1"), ("train", "--steps", "0"),
+    ("train", "--hidden", "0"), ("train", "--seq-len", "1"), ("train", "--clip", "0"),
+    ("train", "--eval-every", "0"), ("train", "--time-budget", "-1"),
+    ("train", "--epochs", "3"),  # not used by a script that counts steps: refused
     ("char_lm", "--steps", "0"), ("char_lm", "--bptt", "0"), ("char_lm", "--layers", "0"),
     ("char_lm", "--batch-size", "0"), ("char_lm", "--temperature", "0"),
     ("char_lm", "--sample-len", "-1"), ("char_lm", "--epochs", "2"),

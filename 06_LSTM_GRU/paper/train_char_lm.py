@@ -6,6 +6,8 @@ recurrent neural networks", Section 3: read one character at a time, predict the
     one-hot-like embedding (V, E) -> LSTM (ours, rnn_paper.LSTM; num_layers) -> linear (H, V)
     loss = mean over positions of -log p(x_{t+1} | x_1..x_t)          (nats per character)
 
+(``rnn_paper.CharLM``; its ``sample`` draws text from it.)
+
 Training uses truncated back-propagation through time: the text is cut into ``batch`` long
 parallel streams; each step reads the next ``--bptt`` characters of every stream, starting
 from the state the previous step ended in (carried, but DETACHED, so gradients stop at the
@@ -22,8 +24,8 @@ text written into this file, so it runs anywhere; the real run needs
 
 Run it from the repository root::
 
-    python 06_LSTM_GRU/paper/char_lm.py                                 # built-in text
-    python 06_LSTM_GRU/paper/char_lm.py --dataset shakespeare --data-root DIR
+    python 06_LSTM_GRU/paper/train_char_lm.py                           # built-in text
+    python 06_LSTM_GRU/paper/train_char_lm.py --dataset shakespeare --data-root DIR
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from utils.cli import (
     add_common_args,
@@ -50,8 +53,11 @@ from utils.cli import (
 )
 from utils.data_loaders import load_tiny_shakespeare
 from utils.lessons import import_lesson
+from utils.training_utils import torch_threads  # n CPU threads, restored after
+from utils.visualization import plot_curves
 
-rnn_paper = import_lesson("06_LSTM_GRU.paper.rnn_paper")  # our LSTM (this lesson's L3)
+rnn_paper = import_lesson("06_LSTM_GRU.paper.rnn_paper")  # the model on our LSTM (this L3)
+CharLM, sample = rnn_paper.CharLM, rnn_paper.sample
 
 BUILTIN_TEXT = """\
 First Reader:
@@ -64,26 +70,6 @@ was never carried far.
 First Reader:
 Say it once more, that I may learn it by heart.
 """ * 20
-
-
-class CharLM(nn.Module):
-    """Embedding -> LSTM -> linear over the character vocabulary.
-
-    Inputs: x (N, T) int64 character ids; state: (h, c) each (num_layers, N, H), or None.
-    Returns: (logits (N, T, V), new state).
-    """
-
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 256,
-                 num_layers: int = 2, dropout: float = 0.1):
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.lstm = rnn_paper.LSTM(embed_dim, hidden_size, num_layers=num_layers,
-                                   batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
-        self.head = nn.Linear(hidden_size, vocab_size)
-
-    def forward(self, x: torch.Tensor, state=None):
-        out, state = self.lstm(self.embed(x), state)  # (N, T, H)
-        return self.head(out), state
 
 
 def streams(ids: np.ndarray, batch: int) -> torch.Tensor:
@@ -111,35 +97,14 @@ def evaluate(model: CharLM, data: torch.Tensor, bptt: int) -> float:
     return total / count
 
 
-@torch.no_grad()
-def sample(model: CharLM, itos: list[str], stoi: dict[str, int], prime: str, length: int,
-           temperature: float = 0.8, generator: torch.Generator | None = None) -> str:
-    """Continue ``prime`` by ``length`` characters drawn from softmax(logits / temperature)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    unknown = sorted(set(prime) - set(stoi))
-    if unknown:
-        raise ValueError(f"prime has characters outside the vocabulary: {unknown}")
-    model.eval()
-    x = torch.tensor([[stoi[c] for c in prime]])
-    logits, state = model(x)
-    out = []
-    for _ in range(length):
-        p = torch.softmax(logits[0, -1] / temperature, dim=-1)
-        nxt = int(torch.multinomial(p, 1, generator=generator))
-        out.append(itos[nxt])
-        logits, state = model(torch.tensor([[nxt]]), state)
-    model.train()
-    return prime + "".join(out)
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Train the character model; returns {"val_loss" (nats/char), "val_bpc",
     "train_loss", "train_seconds", "steps"}."""
     parser = argparse.ArgumentParser(
         description="Character-level LSTM language model (our L3 LSTM), truncated BPTT.")
     add_common_args(parser, datasets=("builtin", "shakespeare"), batch_size=32, lr=3e-3,
-                    out="runs/06_LSTM_GRU/char_lm", devices=("cpu",), counts_steps=True)
+                    out="runs/06_LSTM_GRU/char_lm", devices=("cpu",), counts_steps=True,
+                    threads=1)
     parser.add_argument("--steps", type=positive_int, default=150,
                         help="training steps (windows; default: %(default)s)")
     parser.add_argument("--time-budget", type=non_negative_float, default=0.0,
@@ -153,10 +118,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="sampling temperature (default: %(default)s)")
     parser.add_argument("--sample-len", type=non_negative_int, default=300,
                         help="characters sampled at the end (default: %(default)s)")
-    parser.add_argument("--threads", type=non_negative_int, default=1,
-                        help="torch CPU threads (0: default)")
     args = parse_args(parser, argv)
-    with rnn_paper.torch_threads(args.threads):
+    with torch_threads(args.threads):
         return _run(args)
 
 
@@ -187,7 +150,7 @@ def _run(args) -> dict[str, float]:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     state, pos, losses = None, 0, []
-    bar = rnn_paper._progress(args.steps, args.progress, "char LM")
+    bar = tqdm(total=args.steps, desc="char LM", leave=False) if args.progress else None
     started = time.perf_counter()
     step = 0
     for step in range(1, args.steps + 1):
@@ -225,8 +188,6 @@ def _run(args) -> dict[str, float]:
           f"after {step} steps ({seconds:.0f} s of training)")
     print(f"--- sample (temperature {args.temperature}) ---\n{text_out}\n---")
     (out / "sample.txt").write_text(text_out)
-    from utils.visualization import plot_curves
-
     window = max(1, len(losses) // 50)
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
     plot_curves({"training loss (running mean)": smooth}, path=out / "loss.png", xlabel="step",

@@ -1,8 +1,8 @@
 """Sentiment of movie reviews with an LSTM over packed sequences (lesson 06, Level 3).
 
 The data: the IMDB Large Movie Review Dataset (Maas et al. 2011, ACL), 25,000 training and
-25,000 test reviews, half positive, half negative. The model is the classic recipe for text
-classification with an LSTM:
+25,000 test reviews, half positive, half negative. The model, ``rnn_paper.SentimentLSTM``,
+is the classic recipe for text classification with an LSTM:
 
     tokens -> embedding (V, E) -> LSTM (ours, rnn_paper.LSTM; optionally bidirectional) over
     the PACKED batch (each review its own length) -> max over time of h_t ([h_fwd; h_bwd]
@@ -32,9 +32,9 @@ It needs the same machinery (order matters because of "not") but is not IMDB.
 
 Run it from the repository root::
 
-    python 06_LSTM_GRU/paper/sentiment.py                               # synthetic, seconds
-    python 06_LSTM_GRU/paper/sentiment.py --dataset imdb --data-root DIR
-    python 06_LSTM_GRU/paper/sentiment.py --dataset imdb --data-root DIR --impl torch
+    python 06_LSTM_GRU/paper/train_sentiment.py                         # synthetic, seconds
+    python 06_LSTM_GRU/paper/train_sentiment.py --dataset imdb --data-root DIR
+    python 06_LSTM_GRU/paper/train_sentiment.py --dataset imdb --data-root DIR --impl torch
 """
 
 from __future__ import annotations
@@ -48,13 +48,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from tqdm.auto import tqdm
 
 from utils.cli import (
     add_common_args,
     data_errors,
     non_negative_float,
-    non_negative_int,
     parse_args,
     positive_int,
     prepare_out_dir,
@@ -62,9 +61,12 @@ from utils.cli import (
 )
 from utils.data_loaders import load_imdb
 from utils.lessons import import_lesson
+from utils.training_utils import torch_threads  # n CPU threads, restored after
+from utils.visualization import plot_curves
 
-# our LSTM (Level 3 of this lesson); nn.LSTM with --impl torch, for speed comparison
+# the classifier on our LSTM (Level 3 of this lesson); nn.LSTM with --impl torch, to compare
 rnn_paper = import_lesson("06_LSTM_GRU.paper.rnn_paper")
+SentimentLSTM = rnn_paper.SentimentLSTM
 
 PAD, UNK = "<pad>", "<unk>"
 _TOKEN = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
@@ -143,40 +145,7 @@ def collate(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------------------
-# 2. The classifier
-# --------------------------------------------------------------------------------------
-
-
-class SentimentLSTM(nn.Module):
-    """Embedding -> (Bi)LSTM over packed sequences -> max over time -> linear logit.
-
-    Inputs: tokens (N, T) int64 (0 = padding), lengths (N,) int64.
-    Returns: (N,) logits, positive = "positive review".
-    """
-
-    def __init__(self, vocab_size: int, embed_dim: int = 128, hidden_size: int = 128,
-                 bidirectional: bool = True, dropout: float = 0.3, impl: str = "ours"):
-        super().__init__()
-        if impl not in ("ours", "torch"):
-            raise ValueError(f"impl must be 'ours' or 'torch', got {impl!r}")
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        lstm_cls = rnn_paper.LSTM if impl == "ours" else nn.LSTM
-        self.lstm = lstm_cls(embed_dim, hidden_size, batch_first=True,
-                             bidirectional=bidirectional)
-        self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden_size * (2 if bidirectional else 1), 1)
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        e = self.drop(self.embed(tokens))  # (N, T, E)
-        packed = pack_padded_sequence(e, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
-        pooled = out.max(dim=1).values  # (N, 2H): max over each review's own steps
-        return self.out(self.drop(pooled)).squeeze(-1)
-
-
-# --------------------------------------------------------------------------------------
-# 3. The offline stand-in: generated "reviews"
+# 2. The offline stand-in: generated "reviews"
 # --------------------------------------------------------------------------------------
 
 POSITIVE = ("good", "great", "excellent", "wonderful", "superb", "enjoyable", "brilliant")
@@ -216,7 +185,7 @@ def make_synthetic_reviews(n: int, seed: int = 0, min_len: int = 10,
 
 
 # --------------------------------------------------------------------------------------
-# 4. Training and evaluation
+# 3. Training and evaluation
 # --------------------------------------------------------------------------------------
 
 
@@ -261,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         description="Review sentiment with an LSTM over packed sequences "
                     "(our L3 LSTM, or nn.LSTM with --impl torch).")
     add_common_args(parser, datasets=("synthetic", "imdb"), epochs=None, batch_size=None,
-                    lr=None, out="runs/06_LSTM_GRU/sentiment", devices=("cpu",))
+                    lr=None, out="runs/06_LSTM_GRU/sentiment", devices=("cpu",), threads=1)
     parser.add_argument("--impl", choices=("ours", "torch"), default="ours")
     parser.add_argument("--vocab", type=positive_int, default=20000,
                         help="most frequent training words (default: %(default)s)")
@@ -280,13 +249,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="stop training after this many seconds (0: no limit)")
     parser.add_argument("--monitor", type=positive_int, default=2000,
                         help="test reviews scored after each epoch (all at the end)")
-    parser.add_argument("--threads", type=non_negative_int, default=1,
-                        help="torch CPU threads (0: default)")
     args = parse_args(parser, argv, DEFAULTS)
     if args.n_synthetic < 8:
         parser.error(f"--n-synthetic must be >= 8 (a quarter of it is the test set), got "
                      f"{args.n_synthetic}")
-    with rnn_paper.torch_threads(args.threads):
+    with torch_threads(args.threads):
         return _run(args)
 
 
@@ -316,7 +283,8 @@ def _run(args) -> dict[str, float]:
     out_of_time = False
     for epoch in range(1, args.epochs + 1):
         batches = length_batches(lengths, args.batch_size, shuffle=True, rng=rng)
-        bar = rnn_paper._progress(len(batches), args.progress, f"epoch {epoch}")
+        bar = (tqdm(total=len(batches), desc=f"epoch {epoch}", leave=False) if args.progress
+               else None)
         total, seen = 0.0, 0
         for b in batches:
             tokens, lens = collate([train[i] for i in b])
@@ -350,8 +318,6 @@ def _run(args) -> dict[str, float]:
     print(f"{args.dataset} ({args.impl} LSTM): test accuracy {test_acc:.4f} on all "
           f"{len(test)} test reviews, test loss {test_loss:.4f}; {seconds:.0f} s of training, "
           f"{time.perf_counter() - started - seconds:.0f} s of final evaluation")
-    from utils.visualization import plot_curves
-
     plot_curves(history, path=out / "loss.png", ylabel="binary cross-entropy",
                 title=f"LSTM sentiment on {args.dataset} ({args.impl})")
     return {"test_accuracy": test_acc, "test_loss": test_loss, "train_loss": total / seen,

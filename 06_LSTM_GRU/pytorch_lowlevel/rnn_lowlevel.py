@@ -1,56 +1,27 @@
 """Vanilla RNN, LSTM and GRU from tensors and autograd (Level 2 of lesson 06).
 
-Each cell is a few lines of matrix products and element-wise functions; a sequence is a
-Python loop that applies the cell step after step and keeps the hidden states. Autograd
-then does back-propagation through time (BPTT) for us: the backward pass walks the same
-loop in reverse, which is exactly what L1 writes by hand.
-
-Weight layout = PyTorch's (so the tests can copy weights into nn.RNN / nn.LSTM / nn.GRU):
-for hidden size H and input size D, ``W_ih`` (G*H, D), ``W_hh`` (G*H, H), ``b_ih`` and ``b_hh``
-(G*H,), with G = 1 (RNN), 4 (LSTM, rows [i, f, g, o]) or 3 (GRU, rows [r, z, n])::
-
-    RNN   h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
-    LSTM  [i f g o] = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh              (N, 4H)
-          i, f, o = sigmoid(.), g = tanh(.)
-          c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)      (Hochreiter & Schmidhuber
-          1997; the forget gate f from Gers et al. 2000)
-    GRU   r = sigmoid(x W_ir^T + b_ir + h W_hr^T + b_hr),  z likewise        (Cho et al. 2014)
-          reset_after=False (the paper, eq. 8):  n = tanh(x W_in^T + b_in + (r * h) W_hn^T + b_hn)
-          reset_after=True  (PyTorch, cuDNN):    n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))
-          h_t = (1 - z) * n + z * h_{t-1}
-
-Sequences are batch-first: x (N, T, D) -> hs (N, T, H). Training needs two more pieces,
-both written out here: clipping the gradients by their global norm (Pascanu et al. 2013,
-"On the difficulty of training recurrent neural networks", Algorithm 1), because a
-recurrent network's gradient occasionally explodes; and the Adam step (Kingma & Ba 2015).
-No nn layers, no F.linear, no torch.optim: a test (``assert_level_purity``) enforces it.
-
-Run it from the repository root (the adding problem, Hochreiter & Schmidhuber 1997)::
-
-    python 06_LSTM_GRU/pytorch_lowlevel/rnn_lowlevel.py
-    python 06_LSTM_GRU/pytorch_lowlevel/rnn_lowlevel.py --cell gru --seq-len 50 --steps 800
+Each cell is a few lines of matrix products and element-wise functions: the Elman RNN,
+the LSTM of Hochreiter & Schmidhuber (1997) with the forget gate of Gers et al. (2000),
+the GRU of Cho et al. (2014, eqs. 5-8) in the paper's form (``reset_after=False``) or
+PyTorch's. A sequence is a Python loop over the cell; autograd does back-propagation
+through time, which L1 writes by hand. Weights in PyTorch's layout (gate rows [i, f, g, o]
+and [r, z, n]); sequences batch-first, x (N, T, D) -> hs (N, T, H). Clipping by the global
+norm (Pascanu et al. 2013, Algorithm 1) is written here, Adam is lesson 02's ``adam_step``;
+no nn layers, no F.linear, no torch.optim (``assert_level_purity`` enforces it). The
+equations are in ../theory.md (sections 1-3); ``train.py`` beside this file trains on the
+adding problem.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 
-from utils.cli import (
-    add_common_args,
-    non_negative_int,
-    parse_args,
-    positive_float,
-    positive_int,
-    prepare_out_dir,
-    seed_everything,
-)
-from utils.data_loaders import make_adding_problem
-from utils.training_utils import torch_threads  # n CPU threads, restored after
+from utils import import_lesson
+
+_mlp_lowlevel = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel")  # its adam_step
 
 PARAM_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -93,8 +64,7 @@ def _check(x: torch.Tensor, params: dict, G: int, state: dict[str, torch.Tensor 
         raise KeyError(f"params lacks {missing}; expected keys {list(PARAM_NAMES)}")
     N, T, D = x.shape
     if N < 1 or T < 1:
-        raise ValueError(f"x must hold at least one sequence of at least one time step: shape "
-                         f"(N, T, D) with N >= 1 and T >= 1, got {tuple(x.shape)}")
+        raise ValueError(f"x needs at least one time step (N, T >= 1), got {tuple(x.shape)}")
     H = params["W_hh"].shape[1]
     expected = {"W_ih": (G * H, D), "W_hh": (G * H, H), "b_ih": (G * H,), "b_hh": (G * H,)}
     for k, shape in expected.items():
@@ -254,7 +224,7 @@ class GRU(_Layer):
 
 
 # --------------------------------------------------------------------------------------
-# 4. Gradient clipping and the Adam step
+# 4. Gradient clipping by the global norm, and the Adam step
 # --------------------------------------------------------------------------------------
 
 
@@ -283,43 +253,9 @@ def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> torch.Ten
     return total
 
 
-class Adam:
-    """Adam (Kingma & Ba 2015, Algorithm 1) as torch.optim.Adam computes it.
-
-        m <- beta1 m + (1 - beta1) g,   v <- beta2 v + (1 - beta2) g^2      (m_0 = v_0 = 0)
-        p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-
-    Inputs: params (leaf tensors), lr > 0, betas in [0, 1), eps > 0.
-    """
-
-    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        if not lr > 0 or not eps > 0 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"need lr > 0, eps > 0, betas in [0, 1); got lr={lr!r}, "
-                             f"eps={eps!r}, betas={betas!r}")
-        self.params = list(params)
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.t = 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
-        self.t += 1
-        b1, b2 = self.betas
-        bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t  # bias corrections
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            m.mul_(b1).add_(p.grad, alpha=1 - b1)  # first moment
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)  # second moment
-            denom = v.sqrt() / math.sqrt(bc2) + self.eps
-            p.addcdiv_(m, denom, value=-self.lr / bc1)
+# The Adam step (Kingma & Ba 2015, Algorithm 1, as torch.optim.Adam computes it) is lesson
+# 02's, written there as a function of tensors and checked against torch.optim.Adam.
+adam_step, zero_grad = _mlp_lowlevel.adam_step, _mlp_lowlevel.zero_grad
 
 
 # --------------------------------------------------------------------------------------
@@ -351,67 +287,3 @@ class AddingRegressor:
         hs = self.layer(x)  # (N, T, H)
         return hs[:, -1] @ self.w + self.b  # (N,)
 
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Train on the adding problem with the hand-written clip and Adam.
-
-    Returns: {"test_mse", "baseline_mse" (always predict 1), "mse_ratio", "train_seconds"}.
-    """
-    parser = argparse.ArgumentParser(
-        description="The adding problem with an RNN / LSTM / GRU built from tensors "
-                    "(hand-written clipping and Adam).")
-    add_common_args(parser, datasets=("adding",), batch_size=64, lr=1e-2,
-                    out="runs/06_LSTM_GRU/lowlevel", devices=("cpu",), counts_steps=True)
-    parser.add_argument("--cell", choices=tuple(GATES), default="lstm")
-    parser.add_argument("--seq-len", type=positive_int, default=20,
-                        help="T, the sequence length, >= 2 (default: %(default)s)")
-    parser.add_argument("--steps", type=positive_int, default=300,
-                        help="training steps (default: %(default)s)")
-    parser.add_argument("--hidden", type=positive_int, default=32, help="default: %(default)s")
-    parser.add_argument("--clip", type=positive_float, default=1.0,
-                        help="clip the global gradient norm to this (default: %(default)s)")
-    parser.add_argument("--threads", type=non_negative_int, default=1,
-                        help="torch CPU threads (0: default)")
-    args = parse_args(parser, argv)
-    if args.seq_len < 2:
-        parser.error(f"--seq-len must be >= 2 (one marker in each half), got {args.seq_len}")
-    with torch_threads(args.threads):
-        return _run(args)
-
-
-def _run(args) -> dict[str, float]:
-    seed_everything(args.seed)
-    out = prepare_out_dir(args.out)
-    model = AddingRegressor(args.cell, args.hidden, seed=args.seed)
-    opt = Adam(model.parameters(), lr=args.lr)
-    X_test, y_test = (torch.from_numpy(a) for a in make_adding_problem(1000, args.seq_len,
-                                                                     seed=args.seed + 1))
-    baseline = float(((y_test - 1) ** 2).mean())
-    losses, norms = [], []
-    started = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        X, y = (torch.from_numpy(a) for a in make_adding_problem(
-            args.batch_size, args.seq_len, seed=args.seed * 1_000_003 + step))
-        loss = ((model(X) - y) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        norms.append(float(clip_grad_norm(model.parameters(), args.clip)))
-        opt.step()
-        losses.append(float(loss.detach()))
-    seconds = time.perf_counter() - started
-    with torch.no_grad():
-        test_mse = float(((model(X_test) - y_test) ** 2).mean())
-    print(f"{args.cell.upper()} (L2) adding problem T={args.seq_len}: test MSE {test_mse:.5f}, "
-          f"baseline {baseline:.4f} (ratio {test_mse / baseline:.4f}), {args.steps} steps in "
-          f"{seconds:.1f} s")
-    from utils.visualization import plot_curves
-
-    plot_curves({"training MSE": losses, "gradient norm before clipping": norms},
-                path=out / "loss.png", xlabel="step", logy=True,
-                title=f"L2 {args.cell.upper()}, adding problem T={args.seq_len}")
-    return {"test_mse": test_mse, "baseline_mse": baseline, "mse_ratio": test_mse / baseline,
-            "train_seconds": seconds}
-
-
-if __name__ == "__main__":
-    main()

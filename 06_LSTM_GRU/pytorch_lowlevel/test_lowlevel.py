@@ -8,7 +8,7 @@
   gate forced open), and differs from it elsewhere
 - random shapes from hypothesis
 - clip_grad_norm == torch.nn.utils.clip_grad_norm_ (below and above the limit)
-- Adam == torch.optim.Adam over 10 steps
+- the Adam step this level uses (lesson 02's adam_step) == torch.optim.Adam over 10 steps
 - bad input raises clear errors; the level's purity rule; the script learns the task
 
 Run: .venv/bin/python -m pytest 06_LSTM_GRU/pytorch_lowlevel -q
@@ -34,6 +34,7 @@ from utils.testing import (
 )
 
 low = import_lesson("06_LSTM_GRU.pytorch_lowlevel.rnn_lowlevel")
+train = import_lesson("06_LSTM_GRU.pytorch_lowlevel.train")  # the script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one CPU thread
 
@@ -173,18 +174,24 @@ def test_clip_grad_norm_equals_torch(max_norm, device):
 
 
 def test_adam_equals_torch_optim_adam(device):
+    """The level's Adam step (lesson 02's adam_step) on an LSTM's four parameters."""
     params = low.init_params("lstm", 3, 4, seed=5, dtype=torch.float64, device=device)
     ref = [_leaf(p) for p in params.values()]
-    ours = low.Adam(params.values(), lr=1e-2, betas=(0.8, 0.99), eps=1e-6)
     theirs = torch.optim.Adam(ref, lr=1e-2, betas=(0.8, 0.99), eps=1e-6)
     x = torch.randn(2, 4, 3, dtype=torch.float64, device=device)
+
+    def loss(ps):
+        hs, _ = low.lstm_forward(x, None, None, dict(zip(low.PARAM_NAMES, ps)))
+        return (hs ** 2).sum()
+
+    ours, state = list(params.values()), None
     for _ in range(10):
-        for opt, ps in ((ours, list(params.values())), (theirs, ref)):
-            opt.zero_grad()
-            p = dict(zip(low.PARAM_NAMES, ps))
-            hs, _ = low.lstm_forward(x, None, None, p)
-            (hs ** 2).sum().backward()
-            opt.step()
+        low.zero_grad(ours)
+        loss(ours).backward()
+        state = low.adam_step(ours, lr=1e-2, betas=(0.8, 0.99), eps=1e-6, state=state)
+        theirs.zero_grad()
+        loss(ref).backward()
+        theirs.step()
     for a, b in zip(params.values(), ref):
         assert_close(a, b, OPTIMIZER_TRAJECTORY, "parameters after 10 Adam steps")
 
@@ -205,8 +212,8 @@ def test_bad_input_raises_clear_errors():
         low.init_params("transformer", 3, 4)
     with pytest.raises(ValueError, match="max_norm"):
         low.clip_grad_norm(p.values(), 0.0)
-    with pytest.raises(ValueError, match="lr > 0"):
-        low.Adam(p.values(), lr=-1.0)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        low.adam_step(list(p.values()), lr=-1.0)
 
 
 def test_layer_classes_hold_params_and_final_states():
@@ -225,8 +232,8 @@ def test_level_purity():
 
 
 def test_script_learns_the_adding_problem(tmp_path):
-    metrics = low.main(["--seq-len", "6", "--steps", "150", "--hidden", "16", "--lr", "3e-2",
-                        "--out", str(tmp_path), "--no-progress"])
+    metrics = train.main(["--seq-len", "6", "--steps", "150", "--hidden", "16", "--lr", "3e-2",
+                          "--out", str(tmp_path), "--no-progress"])
     assert metrics["mse_ratio"] < 0.3, metrics  # well below always predicting 1
     assert (tmp_path / "loss.png").is_file()
 
@@ -292,7 +299,7 @@ def test_zero_length_sequence_is_a_clear_error(forward):
     ("--seq-len", "1"), ("--seq-len", "0"), ("--clip", "0"), ("--threads", "-1")])
 def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        train.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert option in err and "Traceback" not in err, err
@@ -300,7 +307,7 @@ def test_script_bad_numbers_are_usage_errors(option, value, tmp_path, capsys):
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main(["--help"])
+        train.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--steps" in out and "default: None" not in out
