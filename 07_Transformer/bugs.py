@@ -56,8 +56,10 @@ BUGS = [
     Bug(
         name="dropout after the residual add instead of on the sub-layer output",
         file=L2,
-        find="return self.children[norm](x + dropout(fn(x), self.dropout_p, self.training))",
-        replace="return self.children[norm](dropout(x + fn(x), self.dropout_p, self.training))",
+        find="return self.children[norm](x + dropout(sublayer(x), self.dropout_p, "
+             "training=self.training))",
+        replace="return self.children[norm](dropout(x + sublayer(x), self.dropout_p, "
+                "training=self.training))",
         caught_by=(f"{L2_TESTS}::test_encoder_layer_dropout_is_where_section_5_4_puts_it",),
         symptom="dropout also hits the residual stream, so no clean path runs through the "
                 "stack",

@@ -3,7 +3,8 @@
 Scaled dot-product attention, multi-head attention, layer norm, the feed-forward network,
 sinusoidal positions, encoder and decoder layers and a small encoder-decoder model, all
 from tensors, matmuls and elementwise ops; autograd gives the backward passes. The
-label-smoothed loss, the warm-up schedule and Adam are written out too. The tests check
+label-smoothed loss and the warm-up schedule are written out too; dropout, the Adam step
+and zero_grad are lesson 02's (imported, with the paper's betas and eps). The tests check
 every piece, outputs and gradients with copied weights, against ``torch.nn`` /
 ``F.scaled_dot_product_attention`` / ``torch.optim``. No ``torch.nn`` layers here: a
 test (``assert_level_purity``) enforces it.

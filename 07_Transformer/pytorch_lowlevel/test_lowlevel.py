@@ -190,17 +190,21 @@ def test_attention_dropout_is_inverted_and_only_in_training():
     assert_close(dropped, w_dropped @ v, FLOAT64, name="output from the dropped weights")
 
 
-def test_dropout_function():
+def test_dropout_is_lesson_02s_and_does_what_this_lesson_needs():
+    """Dropout, Adam and zero_grad are lesson 02's (taught and tested there), imported."""
+    mlp = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel")
+    assert (low.dropout, low.adam_step, low.zero_grad) == (mlp.dropout, mlp.adam_step,
+                                                           mlp.zero_grad)
     x = torch.ones(200, 200, dtype=torch.float64)
     assert low.dropout(x, 0.3, training=False) is x
     assert low.dropout(x, 0.0, training=True) is x
-    assert not low.dropout(x, 1.0, training=True).any()
     y = low.dropout(x, 0.3, training=True, generator=torch.Generator().manual_seed(0))
     assert abs(float((y == 0).double().mean()) - 0.3) < 0.01
     assert set(torch.unique(y).tolist()) == {0.0, 1 / 0.7}
     assert abs(float(y.mean()) - 1.0) < 0.02  # E[y] = x
-    with pytest.raises(ValueError, match=r"p must be in \[0, 1\]"):
-        low.dropout(x, 1.5, training=True)
+    for p in (1.0, 1.5):
+        with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+            low.dropout(x, p, training=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -208,7 +212,7 @@ def test_dropout_function():
 # --------------------------------------------------------------------------------------
 
 
-def _copy_into_torch(ours: low.Block, module: nn.Module) -> nn.Module:
+def _copy_into_torch(ours: low.ParameterContainer, module: nn.Module) -> nn.Module:
     """The torch module, with our parameters copied in (names are the same)."""
     module.load_state_dict(ours.state_dict())
     return module
@@ -233,7 +237,7 @@ def _compare_all_grads(ours_out, ref_out, inputs, ours, theirs, tol, what):
         assert_close(a, ref_params[name], tol, name=f"{what} d/d{name}")
 
 
-def _compare_param_grads(ours: low.Block, module: nn.Module, tol, what: str):
+def _compare_param_grads(ours: low.ParameterContainer, module: nn.Module, tol, what: str):
     reference = dict(module.named_parameters())
     for name, p in ours.named_parameters():
         assert p.grad is not None, f"{what}: no gradient for {name}"
@@ -399,9 +403,11 @@ def _attention_by_hand(mha, query, key, weight_mask=None, **masks):
     _, weights = mha.eval()(query, key, key, average_attn_weights=False, **masks)  # (B,h,T,S)
     if weight_mask is not None:
         weights = weights * weight_mask
-    p, d = mha.params, mha.d_model
-    v = mha.split_heads(low.linear(key, p["in_proj_weight"][2 * d:], p["in_proj_bias"][2 * d:]))
-    return low.linear(mha.merge_heads(weights @ v), p["out_proj.weight"], p["out_proj.bias"])
+    params, d = mha.params, mha.d_model
+    v = mha.split_heads(low.linear(key, params["in_proj_weight"][2 * d:],
+                                   params["in_proj_bias"][2 * d:]))
+    return low.linear(mha.merge_heads(weights @ v), params["out_proj.weight"],
+                      params["out_proj.bias"])
 
 
 @pytest.mark.parametrize("norm_first", [False, True], ids=["post-LN", "pre-LN"])
@@ -436,8 +442,8 @@ def test_encoder_layer_dropout_is_where_section_5_4_puts_it(norm_first, monkeypa
 
 def test_decoder_layer_and_embedding_dropout_are_where_section_5_4_puts_them(monkeypatch):
     masks = _record_dropout(monkeypatch)
-    model = low.Transformer(11, d_model=16, num_heads=4, num_encoder_layers=1,
-                            num_decoder_layers=1, d_ff=24, dropout=0.1, max_len=8, seed=3,
+    model = low.Transformer(11, d_model=16, n_heads=4, n_encoder_layers=1,
+                            n_decoder_layers=1, d_ff=24, dropout=0.1, max_len=8, seed=3,
                             dtype=torch.float64)
     tokens = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
     embedded = model.train().embed(tokens)
@@ -465,8 +471,8 @@ def test_decoder_layer_and_embedding_dropout_are_where_section_5_4_puts_them(mon
 def test_greedy_decoding_runs_in_eval_mode_and_restores_the_mode():
     """With dropout 0.5 in training mode, greedy decoding still gives the eval-mode tokens,
     every call, and leaves the model in training mode."""
-    model = low.Transformer(9, d_model=16, num_heads=2, num_encoder_layers=1,
-                            num_decoder_layers=2, d_ff=16, dropout=0.5, max_len=9, seed=2,
+    model = low.Transformer(9, d_model=16, n_heads=2, n_encoder_layers=1,
+                            n_decoder_layers=2, d_ff=16, dropout=0.5, max_len=9, seed=2,
                             dtype=torch.float64)
     src, _ = low_train.make_sequences("copy", 6, 2, 8, 9, seed=4)
     reference = model.eval().greedy_decode(src, 8)
@@ -484,17 +490,17 @@ def test_greedy_decoding_runs_in_eval_mode_and_restores_the_mode():
 class _TorchReference(nn.Module):
     """The same encoder-decoder assembled from torch.nn layers (shared embedding, scaled)."""
 
-    def __init__(self, ours: low.Transformer, num_heads: int, d_ff: int):
+    def __init__(self, ours: low.Transformer, n_heads: int, d_ff: int):
         super().__init__()
         d, dtype = ours.d_model, ours.pe.dtype
         kw = {"dropout": 0.0, "batch_first": True, "norm_first": ours.norm_first,
               "dtype": dtype, "device": ours.pe.device}
         self.embedding = nn.Embedding(ours.vocab_size, d, dtype=dtype, device=ours.pe.device)
-        self.encoder = nn.ModuleList(nn.TransformerEncoderLayer(d, num_heads, d_ff, **kw)
-                                     for _ in range(ours.num_encoder_layers))
-        self.decoder = nn.ModuleList(nn.TransformerDecoderLayer(d, num_heads, d_ff, **kw)
-                                     for _ in range(ours.num_decoder_layers))
-        self.pe, self.d, self.pad = ours.pe, d, ours.pad_idx
+        self.encoder = nn.ModuleList(nn.TransformerEncoderLayer(d, n_heads, d_ff, **kw)
+                                     for _ in range(ours.n_encoder_layers))
+        self.decoder = nn.ModuleList(nn.TransformerDecoderLayer(d, n_heads, d_ff, **kw)
+                                     for _ in range(ours.n_decoder_layers))
+        self.pe, self.d, self.pad = ours.pe, d, ours.pad_id
         self.load_state_dict(ours.state_dict())
 
     def forward(self, src, tgt_in):
@@ -512,8 +518,8 @@ class _TorchReference(nn.Module):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_model_equals_the_model_built_from_torch_nn_layers(dtype, device):
-    model = low.Transformer(11, d_model=16, num_heads=2, num_encoder_layers=2,
-                            num_decoder_layers=1, d_ff=24, dropout=0.0, max_len=8, seed=1,
+    model = low.Transformer(11, d_model=16, n_heads=2, n_encoder_layers=2,
+                            n_decoder_layers=1, d_ff=24, dropout=0.0, max_len=8, seed=1,
                             dtype=dtype, device=device)
     reference = _TorchReference(model, 2, 24)
     src, tgt = low_train.make_sequences("reverse", 4, 2, 6, 11, seed=3)
@@ -530,26 +536,26 @@ def test_model_equals_the_model_built_from_torch_nn_layers(dtype, device):
 
 
 def test_greedy_decoding_agrees_with_teacher_forcing_on_its_own_output():
-    model = low.Transformer(9, d_model=16, num_heads=2, num_encoder_layers=1,
-                            num_decoder_layers=2, d_ff=16, dropout=0.1, max_len=9, seed=2,
+    model = low.Transformer(9, d_model=16, n_heads=2, n_encoder_layers=1,
+                            n_decoder_layers=2, d_ff=16, dropout=0.1, max_len=9, seed=2,
                             dtype=torch.float64)
     src, _ = low_train.make_sequences("copy", 5, 2, 8, 9, seed=4)
     out = model.greedy_decode(src, 8)
     assert out.shape == (5, 8) and model.training  # the mode is restored
     with torch.no_grad():
         logits = model.eval()(src, low_train.teacher_forcing_input(out))  # (B, 8, V)
-    logits[..., [low.PAD, low.BOS]] = -math.inf  # never generated
+    logits[..., [low.PAD_ID, low.BOS_ID]] = -math.inf  # never generated
     choice = logits.argmax(-1)
     for row in range(5):  # up to and including the first <eos>, every step is the argmax
         tokens = out[row].tolist()
-        stop = tokens.index(low.EOS) + 1 if low.EOS in tokens else len(tokens)
+        stop = tokens.index(low.EOS_ID) + 1 if low.EOS_ID in tokens else len(tokens)
         assert choice[row, :stop].tolist() == tokens[:stop]
-        assert all(t == low.PAD for t in tokens[stop:])
+        assert all(t == low.PAD_ID for t in tokens[stop:])
 
 
 def test_parameter_count_and_names():
-    model = low.Transformer(20, d_model=16, num_heads=4, num_encoder_layers=2,
-                            num_decoder_layers=3, d_ff=32)
+    model = low.Transformer(20, d_model=16, n_heads=4, n_encoder_layers=2,
+                            n_decoder_layers=3, d_ff=32)
     d, f, V = 16, 32, 20
     attention = 4 * d * d + 4 * d
     ffn = d * f + f + f * d + d
@@ -608,7 +614,7 @@ def test_noam_schedule_against_equation_3():
 
 
 def test_adam_with_the_schedule_equals_torch_optim_adam(device):
-    kw = {"d_model": 8, "num_heads": 2, "num_encoder_layers": 1, "num_decoder_layers": 1,
+    kw = {"d_model": 8, "n_heads": 2, "n_encoder_layers": 1, "n_decoder_layers": 1,
           "d_ff": 8, "dropout": 0.0, "max_len": 6, "seed": 5, "dtype": torch.float64,
           "device": device}
     ours, theirs = low.Transformer(9, **kw), low.Transformer(9, **kw)
@@ -624,7 +630,8 @@ def test_adam_with_the_schedule_equals_torch_optim_adam(device):
         low.zero_grad(ours.parameters())
         tgt_in = low_train.teacher_forcing_input(tgt)
         low.label_smoothed_cross_entropy(ours(src, tgt_in), tgt).backward()
-        state = low.adam_step(ours.parameters(), low.noam_lr(step, 8, warmup), state=state)
+        state = low.adam_step(ours.parameters(), low.noam_lr(step, 8, warmup),
+                              betas=low.ADAM_BETAS, eps=low.ADAM_EPS, state=state)
         optimizer.zero_grad()
         low.label_smoothed_cross_entropy(theirs(src, low_train.teacher_forcing_input(tgt)),
                                          tgt).backward()
@@ -640,7 +647,7 @@ def test_training_reshuffles_every_epoch():
     """Each epoch visits every example once, in a new order; the orders follow the seed."""
     n, batch = 6, 3
     src = torch.arange(3, 3 + n)[:, None].repeat(1, 2)  # example i starts with token i + 3
-    tgt = torch.cat([src, torch.full((n, 1), low.EOS)], dim=1)
+    tgt = torch.cat([src, torch.full((n, 1), low.EOS_ID)], dim=1)
 
     class Recording(low.Transformer):
         def __call__(self, src, tgt_in):
@@ -648,8 +655,8 @@ def test_training_reshuffles_every_epoch():
             return super().__call__(src, tgt_in)
 
     def epochs(seed):
-        model = Recording(3 + n, d_model=8, num_heads=2, num_encoder_layers=1,
-                          num_decoder_layers=1, d_ff=8, dropout=0.0, max_len=3)
+        model = Recording(3 + n, d_model=8, n_heads=2, n_encoder_layers=1,
+                          n_decoder_layers=1, d_ff=8, dropout=0.0, max_len=3)
         model.seen = []
         low_train.train(model, src, tgt, steps=6, batch_size=batch, warmup=2, seed=seed)
         seen = model.seen
@@ -671,11 +678,11 @@ def test_sequences_and_teacher_forcing():
     src, tgt = low_train.make_sequences("reverse", 50, 2, 6, 12, seed=0)
     assert src.shape == (50, 6) and tgt.shape == (50, 7)
     for s, t in zip(src.tolist(), tgt.tolist()):
-        n = sum(1 for v in s if v != low.PAD)
+        n = sum(1 for v in s if v != low.PAD_ID)
         assert all(3 <= v < 12 for v in s[:n]) and s[n:] == [0] * (6 - n)
-        assert t[:n] == s[:n][::-1] and t[n] == low.EOS and t[n + 1:] == [0] * (6 - n)
+        assert t[:n] == s[:n][::-1] and t[n] == low.EOS_ID and t[n + 1:] == [0] * (6 - n)
     src, tgt = low_train.make_sequences("copy", 10, 4, 4, 12, seed=1)
-    assert torch.equal(tgt[:, :4], src) and (tgt[:, 4] == low.EOS).all()
+    assert torch.equal(tgt[:, :4], src) and (tgt[:, 4] == low.EOS_ID).all()
     assert low_train.teacher_forcing_input(torch.tensor([[5, 6, 2]])).tolist() == [[1, 5, 6]]
     predicted, wanted = torch.tensor([[1, 2], [3, 4]]), torch.tensor([[1, 2], [3, 5]])
     assert low_train.exact_match(predicted, wanted) == 0.5
@@ -693,7 +700,7 @@ def test_bad_inputs_give_clear_errors():
         low.scaled_dot_product_attention(q, torch.randn(2, 2, 4, 5), q)
     with pytest.raises(ValueError, match="4-D float tensor"):
         low.scaled_dot_product_attention(q[0], q, q)
-    with pytest.raises(ValueError, match="not divisible by num_heads=3"):
+    with pytest.raises(ValueError, match="not divisible by n_heads=3"):
         low.MultiHeadAttention(8, 3)
     mha = low.MultiHeadAttention(8, 2)
     x = torch.randn(2, 4, 8)
@@ -709,8 +716,8 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match=r"key \(3, 4, 8\) and value \(3, 4, 8\) must share "
                                          r"\(B, T_k\), and B with query \(2, 4, 8\)"):
         mha(x, torch.randn(3, 4, 8), torch.randn(3, 4, 8))
-    model = low.Transformer(10, d_model=8, num_heads=2, num_encoder_layers=1,
-                            num_decoder_layers=1, d_ff=8, max_len=5)
+    model = low.Transformer(10, d_model=8, n_heads=2, n_encoder_layers=1,
+                            n_decoder_layers=1, d_ff=8, max_len=5)
     with pytest.raises(ValueError, match="longer than the positional table"):
         model(torch.full((1, 6), 3), torch.full((1, 2), 3))
     with pytest.raises(ValueError, match=r"tokens must be in \[0, 10\)"):

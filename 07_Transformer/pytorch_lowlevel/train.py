@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from utils import import_lesson
 from utils.cli import (
     add_common_args,
-    non_negative_int,
     parse_args,
     positive_int,
     prepare_out_dir,
@@ -47,9 +46,10 @@ from utils.training_utils import (
 )
 
 _model = import_lesson("07_Transformer.pytorch_lowlevel.transformer_lowlevel")
-PAD, BOS, EOS, RESERVED = _model.PAD, _model.BOS, _model.EOS, _model.RESERVED
+PAD_ID, BOS_ID, EOS_ID, RESERVED = _model.PAD_ID, _model.BOS_ID, _model.EOS_ID, _model.RESERVED
 Transformer = _model.Transformer
 adam_step, label_smoothed_cross_entropy = _model.adam_step, _model.label_smoothed_cross_entropy
+ADAM_BETAS, ADAM_EPS = _model.ADAM_BETAS, _model.ADAM_EPS
 noam_lr, zero_grad = _model.noam_lr, _model.zero_grad
 
 
@@ -77,15 +77,15 @@ def make_sequences(task: str, n: int, min_len: int, max_len: int, vocab: int,
         raise ValueError(f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
     rng = np.random.default_rng(seed)
     lengths = rng.integers(min_len, max_len + 1, size=n)
-    src = np.full((n, max_len), PAD, dtype=np.int64)
-    tgt = np.full((n, max_len + 1), PAD, dtype=np.int64)
+    src = np.full((n, max_len), PAD_ID, dtype=np.int64)
+    tgt = np.full((n, max_len + 1), PAD_ID, dtype=np.int64)
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
         s, t = TASKS[task](len(rows), int(length), vocab, seed=seed * 1000 + int(length),
                            reserved=RESERVED)
         src[rows, :length] = s
         tgt[rows, :length] = t
-        tgt[rows, length] = EOS
+        tgt[rows, length] = EOS_ID
     return torch.from_numpy(src), torch.from_numpy(tgt)
 
 
@@ -94,7 +94,7 @@ def teacher_forcing_input(tgt: torch.Tensor) -> torch.Tensor:
 
     Inputs: tgt (B, T) int64; Returns (B, T) int64 - position t sees targets < t only
     """
-    bos = torch.full_like(tgt[:, :1], BOS)
+    bos = torch.full_like(tgt[:, :1], BOS_ID)
     return torch.cat([bos, tgt[:, :-1]], dim=1)  # (B, T)
 
 
@@ -109,7 +109,7 @@ def exact_match(predicted: torch.Tensor, tgt: torch.Tensor) -> float:
 
 
 def train(model: Transformer, src: torch.Tensor, tgt: torch.Tensor, *, steps: int,
-          batch_size: int, warmup: int, lr_factor: float = 1.0, smoothing: float = 0.1,
+          batch_size: int, warmup: int, lr_factor: float = 1.0, label_smoothing: float = 0.1,
           seed: int = 0, progress: bool = False) -> dict[str, list[float]]:
     """Teacher-forced training with label smoothing, the warm-up schedule and Adam.
 
@@ -131,10 +131,10 @@ def train(model: Transformer, src: torch.Tensor, tgt: torch.Tensor, *, steps: in
         cursor += batch_size
         zero_grad(params)
         logits = model(src[rows], teacher_forcing_input(tgt[rows]))  # (B, T, V)
-        loss = label_smoothed_cross_entropy(logits, tgt[rows], smoothing, model.pad_idx)
+        loss = label_smoothed_cross_entropy(logits, tgt[rows], label_smoothing, model.pad_id)
         loss.backward()
         lr = noam_lr(step, model.d_model, warmup, lr_factor)
-        state = adam_step(params, lr, state=state)
+        state = adam_step(params, lr, betas=ADAM_BETAS, eps=ADAM_EPS, state=state)  # Sec. 5.3
         history["loss"].append(float(loss.detach()))
         history["lr"].append(lr)
         if not math.isfinite(history["loss"][-1]):
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                     "schedule, hand-written Adam. Training runs for --steps optimiser steps; "
                     "--lr multiplies the schedule of Equation 3.")
     add_common_args(parser, datasets=("generated",), batch_size=64, lr=0.7,
-                    out="runs/07_Transformer/l2_transformer", counts_steps=True)
+                    out="runs/07_Transformer/l2_transformer", counts_steps=True, threads=1)
     parser.add_argument("--task", choices=sorted(TASKS), default="copy",
                         help="default: %(default)s")
     parser.add_argument("--steps", type=positive_int, default=400,
@@ -191,8 +191,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="training sequences (default: %(default)s)")
     parser.add_argument("--n-test", type=positive_int, default=500,
                         help="held-out sequences (default: %(default)s)")
-    parser.add_argument("--threads", type=non_negative_int, default=1,
-                        help="torch CPU threads, 0: torch's default (default: %(default)s)")
     args = parse_args(parser, argv)
     if args.max_len < args.min_len:
         parser.error(f"--max-len ({args.max_len}) must be >= --min-len ({args.min_len})")
@@ -225,11 +223,11 @@ def _run(args: argparse.Namespace) -> dict[str, float]:
     started = time.perf_counter()
     history = train(model, src.to(device), tgt.to(device), steps=args.steps,
                     batch_size=args.batch_size, warmup=args.warmup, lr_factor=args.lr,
-                    smoothing=args.smoothing, seed=args.seed, progress=args.progress)
+                    label_smoothing=args.smoothing, seed=args.seed, progress=args.progress)
     seconds = time.perf_counter() - started
     predicted = model.greedy_decode(src_test.to(device), tgt_test.shape[1]).cpu()
     match = exact_match(predicted, tgt_test)
-    real = tgt_test != PAD
+    real = tgt_test != PAD_ID
     token_accuracy = float((predicted == tgt_test)[real].float().mean())
     final_loss = float(np.mean(history["loss"][-20:]))
     print(f"Transformer (L2) on {args.task}: held-out exact match {match:.4f}, token accuracy "
@@ -262,8 +260,9 @@ def _plot(history, model: Transformer, src: torch.Tensor, out, task: str) -> Non
         predicted = model.greedy_decode(src, model.max_len)
         model(src, teacher_forcing_input(predicted))
     weights = model.children["decoder.0"].last_cross_attention[0]  # (h, T, S)
-    src_len = int((src[0] != PAD).sum())
-    out_len = predicted[0].tolist().index(EOS) + 1 if EOS in predicted[0].tolist() else src_len
+    src_len = int((src[0] != PAD_ID).sum())
+    row = predicted[0].tolist()
+    out_len = row.index(EOS_ID) + 1 if EOS_ID in row else src_len
     heads = weights[:, :out_len, :src_len].cpu().numpy()  # (h, output steps, source tokens)
     fig, axes = plt.subplots(1, heads.shape[0], figsize=(3 * heads.shape[0], 3))
     for i, ax in enumerate(np.atleast_1d(axes)):

@@ -13,13 +13,33 @@ there too. Training on copy / reverse: train.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-PAD, BOS, EOS = 0, 1, 2  # special tokens; data tokens start at 3 (reserved=3)
+from utils import import_lesson
+
+# Taught in lesson 02 (02_MLP/pytorch_lowlevel/mlp_lowlevel.py): inverted dropout, the Adam
+# step and zero_grad, used here as they are; the paper's Adam settings (Section 5.3) below.
+_mlp = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel")
+dropout, adam_step, zero_grad = _mlp.dropout, _mlp.adam_step, _mlp.zero_grad
+ADAM_BETAS, ADAM_EPS = (0.9, 0.98), 1e-9
+
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2  # special tokens; data tokens start at 3 (reserved=3)
 RESERVED = 3
+
+
+def _check_tokens(tokens: torch.Tensor, vocab_size: int) -> None:
+    """The entry points' check of token ids: an int tensor (B, T), T >= 1, ids in 0..V-1."""
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point() \
+            or tokens.shape[1] < 1:
+        raise ValueError("tokens: expected an int64 tensor (B, T) with T >= 1, got "
+                         f"{getattr(tokens, 'dtype', type(tokens).__name__)} "
+                         f"{tuple(getattr(tokens, 'shape', ()))}")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise ValueError(f"tokens must be in [0, {vocab_size}), got values in "
+                         f"[{int(tokens.min())}, {int(tokens.max())}]")
 
 
 # --------------------------------------------------------------------------------------
@@ -38,25 +58,6 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"causal_mask: T must be a positive int, got {T!r}")
     return torch.ones(T, T, dtype=torch.bool, device=device).triu(diagonal=1)
-
-
-def dropout(x: torch.Tensor, p: float, training: bool,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
-
-    Inputs:  x any shape; p in [0, 1]; training - False (evaluation) returns x unchanged;
-             generator - optional torch.Generator on x's device, for reproducible masks
-    Returns: x's shape and dtype. With p = 0 or training=False: x itself (deterministic).
-    The scale keeps E[output] = x, so nothing changes between training and evaluation.
-    """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p!r}")
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return torch.zeros_like(x)
-    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= p
-    return x * keep / (1.0 - p)
 
 
 def _combined_mask(attn_mask, key_padding_mask, shape, dtype, device) -> torch.Tensor | None:
@@ -146,7 +147,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (B, h, T_q, 1)
         scores = scores.masked_fill(dead, 0.0)
         weights = torch.softmax(scores, dim=-1).masked_fill(dead, 0.0)
-    weights = dropout(weights, dropout_p, training)
+    weights = dropout(weights, dropout_p, training=training)
     return weights @ v, weights  # (B, h, T_q, d_v), (B, h, T_q, T_k)
 
 
@@ -155,7 +156,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 # --------------------------------------------------------------------------------------
 
 
-class Block:
+class ParameterContainer:
     """A minimal parameter container: ``params`` (its own leaf tensors) and ``children``.
 
     Names join with dots like torch's state_dict keys ("layers.0.self_attn.in_proj_weight"),
@@ -164,7 +165,7 @@ class Block:
 
     def __init__(self):
         self.params: dict[str, torch.Tensor] = {}
-        self.children: dict[str, Block] = {}
+        self.children: dict[str, ParameterContainer] = {}
         self.training = True
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
@@ -251,7 +252,7 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     return (x - mean) / torch.sqrt(var + eps) * weight + bias
 
 
-class LayerNorm(Block):
+class LayerNorm(ParameterContainer):
     """Parameters ``weight`` (d,) = 1 and ``bias`` (d,) = 0, as nn.LayerNorm(d)."""
 
     def __init__(self, d_model: int, eps: float = 1e-5, *, dtype=torch.float32, device="cpu"):
@@ -269,40 +270,38 @@ class LayerNorm(Block):
 # --------------------------------------------------------------------------------------
 
 
-class MultiHeadAttention(Block):
+class MultiHeadAttention(ParameterContainer):
     """Multi-head attention with nn.MultiheadAttention's parameters (batch_first).
 
-    Inputs (constructor): d_model, num_heads (d_model divisible by it), dropout on the
-        attention weights, generator (initialisation), dtype, device
+    Inputs (constructor): d_model, n_heads (d_model divisible by it), attn_dropout (on the
+        attention weights), generator (initialisation), dtype, device
     Parameters: in_proj_weight (3 d, d) = [W_q; W_k; W_v] stacked, in_proj_bias (3 d,),
         out_proj.weight (d, d) = W^O, out_proj.bias (d,). Each projection: y = x W^T + b.
     The paper's per-head W_i^Q (d_model, d_k) are the column blocks of W_q^T: one (d, d)
     matmul computes all h heads' projections at once, then a reshape separates them.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, *,
+    def __init__(self, d_model: int, n_heads: int, attn_dropout: float = 0.0, *,
                  generator: torch.Generator | None = None, dtype=torch.float32, device="cpu"):
         super().__init__()
-        if not (isinstance(d_model, int) and isinstance(num_heads, int) and num_heads >= 1):
-            raise ValueError(f"d_model and num_heads must be positive ints, got {d_model!r}, "
-                             f"{num_heads!r}")
-        if d_model % num_heads != 0:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}: "
-                             "each head gets d_k = d_model / num_heads features")
-        self.d_model, self.num_heads, self.d_k = d_model, num_heads, d_model // num_heads
-        self.dropout = dropout
-        g = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.params["in_proj_weight"] = _leaf(_xavier_uniform((3 * d_model, d_model), g),
+        if n_heads < 1 or d_model < 1 or d_model % n_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}: "
+                             "each head gets d_k = d_model / n_heads features")
+        self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
+        self.attn_dropout = attn_dropout
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        self.params["in_proj_weight"] = _leaf(_xavier_uniform((3 * d_model, d_model), generator),
                                               dtype, device)
         self.params["in_proj_bias"] = _leaf(torch.zeros(3 * d_model), dtype, device)
-        self.params["out_proj.weight"] = _leaf(_xavier_uniform((d_model, d_model), g),
+        self.params["out_proj.weight"] = _leaf(_xavier_uniform((d_model, d_model), generator),
                                                dtype, device)
         self.params["out_proj.bias"] = _leaf(torch.zeros(d_model), dtype, device)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d_model) -> (B, h, T, d_k): feature block i of width d_k is head i."""
         B, T, _ = x.shape
-        return x.reshape(B, T, self.num_heads, self.d_k).transpose(1, 2)  # (B, h, T, d_k)
+        return x.reshape(B, T, self.n_heads, self.d_k).transpose(1, 2)  # (B, h, T, d_k)
 
     def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, h, T, d_k) -> (B, T, d_model): Concat(head_1, ..., head_h)."""
@@ -310,15 +309,15 @@ class MultiHeadAttention(Block):
         return x.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, h*d_k)
 
     def __call__(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                 key_padding_mask: torch.Tensor | None = None,
                  attn_mask: torch.Tensor | None = None,
+                 key_padding_mask: torch.Tensor | None = None,
                  average_attn_weights: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """MultiHead(Q, K, V) = Concat(head_1..head_h) W^O
 
         Inputs:  query (B, T_q, d), key (B, T_k, d), value (B, T_k, d);
-                 key_padding_mask (B, T_k) bool, True at padding;
                  attn_mask bool/float, (T_q, T_k), (B*h, T_q, T_k) as torch, or
-                 broadcastable to (B, h, T_q, T_k); True = masked out
+                 broadcastable to (B, h, T_q, T_k); True = masked out;
+                 key_padding_mask (B, T_k) bool, True at padding
         Returns: out (B, T_q, d); weights (B, T_q, T_k) averaged over heads, or
                  (B, h, T_q, T_k) with average_attn_weights=False
         """
@@ -329,24 +328,24 @@ class MultiHeadAttention(Block):
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(f"key {tuple(key.shape)} and value {tuple(value.shape)} must share "
                              f"(B, T_k), and B with query {tuple(query.shape)}")
-        p, d = self.params, self.d_model
-        W_q, W_k, W_v = p["in_proj_weight"].split(d)  # each (d, d)
-        b_q, b_k, b_v = p["in_proj_bias"].split(d)  # each (d,)
+        params, d = self.params, self.d_model
+        W_q, W_k, W_v = params["in_proj_weight"].split(d)  # each (d, d)
+        b_q, b_k, b_v = params["in_proj_bias"].split(d)  # each (d,)
         q = self.split_heads(linear(query, W_q, b_q))  # (B, h, T_q, d_k)
         k = self.split_heads(linear(key, W_k, b_k))  # (B, h, T_k, d_k)
         v = self.split_heads(linear(value, W_v, b_v))  # (B, h, T_k, d_k)
         B, T_q, T_k = query.shape[0], query.shape[1], key.shape[1]
         if attn_mask is not None and attn_mask.ndim == 3:
             # torch's 3-D form: one (T_q, T_k) mask per (batch, head), batch-major
-            if tuple(attn_mask.shape) != (B * self.num_heads, T_q, T_k):
+            if tuple(attn_mask.shape) != (B * self.n_heads, T_q, T_k):
                 raise ValueError(f"attn_mask: a 3-D mask must be (B*h, T_q, T_k) = "
-                                 f"({B * self.num_heads}, {T_q}, {T_k}), got "
+                                 f"({B * self.n_heads}, {T_q}, {T_k}), got "
                                  f"{tuple(attn_mask.shape)}")
-            attn_mask = attn_mask.reshape(B, self.num_heads, T_q, T_k)
+            attn_mask = attn_mask.reshape(B, self.n_heads, T_q, T_k)  # (B, h, T_q, T_k)
         heads, weights = scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-            dropout_p=self.dropout, training=self.training)  # (B, h, T_q, d_k), (B, h, T_q, T_k)
-        out = linear(self.merge_heads(heads), p["out_proj.weight"], p["out_proj.bias"])
+            dropout_p=self.attn_dropout, training=self.training)  # (B,h,T_q,d_k), (B,h,T_q,T_k)
+        out = linear(self.merge_heads(heads), params["out_proj.weight"], params["out_proj.bias"])
         if average_attn_weights:
             weights = weights.mean(dim=1)  # (B, T_q, T_k)
         return out, weights
@@ -367,7 +366,7 @@ def feed_forward(x: torch.Tensor, params: dict, dropout_p: float = 0.0,
     Returns: (B, T, d_model)
     """
     hidden = torch.relu(linear(x, params["linear1.weight"], params["linear1.bias"]))
-    hidden = dropout(hidden, dropout_p, training)  # (B, T, d_ff)
+    hidden = dropout(hidden, dropout_p, training=training)  # (B, T, d_ff)
     return linear(hidden, params["linear2.weight"], params["linear2.bias"])
 
 
@@ -382,10 +381,7 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=torch.float
     Returns: (max_len, d_model). Each pair of columns is a rotation at its own frequency,
              so PE[pos + k] is a linear function of PE[pos] (exercise 04).
     """
-    if not (isinstance(max_len, int) and max_len >= 1 and isinstance(d_model, int)
-            and d_model >= 2):
-        raise ValueError(f"positional encoding: need max_len >= 1 and d_model >= 2 ints, got "
-                         f"{max_len!r}, {d_model!r}")
+    assert max_len >= 1 and d_model >= 2, f"need max_len >= 1, d_model >= 2: {max_len}, {d_model}"
     pos = torch.arange(max_len, dtype=torch.float64)[:, None]  # (max_len, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(d/2),) = 0, 2, 4, ...
     angles = pos / 10000.0 ** (two_i / d_model)  # (max_len, ceil(d/2))
@@ -400,36 +396,41 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, dtype=torch.float
 # --------------------------------------------------------------------------------------
 
 
-class _Layer(Block):
+class _Layer(ParameterContainer):
     """Shared set-up of the encoder and decoder layers."""
 
-    def __init__(self, d_model, num_heads, d_ff, dropout, attn_dropout, ffn_dropout,
-                 norm_first, num_norms, generator, dtype, device):
+    def __init__(self, d_model, n_heads, d_ff, dropout, attn_dropout, ffn_dropout,
+                 norm_first, n_norms, generator, dtype, device):
         super().__init__()
-        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
         self.d_model, self.norm_first = d_model, norm_first
         self.dropout_p, self.ffn_dropout = dropout, ffn_dropout
-        kw = {"dtype": dtype, "device": device}
-        self._new_attention = lambda: MultiHeadAttention(d_model, num_heads, attn_dropout,
-                                                         generator=g, **kw)
+        factory = {"dtype": dtype, "device": device}
+        self._new_attention = lambda: MultiHeadAttention(d_model, n_heads, attn_dropout,
+                                                         generator=generator, **factory)
         self.children["self_attn"] = self._new_attention()
         # the FFN's parameters: weights Xavier-uniform, biases 0
-        self.params["linear1.weight"] = _leaf(_xavier_uniform((d_ff, d_model), g), **kw)
-        self.params["linear1.bias"] = _leaf(torch.zeros(d_ff), **kw)
-        self.params["linear2.weight"] = _leaf(_xavier_uniform((d_model, d_ff), g), **kw)
-        self.params["linear2.bias"] = _leaf(torch.zeros(d_model), **kw)
-        for i in range(1, num_norms + 1):
-            self.children[f"norm{i}"] = LayerNorm(d_model, **kw)
+        self.params["linear1.weight"] = _leaf(_xavier_uniform((d_ff, d_model), generator),
+                                              **factory)
+        self.params["linear1.bias"] = _leaf(torch.zeros(d_ff), **factory)
+        self.params["linear2.weight"] = _leaf(_xavier_uniform((d_model, d_ff), generator),
+                                              **factory)
+        self.params["linear2.bias"] = _leaf(torch.zeros(d_model), **factory)
+        for i in range(1, n_norms + 1):
+            self.children[f"norm{i}"] = LayerNorm(d_model, **factory)
 
-    def _sublayer(self, x: torch.Tensor, norm: str, fn) -> torch.Tensor:
-        """One residual sub-layer (Section 3.1, dropout as Section 5.4).
+    def sublayer_connection(self, x: torch.Tensor, norm: str, sublayer) -> torch.Tensor:
+        """The residual connection around every sub-layer ("Add & Norm" of Figure 1;
+        Section 3.1, dropout as Section 5.4), with the LayerNorm ``self.children[norm]``:
 
         post-LN (paper):  x = LayerNorm(x + Dropout(Sublayer(x)))
         pre-LN:           x = x + Dropout(Sublayer(LayerNorm(x)))
         """
         if self.norm_first:
-            return x + dropout(fn(self.children[norm](x)), self.dropout_p, self.training)
-        return self.children[norm](x + dropout(fn(x), self.dropout_p, self.training))
+            return x + dropout(sublayer(self.children[norm](x)), self.dropout_p,
+                               training=self.training)
+        return self.children[norm](x + dropout(sublayer(x), self.dropout_p, training=self.training))
 
     def _ffn(self, x: torch.Tensor) -> torch.Tensor:
         return feed_forward(x, self.params, self.ffn_dropout, self.training)
@@ -438,7 +439,7 @@ class _Layer(Block):
 class EncoderLayer(_Layer):
     """Self-attention, then the FFN, each a residual sub-layer (Section 3.1, Figure 1 left).
 
-    Inputs (constructor): d_model, num_heads, d_ff, dropout (residual dropout, Section 5.4),
+    Inputs (constructor): d_model, n_heads, d_ff, dropout (residual dropout, Section 5.4),
         attn_dropout (on attention weights), ffn_dropout (on the FFN's hidden ReLU), each
         0 by default except dropout; norm_first (pre-LN) False = the paper's post-LN;
         generator, dtype, device
@@ -446,19 +447,20 @@ class EncoderLayer(_Layer):
         norm2.*. nn.TransformerEncoderLayer(dropout=p) applies p at all three places.
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1, *,
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
                  attn_dropout: float = 0.0, ffn_dropout: float = 0.0, norm_first: bool = False,
                  generator: torch.Generator | None = None, dtype=torch.float32, device="cpu"):
-        super().__init__(d_model, num_heads, d_ff, dropout, attn_dropout, ffn_dropout,
+        super().__init__(d_model, n_heads, d_ff, dropout, attn_dropout, ffn_dropout,
                          norm_first, 2, generator, dtype, device)
 
-    def __call__(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
-                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Inputs: x (B, T, d_model); key_padding_mask (B, T) bool; attn_mask (T, T) bool.
+    def __call__(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs: x (B, T, d_model); attn_mask (T, T) bool; key_padding_mask (B, T) bool.
         Returns: (B, T, d_model)"""
         attn = self.children["self_attn"]
-        x = self._sublayer(x, "norm1", lambda y: attn(y, y, y, key_padding_mask, attn_mask)[0])
-        return self._sublayer(x, "norm2", self._ffn)
+        x = self.sublayer_connection(x, "norm1",
+                                     lambda h: attn(h, h, h, attn_mask, key_padding_mask)[0])
+        return self.sublayer_connection(x, "norm2", self._ffn)
 
 
 class DecoderLayer(_Layer):
@@ -471,10 +473,10 @@ class DecoderLayer(_Layer):
         linear1.*, linear2.*, norm1.*, norm2.*, norm3.*
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1, *,
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, *,
                  attn_dropout: float = 0.0, ffn_dropout: float = 0.0, norm_first: bool = False,
                  generator: torch.Generator | None = None, dtype=torch.float32, device="cpu"):
-        super().__init__(d_model, num_heads, d_ff, dropout, attn_dropout, ffn_dropout,
+        super().__init__(d_model, n_heads, d_ff, dropout, attn_dropout, ffn_dropout,
                          norm_first, 3, generator, dtype, device)
         self.children["multihead_attn"] = self._new_attention()  # encoder-decoder attention
 
@@ -486,16 +488,16 @@ class DecoderLayer(_Layer):
         tgt_mask (T, T) bool (causal_mask(T)); tgt_key_padding_mask (B, T) bool;
         memory_key_padding_mask (B, S) bool (the source padding). Returns (B, T, d)."""
         self_attn, cross_attn = self.children["self_attn"], self.children["multihead_attn"]
-        x = self._sublayer(x, "norm1", lambda y: self_attn(y, y, y, tgt_key_padding_mask,
-                                                           tgt_mask)[0])
-        x = self._sublayer(x, "norm2", lambda y: self._cross(cross_attn, y, memory,
-                                                             memory_key_padding_mask))
-        return self._sublayer(x, "norm3", self._ffn)
+        x = self.sublayer_connection(x, "norm1", lambda h: self_attn(h, h, h, tgt_mask,
+                                                                     tgt_key_padding_mask)[0])
+        x = self.sublayer_connection(x, "norm2", lambda h: self._cross(cross_attn, h, memory,
+                                                                       memory_key_padding_mask))
+        return self.sublayer_connection(x, "norm3", self._ffn)
 
-    def _cross(self, cross_attn, y, memory, memory_key_padding_mask):
+    def _cross(self, cross_attn, h, memory, memory_key_padding_mask):
         """Encoder-decoder attention; keeps its weights (B, h, T, S), detached, in
         ``last_cross_attention`` for plots (which source token each output looked at)."""
-        out, weights = cross_attn(y, memory, memory, memory_key_padding_mask,
+        out, weights = cross_attn(h, memory, memory, key_padding_mask=memory_key_padding_mask,
                                   average_attn_weights=False)
         self.last_cross_attention = weights.detach()
         return out
@@ -506,15 +508,15 @@ class DecoderLayer(_Layer):
 # --------------------------------------------------------------------------------------
 
 
-class Transformer(Block):
+class Transformer(ParameterContainer):
     """A small encoder-decoder Transformer (Figure 1) built from the layers above.
 
     Inputs (constructor):
         vocab_size  - joint source/target vocabulary (specials 0 <pad>, 1 <bos>, 2 <eos>)
-        d_model, num_heads, num_encoder_layers, num_decoder_layers, d_ff, dropout - the
+        d_model, n_heads, n_encoder_layers, n_decoder_layers, d_ff, dropout - the
                       paper's base model is 512, 8, 6, 6, 2048, 0.1 (Table 3)
         max_len     - length of the positional table (longest source or target)
-        pad_idx     - the padding token (masked as a key, ignored by the loss)
+        pad_id      - the padding token (masked as a key, ignored by the loss)
         norm_first  - False: post-LN as the paper; True: pre-LN (then a final LayerNorm
                       after each stack, named encoder_norm / decoder_norm)
         seed, dtype, device
@@ -524,69 +526,62 @@ class Transformer(Block):
     scaled embedding has unit-size entries, comparable with the positional encoding's.
     """
 
-    def __init__(self, vocab_size: int, d_model: int = 64, num_heads: int = 4,
-                 num_encoder_layers: int = 2, num_decoder_layers: int = 2, d_ff: int = 256,
-                 dropout: float = 0.1, *, max_len: int = 64, pad_idx: int = PAD,
+    def __init__(self, vocab_size: int, d_model: int = 64, n_heads: int = 4,
+                 n_encoder_layers: int = 2, n_decoder_layers: int = 2, d_ff: int = 256,
+                 dropout: float = 0.1, *, max_len: int = 64, pad_id: int = PAD_ID,
                  norm_first: bool = False, seed: int = 0, dtype=torch.float32, device="cpu"):
         super().__init__()
         if not isinstance(vocab_size, int) or vocab_size <= RESERVED:
             raise ValueError(f"vocab_size must be an int > {RESERVED} (3 special tokens + data), "
                              f"got {vocab_size!r}")
-        if d_model % num_heads != 0:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
-        g = torch.Generator().manual_seed(seed)
-        kw = {"dtype": dtype, "device": device}
-        self.vocab_size, self.d_model, self.max_len, self.pad_idx = (vocab_size, d_model,
-                                                                     max_len, pad_idx)
+        generator = torch.Generator().manual_seed(seed)
+        factory = {"dtype": dtype, "device": device}
+        self.vocab_size, self.d_model, self.max_len, self.pad_id = (vocab_size, d_model,
+                                                                    max_len, pad_id)
         self.dropout_p, self.norm_first = dropout, norm_first
-        embedding = torch.randn(vocab_size, d_model, generator=g, dtype=torch.float64)
-        self.params["embedding.weight"] = _leaf(embedding / math.sqrt(d_model), **kw)
-        layer_kw = {"dropout": dropout, "norm_first": norm_first, "generator": g, **kw}
-        for i in range(num_encoder_layers):
-            self.children[f"encoder.{i}"] = EncoderLayer(d_model, num_heads, d_ff, **layer_kw)
-        for i in range(num_decoder_layers):
-            self.children[f"decoder.{i}"] = DecoderLayer(d_model, num_heads, d_ff, **layer_kw)
+        embedding = torch.randn(vocab_size, d_model, generator=generator, dtype=torch.float64)
+        self.params["embedding.weight"] = _leaf(embedding / math.sqrt(d_model), **factory)
+        layer_options = {"dropout": dropout, "norm_first": norm_first, "generator": generator,
+                         **factory}
+        for i in range(n_encoder_layers):
+            self.children[f"encoder.{i}"] = EncoderLayer(d_model, n_heads, d_ff, **layer_options)
+        for i in range(n_decoder_layers):
+            self.children[f"decoder.{i}"] = DecoderLayer(d_model, n_heads, d_ff, **layer_options)
         if norm_first:
-            self.children["encoder_norm"] = LayerNorm(d_model, **kw)
-            self.children["decoder_norm"] = LayerNorm(d_model, **kw)
-        self.num_encoder_layers, self.num_decoder_layers = num_encoder_layers, num_decoder_layers
-        self.pe = sinusoidal_positional_encoding(max_len, d_model, **kw)  # (max_len, d), fixed
+            self.children["encoder_norm"] = LayerNorm(d_model, **factory)
+            self.children["decoder_norm"] = LayerNorm(d_model, **factory)
+        self.n_encoder_layers, self.n_decoder_layers = n_encoder_layers, n_decoder_layers
+        self.pe = sinusoidal_positional_encoding(max_len, d_model, **factory)  # (max_len, d)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token embeddings * sqrt(d_model) + positional encodings, then dropout (Section 5.4).
 
         Inputs: tokens (B, T) int64 in [0, vocab_size); Returns (B, T, d_model)
         """
-        if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point() \
-                or tokens.shape[1] < 1:
-            raise ValueError("tokens: expected an int64 tensor (B, T) with T >= 1, got "
-                             f"{getattr(tokens, 'dtype', type(tokens).__name__)} "
-                             f"{tuple(getattr(tokens, 'shape', ()))}")
+        _check_tokens(tokens, self.vocab_size)
         T = tokens.shape[1]
         if T > self.max_len:
             raise ValueError(f"a sequence of length {T} is longer than the positional table "
                              f"(max_len={self.max_len}); build the model with max_len >= {T}")
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ValueError(f"tokens must be in [0, {self.vocab_size}), got values in "
-                             f"[{int(tokens.min())}, {int(tokens.max())}]")
         x = self.params["embedding.weight"][tokens] * math.sqrt(self.d_model)  # (B, T, d)
-        return dropout(x + self.pe[:T], self.dropout_p, self.training)
+        return dropout(x + self.pe[:T], self.dropout_p, training=self.training)
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs: src (B, S) int64, padded with pad_idx.
-        Returns: memory (B, S, d_model), src_padding (B, S) bool (True at padding)."""
-        src_padding = src == self.pad_idx
+        """Inputs: src (B, S) int64, padded with pad_id.
+        Returns: memory (B, S, d_model), src_key_padding_mask (B, S) bool (True at padding)."""
+        src_key_padding_mask = src == self.pad_id
         x = self.embed(src)
-        for i in range(self.num_encoder_layers):
-            x = self.children[f"encoder.{i}"](x, key_padding_mask=src_padding)
+        for i in range(self.n_encoder_layers):
+            x = self.children[f"encoder.{i}"](x, key_padding_mask=src_key_padding_mask)
         if self.norm_first:
             x = self.children["encoder_norm"](x)
-        return x, src_padding
+        return x, src_key_padding_mask
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor,
-               src_padding: torch.Tensor) -> torch.Tensor:
+               memory_key_padding_mask: torch.Tensor) -> torch.Tensor:
         """Inputs: tgt_in (B, T) int64 (<bos> + target shifted right), memory (B, S, d),
-        src_padding (B, S) bool. Returns: logits (B, T, vocab_size).
+        memory_key_padding_mask (B, S) bool (the source padding).
+        Returns: logits (B, T, vocab_size).
 
         The output projection is the embedding matrix transposed (Section 3.4).
         """
@@ -596,10 +591,11 @@ class Transformer(Block):
                              f"batch size B: got memory {tuple(memory.shape)}, tgt_in "
                              f"{tuple(tgt_in.shape)}")
         x = self.embed(tgt_in)
-        mask = causal_mask(T, device=tgt_in.device)  # (T, T)
-        tgt_padding = tgt_in == self.pad_idx
-        for i in range(self.num_decoder_layers):
-            x = self.children[f"decoder.{i}"](x, memory, mask, tgt_padding, src_padding)
+        tgt_mask = causal_mask(T, device=tgt_in.device)  # (T, T)
+        tgt_key_padding_mask = tgt_in == self.pad_id
+        for i in range(self.n_decoder_layers):
+            x = self.children[f"decoder.{i}"](x, memory, tgt_mask, tgt_key_padding_mask,
+                                              memory_key_padding_mask)
         if self.norm_first:
             x = self.children["decoder_norm"](x)
         return x @ self.params["embedding.weight"].T  # (B, T, V)
@@ -607,13 +603,13 @@ class Transformer(Block):
     def __call__(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits. Inputs: src (B, S), tgt_in (B, T) int64.
         Returns: (B, T, vocab_size): position t predicts target token t."""
-        if not (isinstance(src, torch.Tensor) and isinstance(tgt_in, torch.Tensor)) or \
-                src.ndim != 2 or tgt_in.ndim != 2 or src.shape[0] != tgt_in.shape[0]:
-            raise ValueError("src (B, S) and tgt_in (B, T) must be 2-D with the same batch "
-                             f"size B: got src {tuple(getattr(src, 'shape', ()))}, tgt_in "
-                             f"{tuple(getattr(tgt_in, 'shape', ()))}")
-        memory, src_padding = self.encode(src)
-        return self.decode(tgt_in, memory, src_padding)
+        _check_tokens(src, self.vocab_size)
+        _check_tokens(tgt_in, self.vocab_size)
+        if src.shape[0] != tgt_in.shape[0]:
+            raise ValueError("src (B, S) and tgt_in (B, T) must have the same batch size B: "
+                             f"got src {tuple(src.shape)}, tgt_in {tuple(tgt_in.shape)}")
+        memory, src_key_padding_mask = self.encode(src)
+        return self.decode(tgt_in, memory, src_key_padding_mask)
 
     @torch.no_grad()
     def greedy_decode(self, src: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
@@ -627,34 +623,34 @@ class Transformer(Block):
         """
         was_training = self.training
         self.eval()
-        memory, src_padding = self.encode(src)
+        memory, src_key_padding_mask = self.encode(src)
         B = src.shape[0]
-        tokens = torch.full((B, 1), BOS, dtype=torch.int64, device=src.device)
+        tokens = torch.full((B, 1), BOS_ID, dtype=torch.int64, device=src.device)
         finished = torch.zeros(B, dtype=torch.bool, device=src.device)
         for _ in range(max_new_tokens):
-            logits = self.decode(tokens, memory, src_padding)[:, -1]  # (B, V): the last step
-            logits[:, [PAD, BOS]] = -math.inf  # <pad> and <bos> are never generated
-            step = logits.argmax(dim=-1).masked_fill(finished, PAD)  # (B,)
+            logits = self.decode(tokens, memory, src_key_padding_mask)[:, -1]  # (B, V): last step
+            logits[:, [PAD_ID, BOS_ID]] = -math.inf  # <pad> and <bos> are never generated
+            step = logits.argmax(dim=-1).masked_fill(finished, PAD_ID)  # (B,)
             tokens = torch.cat([tokens, step[:, None]], dim=1)
-            finished |= step == EOS
+            finished |= step == EOS_ID
             if bool(finished.all()):
                 break
         self.train(was_training)
         out = tokens[:, 1:]
         if out.shape[1] < max_new_tokens:  # all finished early: pad to a fixed width
-            pad = torch.full((B, max_new_tokens - out.shape[1]), PAD, dtype=torch.int64,
+            pad = torch.full((B, max_new_tokens - out.shape[1]), PAD_ID, dtype=torch.int64,
                              device=src.device)
             out = torch.cat([out, pad], dim=1)
         return out
 
 
 # --------------------------------------------------------------------------------------
-# 7. Label-smoothed cross-entropy, the schedule and Adam (Sections 5.3, 5.4)
+# 7. Label-smoothed cross-entropy and the schedule (Sections 5.4, 5.3); Adam is lesson 02's
 # --------------------------------------------------------------------------------------
 
 
 def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
-                                 smoothing: float = 0.1, ignore_index: int = PAD
+                                 label_smoothing: float = 0.1, ignore_index: int = PAD_ID
                                  ) -> torch.Tensor:
     """Cross-entropy against the smoothed target q = (1 - eps) onehot(y) + eps / K.
 
@@ -667,11 +663,11 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
     slightly, the idea is the same. Smoothing makes the model less sure; the paper notes it
     hurts perplexity but improves accuracy and BLEU (Section 5.4).
 
-    Inputs:  logits (..., K) float; target (...) int64 in [0, K); smoothing eps in [0, 1)
+    Inputs:  logits (..., K) float; target (...) int64 in [0, K); label_smoothing eps in [0, 1)
     Returns: scalar; NaN-free 0 if every target is ignored
     """
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     if logits.shape[:-1] != target.shape:
         raise ValueError(f"logits (..., K) and target (...) must agree: got "
                          f"{tuple(logits.shape)} and {tuple(target.shape)}")
@@ -682,7 +678,7 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
     safe = target.masked_fill(~keep, 0)  # any valid index for the ignored rows
     nll = -log_p.gather(1, safe[:, None])[:, 0]  # (N,) -log p_y
     uniform = -log_p.mean(dim=1)  # (N,) mean_k -log p_k
-    per_token = (1.0 - smoothing) * nll + smoothing * uniform
+    per_token = (1.0 - label_smoothing) * nll + label_smoothing * uniform
     count = keep.sum()
     return (per_token * keep).sum() / count.clamp(min=1)
 
@@ -698,45 +694,3 @@ def noam_lr(step: int, d_model: int, warmup: int = 4000, factor: float = 1.0) ->
     if warmup < 1 or d_model < 1:
         raise ValueError(f"noam_lr: need warmup >= 1 and d_model >= 1, got {warmup}, {d_model}")
     return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
-
-
-def adam_step(params: Sequence[torch.Tensor], lr: float, betas=(0.9, 0.98), eps: float = 1e-9,
-              state: dict | None = None) -> dict:
-    """One Adam step (Kingma & Ba 2015) in torch.optim.Adam's arrangement, in place.
-
-        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
-        p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-
-    Defaults are the paper's beta1 0.9, beta2 0.98, eps 1e-9 (Section 5.3). ``lr`` may
-    change every step (the schedule); the bias corrections use the step count t.
-
-    Inputs:  params - tensors with .grad (those without are skipped); lr > 0;
-             state - what the previous call returned, or None
-    Returns: the state for the next call ({"t": steps, i: (m, v)})
-    """
-    beta1, beta2 = betas
-    if not lr > 0:
-        raise ValueError(f"adam_step: lr must be > 0, got {lr!r}")
-    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0) or not eps > 0:
-        raise ValueError(f"adam_step: betas must be in [0, 1) and eps > 0, got {betas!r}, {eps!r}")
-    state = {"t": 0} if state is None else state
-    state["t"] += 1
-    t = state["t"]
-    with torch.no_grad():
-        for i, p in enumerate(params):
-            if p.grad is None:
-                continue
-            if i not in state:
-                state[i] = (torch.zeros_like(p), torch.zeros_like(p))
-            m, v = state[i]
-            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)  # first moment
-            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)  # second moment
-            denominator = v.sqrt() / math.sqrt(1 - beta2 ** t) + eps
-            p.sub_(lr / (1 - beta1 ** t) * m / denominator)
-    return state
-
-
-def zero_grad(params: Sequence[torch.Tensor]) -> None:
-    """Forget the gradients of the previous step (autograd adds into .grad)."""
-    for p in params:
-        p.grad = None

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _check_weights(weights: dict, num_heads: int) -> int:
-    """weights {"W_q", "W_k", "W_v", "W_o"}, each (d, d) with d divisible by num_heads;
+def _check_weights(weights: dict, n_heads: int) -> int:
+    """weights {"W_q", "W_k", "W_v", "W_o"}, each (d, d) with d divisible by n_heads;
     returns d, or raises ValueError."""
     names = ("W_q", "W_k", "W_v", "W_o")
     if not isinstance(weights, dict) or set(weights) != set(names):
@@ -32,8 +32,8 @@ def _check_weights(weights: dict, num_heads: int) -> int:
         if np.asarray(weights[name]).shape != (d, d):
             raise ValueError(f"{name} must have shape ({d}, {d}); got "
                              f"{np.asarray(weights[name]).shape}")
-    if not isinstance(num_heads, (int, np.integer)) or num_heads < 1 or d % num_heads:
-        raise ValueError(f"d_model={d} must be divisible by num_heads={num_heads!r}")
+    if not isinstance(n_heads, (int, np.integer)) or n_heads < 1 or d % n_heads:
+        raise ValueError(f"d_model={d} must be divisible by n_heads={n_heads!r}")
     return d
 
 
@@ -43,20 +43,20 @@ def _softmax(s: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
-def causal_self_attention(x, weights: dict, num_heads: int) -> np.ndarray:
+def causal_self_attention(x, weights: dict, n_heads: int) -> np.ndarray:
     """Full recomputation: multi-head causal self-attention over a whole sequence.
 
-    Inputs:  x (T, d) float; weights {"W_q", "W_k", "W_v", "W_o"} (d, d); num_heads h
+    Inputs:  x (T, d) float; weights {"W_q", "W_k", "W_v", "W_o"} (d, d); n_heads h
     Returns: y (T, d); row t depends on x[0..t] only
     """
-    d = _check_weights(weights, num_heads)
+    d = _check_weights(weights, n_heads)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != d:
         raise ValueError(f"x must have shape (T, {d}); got {x.shape}")
-    T, d_k = x.shape[0], d // num_heads
+    T, d_k = x.shape[0], d // n_heads
 
     def heads(W):  # (T, d) -> (h, T, d_k)
-        return (x @ np.asarray(W).T).reshape(T, num_heads, d_k).transpose(1, 0, 2)
+        return (x @ np.asarray(W).T).reshape(T, n_heads, d_k).transpose(1, 0, 2)
 
     q, k, v = heads(weights["W_q"]), heads(weights["W_k"]), heads(weights["W_v"])
     scores = q @ k.transpose(0, 2, 1) / np.sqrt(d_k)  # (h, T, T)
@@ -65,26 +65,26 @@ def causal_self_attention(x, weights: dict, num_heads: int) -> np.ndarray:
     return out.transpose(1, 0, 2).reshape(T, d) @ np.asarray(weights["W_o"]).T
 
 
-def empty_cache(num_heads: int, d_k: int) -> dict:
+def empty_cache(n_heads: int, d_k: int) -> dict:
     """A cache with no tokens: {"k": (h, 0, d_k), "v": (h, 0, d_k)} float64 arrays."""
-    return {"k": np.zeros((num_heads, 0, d_k)), "v": np.zeros((num_heads, 0, d_k))}
+    return {"k": np.zeros((n_heads, 0, d_k)), "v": np.zeros((n_heads, 0, d_k))}
 
 
-def attention_step(x_t, cache: dict, weights: dict, num_heads: int) -> tuple[np.ndarray, dict]:
+def attention_step(x_t, cache: dict, weights: dict, n_heads: int) -> tuple[np.ndarray, dict]:
     """One decoding step: attend from the new token to itself and every cached token.
 
     Inputs:  x_t (d,) the new token's input; cache from empty_cache or the previous step;
-             weights, num_heads as in causal_self_attention
+             weights, n_heads as in causal_self_attention
     Returns: (y_t (d,), the cache with this token's key and value appended, (h, t+1, d_k))
     """
-    d = _check_weights(weights, num_heads)
+    d = _check_weights(weights, n_heads)
     x_t = np.asarray(x_t, dtype=np.float64)
     if x_t.shape != (d,):
         raise ValueError(f"x_t must have shape ({d},); got {x_t.shape}")
-    d_k = d // num_heads
+    d_k = d // n_heads
 
     def head_rows(W):  # (d,) -> (h, 1, d_k)
-        return (np.asarray(W) @ x_t).reshape(num_heads, 1, d_k)
+        return (np.asarray(W) @ x_t).reshape(n_heads, 1, d_k)
 
     q = head_rows(weights["W_q"])
     k = np.concatenate([cache["k"], head_rows(weights["W_k"])], axis=1)  # (h, t+1, d_k)
@@ -93,13 +93,13 @@ def attention_step(x_t, cache: dict, weights: dict, num_heads: int) -> tuple[np.
     return np.asarray(weights["W_o"]) @ out.reshape(d), {"k": k, "v": v}
 
 
-def decode_incrementally(x, weights: dict, num_heads: int) -> np.ndarray:
+def decode_incrementally(x, weights: dict, n_heads: int) -> np.ndarray:
     """Run attention_step over x one row at a time; returns y (T, d), the stacked outputs."""
-    d = _check_weights(weights, num_heads)
-    cache = empty_cache(num_heads, d // num_heads)
+    d = _check_weights(weights, n_heads)
+    cache = empty_cache(n_heads, d // n_heads)
     rows = []
     for x_t in np.asarray(x, dtype=np.float64):
-        y_t, cache = attention_step(x_t, cache, weights, num_heads)
+        y_t, cache = attention_step(x_t, cache, weights, n_heads)
         rows.append(y_t)
     return np.stack(rows)
 

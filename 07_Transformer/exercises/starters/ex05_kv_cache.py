@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _check_weights(weights: dict, num_heads: int) -> int:
-    """weights {"W_q", "W_k", "W_v", "W_o"}, each (d, d) with d divisible by num_heads;
+def _check_weights(weights: dict, n_heads: int) -> int:
+    """weights {"W_q", "W_k", "W_v", "W_o"}, each (d, d) with d divisible by n_heads;
     returns d, or raises ValueError."""
     names = ("W_q", "W_k", "W_v", "W_o")
     if not isinstance(weights, dict) or set(weights) != set(names):
@@ -27,8 +27,8 @@ def _check_weights(weights: dict, num_heads: int) -> int:
         if np.asarray(weights[name]).shape != (d, d):
             raise ValueError(f"{name} must have shape ({d}, {d}); got "
                              f"{np.asarray(weights[name]).shape}")
-    if not isinstance(num_heads, (int, np.integer)) or num_heads < 1 or d % num_heads:
-        raise ValueError(f"d_model={d} must be divisible by num_heads={num_heads!r}")
+    if not isinstance(n_heads, (int, np.integer)) or n_heads < 1 or d % n_heads:
+        raise ValueError(f"d_model={d} must be divisible by n_heads={n_heads!r}")
     return d
 
 
@@ -38,33 +38,33 @@ def _softmax(s: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
-def causal_self_attention(x, weights: dict, num_heads: int) -> np.ndarray:
+def causal_self_attention(x, weights: dict, n_heads: int) -> np.ndarray:
     """Full recomputation: multi-head causal self-attention over a whole sequence.
 
-    Inputs:  x (T, d) float; weights {"W_q", "W_k", "W_v", "W_o"} (d, d); num_heads h
+    Inputs:  x (T, d) float; weights {"W_q", "W_k", "W_v", "W_o"} (d, d); n_heads h
     Returns: y (T, d); row t depends on x[0..t] only
     """
     raise NotImplementedError("causal_self_attention: project, split into (h, T, d_k), "
                               "causal scores, softmax, merge heads, W_o")
 
 
-def empty_cache(num_heads: int, d_k: int) -> dict:
+def empty_cache(n_heads: int, d_k: int) -> dict:
     """A cache with no tokens: {"k": (h, 0, d_k), "v": (h, 0, d_k)} float64 arrays."""
     raise NotImplementedError("empty_cache: two arrays with a time axis of length 0")
 
 
-def attention_step(x_t, cache: dict, weights: dict, num_heads: int) -> tuple[np.ndarray, dict]:
+def attention_step(x_t, cache: dict, weights: dict, n_heads: int) -> tuple[np.ndarray, dict]:
     """One decoding step: attend from the new token to itself and every cached token.
 
     Inputs:  x_t (d,) the new token's input; cache from empty_cache or the previous step;
-             weights, num_heads as in causal_self_attention
+             weights, n_heads as in causal_self_attention
     Returns: (y_t (d,), the cache with this token's key and value appended, (h, t+1, d_k))
     """
     raise NotImplementedError("attention_step: q, k, v of the new token, append k and v "
                               "to the cache, one query row against all cached keys")
 
 
-def decode_incrementally(x, weights: dict, num_heads: int) -> np.ndarray:
+def decode_incrementally(x, weights: dict, n_heads: int) -> np.ndarray:
     """Run attention_step over x one row at a time; returns y (T, d), the stacked outputs."""
     raise NotImplementedError("decode_incrementally: start from empty_cache, one step per row")
 
