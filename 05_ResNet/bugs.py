@@ -76,7 +76,7 @@ BUGS = [
     ),
     Bug(
         name="training loader without shuffle (L3)",
-        file="paper/resnet_paper.py",
+        file="paper/train.py",
         find="loader = make_loader(X, y, batch_size=batch_size, shuffle=True, seed=seed)",
         replace="loader = make_loader(X, y, batch_size=batch_size, shuffle=False, seed=seed)",
         caught_by=("paper/test_paper.py::test_training_shuffles_anew_every_epoch_with_the_"

@@ -15,8 +15,8 @@ LESSON = "05_ResNet"
 MAJORITY_CLASS = {"baseline": 0.10, "baseline_name": "majority class"}  # digits test split
 
 STOPS = [
-    TourStop("ResNet-8 (CIFAR form)", "L2", f"{LESSON}.pytorch_lowlevel.resnet_lowlevel",
+    TourStop("ResNet-8 (CIFAR form)", "L2", f"{LESSON}.pytorch_lowlevel.train",
              "digits", "test_accuracy", 0.90, **MAJORITY_CLASS),
-    TourStop("ResNet-20 (CIFAR form)", "L3", f"{LESSON}.paper.resnet_paper", "digits",
+    TourStop("ResNet-20 (CIFAR form)", "L3", f"{LESSON}.paper.train", "digits",
              "test_accuracy", 0.90, **MAJORITY_CLASS),
 ]

@@ -76,7 +76,7 @@ def build_pair(name: str, num_classes: int = 1000, seed: int = 0) -> tuple[nn.Mo
     torch.manual_seed(seed)
     if name == "resnet18":
         reference = torchvision.models.resnet18(num_classes=num_classes)
-        ours = import_lesson("05_ResNet.paper.resnet_paper").from_torchvision(reference)
+        ours = import_lesson("05_ResNet.paper.convert").from_torchvision(reference)
     elif name == "vgg11":
         reference = torchvision.models.vgg11(num_classes=num_classes)
         ours = import_lesson("04_VGG.paper.convert").from_torchvision(reference)

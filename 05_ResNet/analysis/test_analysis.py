@@ -63,7 +63,7 @@ def test_randomise_batchnorm_makes_a_swapped_bn_visible():
     """The check above would miss swapped BN layers with default statistics; not with these."""
     torch.manual_seed(0)
     model = tva.randomise_batchnorm(tv.resnet18(num_classes=10), seed=1).eval()
-    swapped = tva.resnet_paper.from_torchvision(model).eval()
+    swapped = tva.convert.from_torchvision(model).eval()
     with torch.no_grad():
         swapped.layer1[0].bn1.load_state_dict(model.layer1[1].bn1.state_dict())
         x = torch.randn(1, 3, 32, 32)

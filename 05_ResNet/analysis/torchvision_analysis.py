@@ -4,7 +4,7 @@ Part of lesson 05's code reading (``05_ResNet/analysis/README.md`` walks through
 ``torchvision/models/resnet.py`` line by line). This script checks what the reading
 claims, on randomly initialised models, offline:
 
-1. Porting. ``from_torchvision`` (in ``05_ResNet/paper/resnet_paper.py``) loads a
+1. Porting. ``from_torchvision`` (in ``05_ResNet/paper/convert.py``) loads a
    torchvision ResNet's ``state_dict`` into our Level 3 model, whose module names are
    the same; ``to_torchvision`` goes back. The two compute the same function, so the
    outputs agree to float rounding, in eval mode (running statistics) and in train mode
@@ -55,6 +55,7 @@ from utils.data_loaders import load_arrays
 from utils.training_utils import get_device, seed_everything
 
 resnet_paper = import_lesson("05_ResNet.paper.resnet_paper")
+convert = import_lesson("05_ResNet.paper.convert")  # from_torchvision, to_torchvision
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 STAGES = ("layer1", "layer2", "layer3", "layer4")
@@ -139,13 +140,13 @@ def port_roundtrip(arch: str = "resnet18", size: int = 64, batch: int = 2, seed:
     torch.manual_seed(seed)
     if tv_model is None:
         tv_model = randomise_batchnorm(torchvision_resnet(arch), seed)
-    ours = resnet_paper.from_torchvision(tv_model)
+    ours = convert.from_torchvision(tv_model)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
     out: dict[str, float] = {"params": float(sum(p.numel() for p in ours.parameters()))}
     with torch.no_grad():
         tv_model.eval(), ours.eval()
         out["eval_diff"] = max_abs_diff(ours(x), tv_model(x))
-        back = resnet_paper.to_torchvision(ours).eval()
+        back = convert.to_torchvision(ours).eval()
         out["back_eval_diff"] = max_abs_diff(back(x), tv_model(x))
         # train mode: BN normalises with the batch's own statistics (and updates its
         # running statistics, identically in both models)
@@ -287,7 +288,7 @@ def feature_checks(arch: str = "resnet18", size: int = 64, seed: int = 0) -> dic
     """
     torch.manual_seed(seed)
     tv_model = randomise_batchnorm(torchvision_resnet(arch), seed).eval()
-    ours = resnet_paper.from_torchvision(tv_model).eval()
+    ours = convert.from_torchvision(tv_model).eval()
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         reference = stage_outputs(ours, x)

@@ -19,6 +19,7 @@ Run: .venv/bin/python -m pytest 05_ResNet/paper -q
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from utils import import_lesson
 from utils.testing import FLOAT32, FLOAT64, assert_close, assert_level_purity
 
 paper = import_lesson("05_ResNet.paper.resnet_paper")
+convert = import_lesson("05_ResNet.paper.convert")
+script = import_lesson("05_ResNet.paper.train")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -113,11 +116,11 @@ def test_port_both_ways_same_outputs(name):
                 m.bias.uniform_(-0.1, 0.1)
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-    ours = paper.from_torchvision(tv)
+    ours = convert.from_torchvision(tv)
     assert isinstance(ours, paper.ResNet)
     if ours.block is paper.Bottleneck:
         assert ours.stride_on == "3x3"
-    back = paper.to_torchvision(ours)
+    back = convert.to_torchvision(ours)
     assert type(back) is torchvision.models.ResNet
     x = torch.randn(2, 3, 64, 64)
     tol = FLOAT32
@@ -140,7 +143,7 @@ def test_port_both_ways_same_outputs(name):
 def test_port_keeps_mode_and_dtype():
     torch.manual_seed(0)
     tv = torchvision.models.resnet18(num_classes=3).double().eval()
-    ours = paper.from_torchvision(tv)
+    ours = convert.from_torchvision(tv)
     assert not ours.training and ours.fc.weight.dtype == torch.float64
     x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
@@ -151,13 +154,13 @@ def test_to_torchvision_refuses_the_papers_bottleneck_stride():
     with torch.device("meta"):
         model = paper.resnet50(stride_on="1x1")
     with pytest.raises(ValueError, match="stride_on"):
-        paper.to_torchvision(model)
+        convert.to_torchvision(model)
 
 
 def test_basicblock_model_ports_with_either_stride_setting():
     torch.manual_seed(1)
     model = paper.resnet18(num_classes=5, stride_on="1x1").eval()  # no 1x1 stride to move
-    tv = paper.to_torchvision(model).eval()
+    tv = convert.to_torchvision(model).eval()
     x = torch.randn(2, 3, 48, 48)
     with torch.no_grad():
         assert_close(model(x), tv(x), FLOAT32)
@@ -188,18 +191,18 @@ def test_from_torchvision_refuses_what_it_cannot_reproduce(variant, message):
         if variant == "gem_pool":
             model.avgpool = nn.AdaptiveMaxPool2d(1)
     with pytest.raises(ValueError, match=message):
-        paper.from_torchvision(model)
+        convert.from_torchvision(model)
 
 
 def test_from_torchvision_rejects_other_models():
     with pytest.raises(TypeError, match="torchvision.models.ResNet"):
-        paper.from_torchvision(nn.Linear(2, 2))
+        convert.from_torchvision(nn.Linear(2, 2))
     with torch.device("meta"):
         resnext = torchvision.models.resnext50_32x4d()
     with pytest.raises(ValueError, match="ResNeXt"):
-        paper.from_torchvision(resnext)
+        convert.from_torchvision(resnext)
     with pytest.raises(TypeError):
-        paper.to_torchvision(paper.resnet20())
+        convert.to_torchvision(paper.resnet20())
 
 
 # --------------------------------------------------------------------------------------
@@ -425,8 +428,8 @@ def test_forward_features_shapes_and_consistency():
 def test_gradient_norms_at_init_plain_vs_residual():
     torch.manual_seed(0)
     x, y = torch.randn(16, 3, 16, 16), torch.arange(16) % 10
-    res = paper.gradient_norms_at_init(20, x, y, "A")
-    plain = paper.gradient_norms_at_init(20, x, y, "none")
+    res = script.gradient_norms_at_init(20, x, y, "A")
+    plain = script.gradient_norms_at_init(20, x, y, "none")
     assert len(res) == len(plain) == 19
     assert all(v > 0 for v in res + plain)
 
@@ -498,7 +501,7 @@ def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
 
     def three_epochs(seed: int) -> list[list[int]]:
         net = _RecordingNet()
-        paper.train(net, X, y, lr=1e-3, epochs=3, batch_size=6, augment=False, seed=seed)
+        script.train(net, X, y, lr=1e-3, epochs=3, batch_size=6, augment=False, seed=seed)
         return [sum(net.batches[e * 4:(e + 1) * 4], []) for e in range(3)]
 
     epochs = three_epochs(0)
@@ -513,19 +516,20 @@ def _first_images(module, n_train: int, n_test: int):
     real = module.load_images
 
     def load(*args, **kwargs):
-        X_train, y_train, X_test, y_test, classes, note = real(*args, **kwargs)
-        return X_train[:n_train], y_train[:n_train], X_test[:n_test], y_test[:n_test], \
-            classes, note
+        split = real(*args, **kwargs)
+        return dataclasses.replace(split, X_train=split.X_train[:n_train],
+                                   y_train=split.y_train[:n_train],
+                                   X_test=split.X_test[:n_test], y_test=split.y_test[:n_test])
 
     return load
 
 
 def test_script_on_digits(tmp_path, monkeypatch):
     """main() on 400 digits, 3 epochs of ResNet-8: the loss falls, accuracy beats chance."""
-    monkeypatch.setattr(paper, "load_images", _first_images(paper, 400, 200))
+    monkeypatch.setattr(script, "load_images", _first_images(script, 400, 200))
     curves = {}
-    monkeypatch.setattr(paper, "plot_curves", lambda c, path, **kw: curves.update(c))
-    metrics = paper.main(["--arch", "resnet8", "--epochs", "3", "--batch-size", "32",
+    monkeypatch.setattr(script, "plot_curves", lambda c, path, **kw: curves.update(c))
+    metrics = script.main(["--arch", "resnet8", "--epochs", "3", "--batch-size", "32",
                           "--out", str(tmp_path), "--no-progress", "--device", "cpu"])
     train_loss = curves["train loss (mean over each epoch)"]
     assert len(train_loss) == 3 and train_loss[-1] < train_loss[0]
@@ -541,14 +545,14 @@ def test_script_on_digits(tmp_path, monkeypatch):
     ("--threads", "-1")])
 def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        paper.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        script.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        paper.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "default: None" not in text
@@ -557,7 +561,7 @@ def test_help_shows_every_default(capsys):
 
 @pytest.mark.slow
 def test_resnet20_learns_the_cifar10_subset(shared_data, tmp_path, capsys):
-    metrics = paper.main(["--dataset", "cifar10", "--data-root", str(shared_data),
+    metrics = script.main(["--dataset", "cifar10", "--data-root", str(shared_data),
                           "--epochs", "4", "--no-progress", "--out", str(tmp_path)])
     assert metrics["test_accuracy"] > 0.3  # 10 classes: chance is 0.1; measured 0.381
     full = [shared_data / "cifar-10-python.tar.gz", shared_data / "cifar-10-batches-py"]
@@ -575,7 +579,7 @@ def test_script_trains_under_torchrun_with_two_processes(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --batch-size is per process: 2 x 32 keeps the number of steps near the default's
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", str(Path(paper.__file__)), "--no-progress", "--device", "cpu",
+           "--standalone", str(Path(script.__file__)), "--no-progress", "--device", "cpu",
            "--batch-size", "32", "--out", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

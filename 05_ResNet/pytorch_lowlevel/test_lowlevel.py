@@ -17,6 +17,7 @@ Run: .venv/bin/python -m pytest 05_ResNet/pytorch_lowlevel -q
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from torchvision.models.resnet import BasicBlock as TvBasicBlock
 from torchvision.models.resnet import Bottleneck as TvBottleneck
 
 from utils import import_lesson
+from utils.data_loaders import random_crop_flip
 from utils.testing import (
     FLOAT64,
     OPTIMIZER_TRAJECTORY,
@@ -39,6 +41,7 @@ from utils.testing import (
 )
 
 low = import_lesson("05_ResNet.pytorch_lowlevel.resnet_lowlevel")
+script = import_lesson("05_ResNet.pytorch_lowlevel.train")
 paper = import_lesson("05_ResNet.paper.resnet_paper")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,7 +63,7 @@ def test_conv2d_equals_F_conv2d(k, stride, padding, dtype, device):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 9, 8, dtype=dtype, device=device, requires_grad=True)
     w = torch.randn(4, 3, k, k, dtype=dtype, device=device, requires_grad=True)
-    ours = low.conv2d(x, w, stride, padding)
+    ours = low.conv2d(x, w, stride=stride, padding=padding)
     theirs = F.conv2d(x, w, stride=stride, padding=padding)
     tol = tolerance(dtype, device)
     assert_close(ours, theirs, tol, name="conv2d output")
@@ -78,7 +81,7 @@ def test_conv2d_equals_F_conv2d(k, stride, padding, dtype, device):
 def test_conv2d_shapes_and_values_property(n, c, c_out, h, w, k, stride, padding):
     x = torch.randn(n, c, h, w, dtype=torch.float64)
     weight = torch.randn(c_out, c, k, k, dtype=torch.float64)
-    ours = low.conv2d(x, weight, stride, padding)
+    ours = low.conv2d(x, weight, stride=stride, padding=padding)
     assert ours.shape == (n, c_out, (h + 2 * padding - k) // stride + 1,
                           (w + 2 * padding - k) // stride + 1)
     assert_close(ours, F.conv2d(x, weight, stride=stride, padding=padding), FLOAT64)
@@ -257,13 +260,13 @@ def test_sgd_step_equals_torch_optim_sgd():
 
 
 def test_step_lr_divides_by_ten_at_half_and_three_quarters():
-    lrs = [low.step_lr(0.1, e, 8) for e in range(8)]
+    lrs = [script.step_lr(0.1, e, 8) for e in range(8)]
     np.testing.assert_allclose(lrs, [0.1] * 4 + [0.01] * 2 + [0.001] * 2, rtol=1e-12)
-    assert low.lr_milestones(182) == [91, 136]
-    assert low.lr_milestones(1) == [] and low.step_lr(0.1, 0, 1) == 0.1  # no drop at epoch 0
+    assert script.lr_milestones(182) == [91, 136]
+    assert script.lr_milestones(1) == [] and script.step_lr(0.1, 0, 1) == 0.1  # no drop at epoch 0
     # torch's MultiStepLR with the same milestones gives the same rates
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, low.lr_milestones(8), gamma=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, script.lr_milestones(8), gamma=0.1)
     torch_lrs = []
     for _ in range(8):
         torch_lrs.append(opt.param_groups[0]["lr"])
@@ -276,7 +279,7 @@ def test_training_overfits_one_small_batch():
     torch.manual_seed(0)
     model = low.CifarResNet(8, num_classes=4, seed=0)
     x, y = torch.randn(8, 3, 8, 8), torch.arange(8) % 4
-    history = low.train(model, x, y, epochs=30, batch_size=8, lr=0.05, weight_decay=0.0)
+    history = script.train(model, x, y, epochs=30, batch_size=8, lr=0.05, weight_decay=0.0)
     assert history["train_loss"][-1] < 0.1 * history["train_loss"][0]
     assert torch.equal(model.predict(x), y)
 
@@ -294,7 +297,7 @@ def test_training_shuffles_anew_every_epoch_with_the_seeded_generator():
             return (model.params["fc.bias"] * 0).sum()
 
         model.loss = recording_loss
-        low.train(model, x, y, epochs=3, batch_size=6, lr=0.1, seed=seed)
+        script.train(model, x, y, epochs=3, batch_size=6, lr=0.1, seed=seed)
         return [sum(seen[e * 4:(e + 1) * 4], []) for e in range(3)]
 
     epochs = three_epochs(0)
@@ -329,30 +332,18 @@ def test_predict_uses_the_running_statistics_and_leaves_them_alone():
 
 def test_random_crop_flip_returns_crops_of_the_padded_image():
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6) + 1
-    out = low.random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
+    out = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
     padded = torch.zeros(2, 3, 10, 10)
     padded[:, :, 2:8, 2:8] = x
     for n in range(2):
         candidates = [padded[n, :, i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
         candidates += [c.flip(-1) for c in candidates]
         assert any(torch.equal(out[n], c) for c in candidates)
-    same = low.random_crop_flip(x, padding=0, flip=False)
+    same = random_crop_flip(x, padding=0, flip=False)
     assert torch.equal(same, x)
-    flips = torch.stack([low.random_crop_flip(x, padding=0)[0] for _ in range(40)])
+    flips = torch.stack([random_crop_flip(x, padding=0)[0] for _ in range(40)])
     n_flipped = sum(torch.equal(f, x[0].flip(-1)) for f in flips)
     assert 5 < n_flipped < 35  # about half of the draws mirror the image
-
-
-def test_digits_enlarged_like_lesson_03():
-    X = np.zeros((1, 64))
-    X[0, 0] = 16.0  # top-left pixel full ink
-    big = low.digits_to_rgb(X, 32)
-    assert big.shape == (1, 3, 32, 32)
-    assert np.all(big[0, :, 4:7, 4:7] == 1.0) and big.sum() == 3 * 9  # one 3x3 block
-    small = low.digits_to_rgb(X, 16)
-    assert small.shape == (1, 3, 16, 16) and small[0, 0, 4, 4] == 1.0 and small.sum() == 3
-    with pytest.raises(ValueError, match="multiple of 8"):
-        low.digits_to_rgb(X, 20)
 
 
 # --------------------------------------------------------------------------------------
@@ -362,16 +353,17 @@ def test_digits_enlarged_like_lesson_03():
 
 def test_script_on_digits(tmp_path, monkeypatch):
     """main() on 400 digits, 3 epochs of ResNet-8: the loss falls, accuracy beats chance."""
-    real = low.load_images
+    real = script.load_images
 
     def first_images(*args, **kwargs):  # a quick run: the first 400 / 200 images
-        X_train, y_train, X_test, y_test, classes, note = real(*args, **kwargs)
-        return X_train[:400], y_train[:400], X_test[:200], y_test[:200], classes, note
+        split = real(*args, **kwargs)
+        return dataclasses.replace(split, X_train=split.X_train[:400], y_train=split.y_train[:400],
+                                   X_test=split.X_test[:200], y_test=split.y_test[:200])
 
-    monkeypatch.setattr(low, "load_images", first_images)
+    monkeypatch.setattr(script, "load_images", first_images)
     curves = {}
-    monkeypatch.setattr(low, "plot_curves", lambda c, path, **kw: curves.update(c))
-    metrics = low.main(["--epochs", "3", "--batch-size", "32", "--out", str(tmp_path),
+    monkeypatch.setattr(script, "plot_curves", lambda c, path, **kw: curves.update(c))
+    metrics = script.main(["--epochs", "3", "--batch-size", "32", "--out", str(tmp_path),
                         "--no-progress", "--device", "cpu"])
     assert len(curves["train loss"]) == 3 and curves["train loss"][-1] < curves["train loss"][0]
     assert metrics["test_accuracy"] >= 0.3  # measured 0.69; chance is 0.1
@@ -385,14 +377,14 @@ def test_script_on_digits(tmp_path, monkeypatch):
     ("--threads", "-3")])
 def test_bad_options_are_usage_errors_naming_the_option(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main([option, value, "--out", str(tmp_path), "--no-progress"])
+        script.main([option, value, "--out", str(tmp_path), "--no-progress"])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        low.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "default: None" not in text
@@ -409,7 +401,7 @@ def test_bad_input_is_a_clear_error():
         low.conv2d(torch.randn(1, 3, 5, 5), torch.randn(2, 4, 3, 3))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         low.conv2d(torch.randn(3, 5, 5), torch.randn(2, 3, 3, 3))
-    with pytest.raises(TypeError, match="floating"):
+    with pytest.raises(ValueError, match="float tensor"):
         low.conv2d(torch.zeros(1, 3, 5, 5, dtype=torch.int64), torch.randn(2, 3, 3, 3))
     with pytest.raises(ValueError, match="6n"):
         low.CifarResNet(21)
