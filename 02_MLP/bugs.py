@@ -82,7 +82,7 @@ BUGS = [
     ),
     Bug(
         name="mini-batches in the same order every epoch (no shuffle)",
-        file="numpy/mlp_numpy.py",
+        file="numpy/train.py",
         find="    order = rng.permutation(n)",
         replace="    order = np.arange(n)",
         caught_by=("numpy/test_numpy.py::"

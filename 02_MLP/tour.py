@@ -8,9 +8,10 @@ two-moons test accuracy 0.958 (L1, its own 500/500 split), 0.975 (L2, L3).
 
 from utils.tour import TourStop
 
-L1 = "02_MLP.numpy.mlp_numpy"
-L2 = "02_MLP.pytorch_lowlevel.mlp_lowlevel"
-L3 = "02_MLP.paper.mlp_paper"
+# the script of each level (train.py beside the model file)
+L1 = "02_MLP.numpy.train"
+L2 = "02_MLP.pytorch_lowlevel.train"
+L3 = "02_MLP.paper.train"
 
 # (dataset, target test accuracy) of each level's default run
 DEMOS = [("digits", 0.93), ("moons", 0.92)]

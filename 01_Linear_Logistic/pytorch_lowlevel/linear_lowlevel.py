@@ -428,7 +428,8 @@ def check_features(X, *, dtype: torch.dtype | None = None, device="cpu") -> torc
     """
     t = to_float_tensor(X, name="X", dtype=dtype)
     if t.ndim != 2 or t.shape[0] == 0:
-        hint = " (one feature? use X.reshape(-1, 1))" if t.ndim == 1 else ""
+        hint = {1: " (one feature? use X.reshape(-1, 1))", 2: ""}.get(
+            t.ndim, " (flatten images first: X.reshape(len(X), -1))")
         raise ValueError(f"X: expected a 2-D array of shape (N, D), one row per example, "
                          f"N >= 1, got shape {tuple(t.shape)}{hint}")
     if not torch.isfinite(t).all():

@@ -2,8 +2,8 @@
 
 Files: ``mlp_numpy.py`` (the layers Linear, ReLU, Sigmoid, Tanh, GELU, Dropout,
 BatchNorm1d, the Sequential container, the softmax cross-entropy loss, Xavier and
-He initialisation, the optimisers SGD with momentum and Adam, and the training
-script), ``test_numpy.py``.
+He initialisation, the optimisers SGD with momentum and Adam), ``train.py`` (the script
+that trains it: options, data, the training loop, plots), ``test_numpy.py``.
 
 Why this file checks its own name: this folder is called ``numpy``. If Python is
 started inside ``02_MLP/``, that folder is first on ``sys.path`` and
@@ -20,7 +20,7 @@ if __name__ == "numpy":
         "NumPy, because Python was started inside 02_MLP/ (that folder is on "
         "sys.path, so its `numpy/` subfolder shadows the NumPy package).\n"
         "Run from the repository root instead, for example:\n"
-        "    python 02_MLP/numpy/mlp_numpy.py\n"
-        "    python -m 02_MLP.numpy.mlp_numpy\n"
+        "    python 02_MLP/numpy/train.py\n"
+        "    python -m 02_MLP.numpy.train\n"
         "    pytest 02_MLP"
     )

@@ -1,94 +1,23 @@
-"""The multilayer perceptron from scratch in NumPy: layers, backpropagation, optimisers.
+"""The multilayer perceptron in NumPy (L1 of lesson 02): layers, backpropagation, optimisers.
 
-What this file teaches
-----------------------
-A multilayer perceptron (MLP) stacks affine maps with non-linearities between them::
-
-    h_1 = f(x W_1 + b_1),   h_2 = f(h_1 W_2 + b_2),   ...,   logits = h_{L-1} W_L + b_L
-
-Without the f's the stack collapses into one affine map (a product of matrices is a
-matrix), so it could do no more than lesson 01's softmax regression; with them, one
-hidden layer wide enough approximates any continuous function on a compact set
-(Cybenko 1989; Hornik, Stinchcombe & White 1989).
-
-Training needs dLoss/dparameter for every parameter. Backpropagation (Rumelhart,
-Hinton & Williams 1986) is the chain rule applied layer by layer, from the loss back
-to the input: each layer receives dL/dy for its output y and returns dL/dx for its
-input x, filling dL/dparam for its own parameters on the way. So every layer here
-follows one small protocol (the L1 layer protocol of this curriculum)::
-
-    y  = layer.forward(x)        # computes y and caches what backward needs
-    dx = layer.backward(dy)      # dy = dL/dy; returns dL/dx; fills layer.grads
-    layer.params : {name: ndarray}    layer.grads : {name: ndarray}, same keys and shapes
-
-and a network is a list of layers, run forwards then backwards (``Sequential``).
-
-The layers and their gradients (N = batch size; "*" is elementwise)::
-
-    Linear       y = x W + b            dx = dy W^T,  dW = x^T dy,  db = sum_n dy_n
-    ReLU         y = max(x, 0)          dx = dy * [x > 0]
-    Sigmoid      y = 1 / (1 + e^-x)     dx = dy * y (1 - y)
-    Tanh         y = tanh(x)            dx = dy * (1 - y^2)
-    GELU         y = x Phi(x)           dx = dy * (Phi(x) + x phi(x))      (Hendrycks & Gimpel 2016)
-    Dropout      y = x * m / (1 - p)    dx = dy * m / (1 - p)              (Srivastava et al. 2014)
-    BatchNorm1d  y = gamma x_hat + beta, x_hat = (x - mean) / sqrt(var + eps)
-                 dx = (gamma / sqrt(var + eps)) (dy - mean(dy) - x_hat mean(dy x_hat))
-                                                                             (Ioffe & Szegedy 2015)
-    loss         L = mean_n [logsumexp(z_n) - z_n[y_n]]    dL/dz = (softmax(z) - onehot(y)) / N
-
-Initialisation decides whether a deep network trains at all: the variance of the
-activations (forward) and of the gradients (backward) should neither shrink nor grow
-from layer to layer. Xavier/Glorot (Glorot & Bengio 2010) keeps Var(W) = 2 / (fan_in +
-fan_out), right for tanh; He/Kaiming (He et al. 2015) uses Var(W) = 2 / fan_in, because
-ReLU zeroes half of its inputs. ``gradient_flow_demo`` shows what goes wrong without
-that care: in a 10-layer sigmoid net the gradient reaching the first layer is orders of
-magnitude smaller than at the last (sigmoid' <= 1/4), the "vanishing gradient".
-
-The optimisers follow ``torch.optim``'s update rules exactly, so the tests can check
-20 steps against PyTorch's: SGD with momentum (Polyak 1964; Sutskever et al. 2013) and
-Adam (Kingma & Ba 2015).
-
-The reference result: Simard, Steinkraus & Platt (2003, ICDAR, table 1) report 1.6 %
-test error on MNIST for a 784-800-10 MLP trained with cross-entropy and no distortions.
-
-Reading order: the initialisers, the layers (``Layer``, ``Linear``, the activations,
-``Dropout``, ``BatchNorm1d``), ``Sequential``, the loss, the optimisers, ``build_mlp``,
-the training loop, ``gradient_flow_demo``, then ``main``. Run from the repository root::
-
-    python 02_MLP/numpy/mlp_numpy.py                       # digits, offline, seconds
-    python 02_MLP/numpy/mlp_numpy.py --dataset moons       # 2-D, with a decision boundary
-    python 02_MLP/numpy/mlp_numpy.py --dataset mnist --data-root DIR          # 784-800-10
-    python 02_MLP/numpy/mlp_numpy.py --activation sigmoid --hidden 256,256 --optimizer adam
+Rumelhart, Hinton & Williams (1986): h_l = f(h_{l-1} W_l + b_l), logits = h_{L-1} W_L + b_L,
+trained by the chain rule applied layer by layer. Every layer follows the L1 layer protocol
+(``forward`` caches, ``backward(dy) -> dx`` fills ``grads``); with Xavier (Glorot & Bengio
+2010) and He (He et al. 2015) initialisation, GELU (Hendrycks & Gimpel 2016), dropout
+(Srivastava et al. 2014), batch norm (Ioffe & Szegedy 2015, alg. 1), and SGD / Adam with
+torch.optim's update rules. Every gradient is derived in ``../theory.md`` (sections 1-8; the
+notes that used to open this file are in its appendix). ``train.py`` beside this file trains
+it on digits, two-moons or MNIST (Simard et al. 2003: 784-800-10, 1.6 % test error).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 from collections.abc import Mapping
 
 import numpy as np
-from tqdm import tqdm
 
 from utils import import_lesson
-from utils.cli import (
-    add_common_args,
-    data_errors,
-    non_negative_float,
-    non_negative_int,
-    parse_args,
-    prepare_out_dir,
-    probability,
-    seed_everything,
-)
-from utils.data_loaders import load_arrays, make_moons
-from utils.visualization import (
-    plot_confusion_matrix,
-    plot_curves,
-    plot_decision_boundary,
-    plot_gradient_flow,
-)
 
 # Lesson 01 taught the numerically stable sigmoid and softmax cross-entropy; the MLP
 # reuses them rather than writing them again (same functions, same tests behind them).
@@ -98,67 +27,6 @@ softmax = _logistic.softmax
 softmax_cross_entropy = _logistic.softmax_cross_entropy
 
 FLOAT_DTYPES = (np.float32, np.float64)
-
-
-# ---------------------------------------------------------------------------
-# Small input checks (clear errors instead of a deep traceback)
-# ---------------------------------------------------------------------------
-
-
-def _as_rng(rng) -> np.random.Generator:
-    """A NumPy Generator from a Generator, an int seed, or None.
-
-    None draws a seed from NumPy's global generator, so ``np.random.seed(s)`` (which
-    ``utils.cli.seed_everything`` calls) makes even unseeded layers reproducible.
-    """
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng(np.random.randint(0, 2**31 - 1))
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise ValueError(f"rng must be a numpy Generator, an int seed or None; got {type(rng)}")
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_float_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def _as_float_array(x, where: str) -> np.ndarray:
-    """x as a float32/float64 ndarray (integers and booleans become float64)."""
-    x = np.asarray(x)
-    if x.dtype.kind in "biu":
-        return x.astype(np.float64)
-    if x.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{where} expects real numbers (float32 or float64); got dtype {x.dtype}")
-    return x
-
-
-def _as_batch(x, where: str, features: int) -> np.ndarray:
-    """x as a float (N, features) matrix, or a ValueError saying which shape was expected."""
-    x = _as_float_array(x, where)
-    if x.ndim != 2 or x.shape[1] != features:
-        hint = " (flatten images first: x.reshape(len(x), -1))" if x.ndim > 2 else ""
-        raise ValueError(f"{where} expects input of shape (N, {features}), one row per "
-                         f"example; got shape {x.shape}{hint}")
-    return x
-
-
-def _check_dy(dy, expected_shape: tuple, where: str) -> np.ndarray:
-    dy = _as_float_array(dy, f"{where}.backward")
-    if dy.shape != tuple(expected_shape):
-        raise ValueError(f"{where}.backward expects dy with the shape of the last forward "
-                         f"output, {tuple(expected_shape)}; got {dy.shape}")
-    return dy
 
 
 # ---------------------------------------------------------------------------
@@ -559,10 +427,9 @@ class BatchNorm1d(Layer):
                  dtype=np.float64):
         super().__init__()
         self.num_features = _check_positive_int(num_features, "num_features")
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps!r}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+        if not (eps > 0 and 0.0 <= momentum <= 1.0):
+            raise ValueError(f"BatchNorm1d needs eps > 0 and momentum in [0, 1]; got "
+                             f"eps={eps!r}, momentum={momentum!r}")
         self.eps, self.momentum = float(eps), float(momentum)
         dtype = _check_float_dtype(dtype)
         self.params = {"gamma": np.ones(num_features, dtype=dtype),
@@ -756,9 +623,6 @@ class Optimizer:
         """Yield (name, parameter, gradient) for every parameter of the model."""
         params, grads = self.model.params, self.model.grads
         for name, p in params.items():
-            if name not in grads or grads[name].shape != p.shape:
-                raise ValueError(f"model.grads has no gradient of shape {p.shape} for "
-                                 f"parameter {name!r}: did backward run?")
             yield name, p, grads[name]
 
     def zero_grad(self) -> None:
@@ -789,10 +653,9 @@ class SGD(Optimizer):
 
     def __init__(self, model, lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(model, lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if not (0.0 <= momentum < 1.0 and weight_decay >= 0.0):
+            raise ValueError(f"SGD needs momentum in [0, 1) and weight_decay >= 0; got "
+                             f"momentum={momentum!r}, weight_decay={weight_decay!r}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
 
     def step(self) -> None:
@@ -831,12 +694,9 @@ class Adam(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(model, lr)
         beta1, beta2 = betas
-        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-            raise ValueError(f"betas must both be in [0, 1), got {betas!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0, got {eps!r}")
-        if not weight_decay >= 0.0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0 and eps > 0 and weight_decay >= 0.0):
+            raise ValueError(f"Adam needs betas in [0, 1), eps > 0 and weight_decay >= 0; got "
+                             f"betas={betas!r}, eps={eps!r}, weight_decay={weight_decay!r}")
         self.betas = (float(beta1), float(beta2))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
         self.t = 0  # number of steps taken
@@ -920,38 +780,6 @@ def build_mlp(sizes=(784, 800, 10), *, activation: str = "relu", dropout: float 
     return Sequential(*layers)
 
 
-# ---------------------------------------------------------------------------
-# Training and evaluation
-# ---------------------------------------------------------------------------
-
-
-def minibatch_indices(n: int, batch_size: int, rng: np.random.Generator):
-    """Yield index arrays of a random partition of range(n) into batches of batch_size
-    (the last one may be smaller): one epoch of shuffled mini-batches."""
-    order = rng.permutation(n)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
-
-
-def train_one_epoch(model, loss_fn: SoftmaxCrossEntropy, optimizer: Optimizer, X: np.ndarray,
-                    y: np.ndarray, *, batch_size: int, rng: np.random.Generator) -> float:
-    """One pass over (X, y) in shuffled mini-batches: forward, loss, backward, step.
-
-    Inputs:  model (Sequential, in training mode); loss_fn; optimizer; X (N, D);
-             y (N,) int labels; batch_size; rng for the shuffle.
-    Returns: the mean training loss over the epoch (weighted by batch size).
-    """
-    total, count = 0.0, 0
-    for idx in minibatch_indices(len(X), batch_size, rng):
-        logits = model.forward(X[idx])  # (B, K)
-        loss = loss_fn.forward(logits, y[idx])
-        model.backward(loss_fn.backward())  # fills every grad (overwriting the last ones)
-        optimizer.step()
-        total += loss * len(idx)
-        count += len(idx)
-    return total / count
-
-
 def predict_logits(model, X: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
     """Logits of the model in evaluation mode, computed in chunks (bounded memory).
 
@@ -968,211 +796,63 @@ def predict_logits(model, X: np.ndarray, *, batch_size: int = 1000) -> np.ndarra
         model.train(was_training)
 
 
-def evaluate(model, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of the model (evaluation mode) on (X, y)."""
-    logits = predict_logits(model, X)
-    loss, _ = softmax_cross_entropy(logits, y)
-    return loss, float(np.mean(logits.argmax(axis=1) == y))
-
-
-def gradient_flow_demo(X: np.ndarray, y: np.ndarray, *, depth: int = 10, width: int = 64,
-                       batch_size: int = 128, rng=0) -> dict[str, dict[str, np.ndarray]]:
-    """One batch through a deep sigmoid net and a deep ReLU net: the gradient per layer.
-
-    Both nets have ``depth`` Linear layers (depth - 1 hidden layers of ``width`` units),
-    each with its matching initialisation (sigmoid: Xavier, ReLU: He), and nothing is
-    trained: this is the state at initialisation. Backpropagating the cross-entropy,
-    every sigmoid multiplies the signal by sigmoid' <= 1/4, so the first layer's
-    gradient is orders of magnitude smaller than the last one's (vanishing gradient);
-    with ReLU and He init the gradient keeps its size through the depth.
-
-    Inputs:  X (N, D), y (N,) labels 0..K-1; depth >= 2; width; batch_size; rng.
-    Returns: {"sigmoid": {"layer 1": dL/dW_1, ..., "layer <depth>": ...}, "relu": {...}},
-             the gradients of the weights, input side first.
-    """
-    depth = _check_positive_int(depth, "depth")
-    if depth < 2:
-        raise ValueError(f"depth must be >= 2 Linear layers, got {depth}")
-    rng = _as_rng(rng)
-    idx = rng.choice(len(X), size=min(batch_size, len(X)), replace=False)
-    xb, yb = np.asarray(X)[idx], np.asarray(y)[idx]
-    sizes = [xb.shape[1]] + [width] * (depth - 1) + [int(np.max(y)) + 1]
-    result = {}
-    for activation in ("sigmoid", "relu"):
-        net = build_mlp(sizes, activation=activation, rng=rng, dtype=xb.dtype)
-        loss_fn = SoftmaxCrossEntropy()
-        loss_fn.forward(net.forward(xb), yb)
-        net.backward(loss_fn.backward())
-        linears = [layer for layer in net if isinstance(layer, Linear)]
-        result[activation] = {f"layer {i + 1}": layer.grads["W"].copy()
-                              for i, layer in enumerate(linears)}
-    return result
-
-
 # ---------------------------------------------------------------------------
-# The script
+# Small input checks, one helper each (clear errors instead of a deep traceback);
+# the layers call them at their doors: forward's input, backward's dy, the constructors
 # ---------------------------------------------------------------------------
 
-# Per-dataset defaults (command-line values win). lr is per optimiser. decay_epochs:
-# how many of the epochs run at lr / 10 at the end (step decay, see main).
-DEFAULTS = {
-    "digits": {"hidden": "128", "epochs": 30, "batch_size": 32, "optimizer": "sgd",
-               "lr": {"sgd": 0.05, "adam": 1e-3}, "momentum": 0.9, "weight_decay": 1e-4,
-               "decay_epochs": 5},
-    "moons": {"hidden": "32,32", "epochs": 100, "batch_size": 32, "optimizer": "sgd",
-              "lr": {"sgd": 0.05, "adam": 3e-3}, "momentum": 0.9, "weight_decay": 0.0,
-              "decay_epochs": 10},
-    "mnist": {"hidden": "800", "epochs": 12, "batch_size": 100, "optimizer": "sgd",
-              "lr": {"sgd": 0.05, "adam": 1e-3}, "momentum": 0.9, "weight_decay": 0.0,
-              "decay_epochs": 3},
-}
-MOONS_TRAIN, MOONS_TEST, MOONS_NOISE = 500, 500, 0.2
 
+def _as_rng(rng) -> np.random.Generator:
+    """A NumPy Generator from a Generator, an int seed, or None.
 
-def parse_hidden(text: str) -> list[int]:
-    """"800" -> [800]; "256,256" -> [256, 256]; "" or "none" -> [] (softmax regression)."""
-    text = text.strip().lower()
-    if text in ("", "none"):
-        return []
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"expected comma-separated layer widths such as 800 or 256,256; "
-                         f"got {text!r}") from None
-    if any(s < 1 for s in sizes):
-        raise ValueError(f"every layer width must be an integer >= 1, got {text!r}")
-    return sizes
-
-
-def hidden_widths(text: str) -> str:
-    """argparse type for --hidden: checks the text with ``parse_hidden``, keeps it as is."""
-    try:
-        parse_hidden(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-def load_data(name: str, data_root, seed: int):
-    """(X_train, y_train, X_test, y_test, class names) for digits, moons or mnist.
-
-    digits: scikit-learn's 8x8 digits, standardised (float64, 64 features);
-    moons: two-moons with noise 0.2, 500 train / 500 test points (float64);
-    mnist: 28x28 images flattened to 784 pixels in [0, 1] (float32).
+    None draws a seed from NumPy's global generator, so ``np.random.seed(s)`` (which
+    ``utils.cli.seed_everything`` calls) makes even unseeded layers reproducible.
     """
-    if name == "moons":
-        X_train, y_train = make_moons(MOONS_TRAIN, noise=MOONS_NOISE, seed=seed)
-        X_test, y_test = make_moons(MOONS_TEST, noise=MOONS_NOISE, seed=seed + 1)
-        return X_train, y_train, X_test, y_test, ["0", "1"]
-    kwargs = {"flatten": True} if name == "mnist" else {}
-    data = load_arrays(name, data_root=data_root, **kwargs)
-    return data.X_train, data.y_train, data.X_test, data.y_test, data.classes
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng(np.random.randint(0, 2**31 - 1))
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise ValueError(f"rng must be a numpy Generator, an int seed or None; got {type(rng)}")
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    """Train an MLP on digits (default), two-moons or MNIST with hand-written backprop.
-
-    Prints the architecture, the time per epoch, train and test accuracy; writes the
-    loss curves, the test confusion matrix, the decision boundary (moons) and the
-    gradient-flow comparison of a deep sigmoid and a deep ReLU net to --out.
-
-    Inputs:  argv - command-line arguments (None: sys.argv).
-    Returns: {"test_accuracy", "train_accuracy", "final_loss"} (final_loss: mean training
-             loss of the last epoch).
-    """
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    add_common_args(parser, datasets=["digits", "moons", "mnist"], epochs=None,
-                    batch_size=None, lr=None, out="runs/02_MLP/numpy_mlp", devices=("cpu",))
-    parser.add_argument("--hidden", type=hidden_widths, default=None,
-                        help='hidden widths, e.g. "800" or "256,256" (default: %(default)s)')
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
-                        help="default: %(default)s")
-    parser.add_argument("--optimizer", choices=["sgd", "adam"], default=None,
-                        help="default: %(default)s")
-    parser.add_argument("--momentum", type=probability, default=None,
-                        help="SGD momentum, in [0, 1) (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=non_negative_float, default=None,
-                        help="L2 penalty added to every gradient (default: %(default)s)")
-    parser.add_argument("--dropout", type=probability, default=0.0,
-                        help="drop probability after each hidden activation "
-                             "(default: %(default)s)")
-    parser.add_argument("--batchnorm", action="store_true", help="BatchNorm1d in hidden layers")
-    parser.add_argument("--decay-epochs", type=non_negative_int, default=None,
-                        help="run the last N epochs at lr / 10 (default: %(default)s)")
-    args = parse_args(parser, argv, DEFAULTS)  # options left out take the dataset's defaults
-    if isinstance(args.lr, dict):  # the default is per optimiser: {"sgd": ..., "adam": ...}
-        args.lr = args.lr[args.optimizer]
-    seed_everything(args.seed)
-    out = prepare_out_dir(args.out)
-    cfg = {key: getattr(args, key) for key in DEFAULTS[args.dataset]}
-    hidden = parse_hidden(cfg["hidden"])
-    with data_errors():  # a missing or damaged file: one message saying where, no traceback
-        X_train, y_train, X_test, y_test, classes = load_data(args.dataset, args.data_root,
-                                                              args.seed)
-
-    rng = np.random.default_rng(args.seed)  # weights, dropout masks, shuffling
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    try:
-        # the model computes in the data's dtype: float32 for MNIST (about twice as fast)
-        model = build_mlp([X_train.shape[1], *hidden, num_classes],
-                          activation=args.activation, dropout=args.dropout,
-                          batchnorm=args.batchnorm, rng=rng, dtype=X_train.dtype)
-        if cfg["optimizer"] == "sgd":
-            optimizer = SGD(model, cfg["lr"], momentum=cfg["momentum"],
-                            weight_decay=cfg["weight_decay"])
-        else:
-            optimizer = Adam(model, cfg["lr"], weight_decay=cfg["weight_decay"])
-    except ValueError as err:
-        parser.error(str(err))
-    loss_fn = SoftmaxCrossEntropy()
-    print(f"{args.dataset}: X_train {X_train.shape} {X_train.dtype}, X_test {X_test.shape}; "
-          f"{cfg}")
-    print(f"{model}\n{model.num_params():,} parameters")
-
-    # Step decay: constant-step SGD keeps bouncing around a minimum with the noise of
-    # its mini-batch gradients; the last few epochs at lr / 10 let it settle.
-    decay_from = cfg["epochs"] - max(0, min(cfg["decay_epochs"], cfg["epochs"] - 1))
-    train_losses, test_losses, test_accs = [], [], []
-    start = time.perf_counter()
-    epochs = tqdm(range(cfg["epochs"]), desc="MLP (NumPy)", disable=not args.progress)
-    for epoch in epochs:
-        optimizer.lr = cfg["lr"] / 10 if epoch >= decay_from else cfg["lr"]
-        model.train()
-        train_losses.append(train_one_epoch(model, loss_fn, optimizer, X_train, y_train,
-                                            batch_size=cfg["batch_size"], rng=rng))
-        if not np.isfinite(train_losses[-1]):
-            parser.exit(1, f"error: the training loss became {train_losses[-1]} in epoch "
-                           f"{epoch + 1}; lower --lr (now {cfg['lr']})\n")
-        test_loss, test_acc = evaluate(model, X_test, y_test)
-        test_losses.append(test_loss)
-        test_accs.append(test_acc)
-        epochs.set_postfix(loss=f"{train_losses[-1]:.4f}", test_acc=f"{test_acc:.4f}")
-    seconds_per_epoch = (time.perf_counter() - start) / cfg["epochs"]
-
-    train_acc = evaluate(model, X_train, y_train)[1]
-    test_pred = predict_logits(model, X_test).argmax(axis=1)
-    test_acc = float(np.mean(test_pred == y_test))
-    name = f"MLP {'-'.join(str(s) for s in [X_train.shape[1], *hidden, num_classes])}"
-    plot_curves({"train loss": train_losses, "test loss": test_losses},
-                path=out / "loss.png", ylabel="cross-entropy",
-                title=f"{name} ({args.activation}, NumPy) on {args.dataset}")
-    plot_confusion_matrix(y_test, test_pred, class_names=classes, path=out / "confusion.png",
-                          title=f"{name} on {args.dataset} (test)")
-    if args.dataset == "moons":
-        plot_decision_boundary(lambda points: predict_logits(model, points.astype(X_train.dtype)),
-                               X_test, y_test, path=out / "decision_boundary.png",
-                               title=f"{name} ({args.activation}) on two-moons (test points)")
-    flow = gradient_flow_demo(X_train, y_train, rng=args.seed)
-    plot_gradient_flow({f"{act} {layer}": g for act, grads in flow.items()
-                        for layer, g in grads.items()}, path=out / "gradient_flow.png",
-                       title="dL/dW per layer at initialisation: 10-layer sigmoid vs ReLU net")
-    print(f"{name}: {seconds_per_epoch:.2f} s per epoch (training + test pass), "
-          f"train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}, "
-          f"final training loss {train_losses[-1]:.4f}")
-    print(f"plots in {out}")
-    return {"test_accuracy": test_acc, "train_accuracy": train_acc,
-            "final_loss": float(train_losses[-1])}
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
-if __name__ == "__main__":
-    main()
+def _check_float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _as_float_array(x, where: str) -> np.ndarray:
+    """x as a float32/float64 ndarray (integers and booleans become float64)."""
+    x = np.asarray(x)
+    if x.dtype.kind in "biu":
+        return x.astype(np.float64)
+    if x.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{where} expects real numbers (float32 or float64); got dtype {x.dtype}")
+    return x
+
+
+def _as_batch(x, where: str, features: int) -> np.ndarray:
+    """x as a float (N, features) matrix, or a ValueError saying which shape was expected."""
+    x = _as_float_array(x, where)
+    if x.ndim != 2 or x.shape[1] != features:
+        hint = " (flatten images first: x.reshape(len(x), -1))" if x.ndim > 2 else ""
+        raise ValueError(f"{where} expects input of shape (N, {features}), one row per "
+                         f"example; got shape {x.shape}{hint}")
+    return x
+
+
+def _check_dy(dy, expected_shape: tuple, where: str) -> np.ndarray:
+    dy = _as_float_array(dy, f"{where}.backward")
+    if dy.shape != tuple(expected_shape):
+        raise ValueError(f"{where}.backward expects dy with the shape of the last forward "
+                         f"output, {tuple(expected_shape)}; got {dy.shape}")
+    return dy

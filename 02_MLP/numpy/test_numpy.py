@@ -46,6 +46,7 @@ from utils.testing import (
 )
 
 mlp = import_lesson("02_MLP.numpy.mlp_numpy")
+train = import_lesson("02_MLP.numpy.train")
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -80,7 +81,7 @@ def test_shadowing_guard_explains_how_to_run():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
-    assert "python 02_MLP/numpy/mlp_numpy.py" in result.stderr
+    assert "python 02_MLP/numpy/train.py" in result.stderr
 
 
 def test_importing_the_lesson_does_not_import_torch():
@@ -606,7 +607,7 @@ def test_overfits_a_small_batch(optimizer):
 
 def test_gradient_flow_demo_shows_vanishing_sigmoid_gradients():
     X, y = randn(200, 20, seed=24), np.arange(200) % 5
-    flow = mlp.gradient_flow_demo(X, y, depth=10, width=64, rng=0)
+    flow = train.gradient_flow_demo(X, y, depth=10, width=64, rng=0)
     assert list(flow) == ["sigmoid", "relu"]
     for grads in flow.values():
         assert list(grads) == [f"layer {i}" for i in range(1, 11)]
@@ -701,10 +702,10 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="real numbers"):
         mlp.ReLU().forward(np.array(["a", "b"]))
     with pytest.raises(ValueError, match="comma-separated"):
-        mlp.parse_hidden("800;10")
+        train.parse_hidden("800;10")
     with pytest.raises(ValueError, match=">= 1"):
-        mlp.parse_hidden("800,0")
-    assert mlp.parse_hidden("256, 128") == [256, 128] and mlp.parse_hidden("none") == []
+        train.parse_hidden("800,0")
+    assert train.parse_hidden("256, 128") == [256, 128] and train.parse_hidden("none") == []
 
 
 # ---------------------------------------------------------------------------
@@ -719,7 +720,7 @@ def trained_net_with_dropout_and_batchnorm():
     X, y = 2 + 3 * rng.standard_normal((40, 6)), np.arange(40) % 3
     net = mlp.build_mlp((6, 16, 16, 3), dropout=0.5, batchnorm=True, rng=31)
     loss_fn, opt = mlp.SoftmaxCrossEntropy(), mlp.SGD(net, 0.05, momentum=0.9)
-    for idx in mlp.minibatch_indices(40, 10, rng):
+    for idx in train.minibatch_indices(40, 10, rng):
         loss_fn.forward(net.forward(X[idx]), y[idx])
         net.backward(loss_fn.backward())
         opt.step()
@@ -740,7 +741,7 @@ def test_evaluation_is_deterministic_eval_mode_and_leaves_the_running_statistics
     assert_close(mlp.predict_logits(net, X[:3]), logits[:3], FLOAT64, name="3 of 40")
     net.eval()
     assert_close(logits, net.forward(X), FLOAT64, name="predict_logits vs eval-mode forward")
-    loss, accuracy = mlp.evaluate(net.train(), X, y)
+    loss, accuracy = train.evaluate(net.train(), X, y)
     assert_close(loss, mlp.softmax_cross_entropy(logits, y)[0], FLOAT64, name="loss")
     assert accuracy == np.mean(logits.argmax(axis=1) == y)
 
@@ -757,7 +758,7 @@ def test_training_visits_the_data_in_a_new_seeded_order_every_epoch():
             batches.append([row_of[float(v)] for v in x[:, 0]]) or forward(x))
         rng = np.random.default_rng(seed)
         for _ in range(3):
-            mlp.train_one_epoch(net, mlp.SoftmaxCrossEntropy(), mlp.SGD(net, 0.01), X, y,
+            train.train_one_epoch(net, mlp.SoftmaxCrossEntropy(), mlp.SGD(net, 0.01), X, y,
                                 batch_size=5, rng=rng)
         assert [len(b) for b in batches] == [5] * 12, "4 batches of 5 in each of 3 epochs"
         epochs = [sum(batches[4 * e:4 * e + 4], []) for e in range(3)]
@@ -780,7 +781,7 @@ def test_training_visits_the_data_in_a_new_seeded_order_every_epoch():
     ("moons", ["--epochs", "3", "--optimizer", "adam", "--batchnorm", "--dropout", "0.1"]),
 ])
 def test_script_runs_a_few_epochs(tmp_path, dataset, options):
-    metrics = mlp.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
+    metrics = train.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
                         *options])
     assert set(metrics) == {"test_accuracy", "train_accuracy", "final_loss"}
     classes = 10 if dataset == "digits" else 2
@@ -804,14 +805,14 @@ def test_script_runs_a_few_epochs(tmp_path, dataset, options):
 ])
 def test_script_rejects_bad_options_naming_them(tmp_path, capsys, options, option):
     with pytest.raises(SystemExit) as exit_info:
-        mlp.main(["--out", str(tmp_path), "--no-progress", *options])
+        train.main(["--out", str(tmp_path), "--no-progress", *options])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        mlp.main(["--help"])
+        train.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "default: None" not in text and "per dataset:" in text
@@ -820,6 +821,6 @@ def test_script_help_shows_every_default(capsys):
 @pytest.mark.slow
 def test_simard_mlp_on_real_mnist(tmp_path, shared_data):
     """784-800-10, ReLU, SGD momentum, 12 epochs: about 1.5 minutes on 2 CPU cores."""
-    metrics = mlp.main(["--dataset", "mnist", "--data-root", str(shared_data),
+    metrics = train.main(["--dataset", "mnist", "--data-root", str(shared_data),
                         "--out", str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.98  # Simard et al. (2003): 98.4 %

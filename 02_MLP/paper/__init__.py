@@ -8,7 +8,8 @@ prescribe, and trained with ``torch.optim`` and the curriculum's shared loop
 
 Files (read them in this order):
 
-- ``mlp_paper.py``  the module, the training recipe, the gradient-flow picture, the script
+- ``mlp_paper.py``  the module, its initialisation, predict
+- ``train.py``      the script: the training recipe, the gradient-flow picture, plots
 - ``test_paper.py`` parameter counts, an nn.Sequential reference, overfitting, checkpoints,
                     determinism, and L1 == L2 == L3 on the same weights
 """

@@ -38,6 +38,7 @@ from utils.testing import FLOAT64, assert_close, assert_level_purity, tolerance
 from utils.training_utils import load_checkpoint, save_checkpoint
 
 mlp3 = import_lesson("02_MLP.paper.mlp_paper")
+train3 = import_lesson("02_MLP.paper.train")
 mlp2 = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel")
 
 
@@ -151,7 +152,7 @@ def test_initialisation_is_torch_nn_init_and_has_the_papers_variance():
 def test_overfits_one_small_batch():
     X, y = _data(n=16, d=8, k=4, seed=1, dtype=torch.float32)  # random labels: memorise them
     model = mlp3.MLP((8, 64, 4))
-    history = mlp3.train(model, X, y, optimizer="adam", lr=0.03, epochs=60, batch_size=16,
+    history = train3.train(model, X, y, optimizer="adam", lr=0.03, epochs=60, batch_size=16,
                          schedule="constant")
     assert history.train_loss[-1] < 0.02 and history.train_metric[-1] == 1.0
     assert torch.equal(mlp3.predict(model, X), y)
@@ -160,7 +161,7 @@ def test_overfits_one_small_batch():
 def test_state_dict_round_trip_through_a_checkpoint(tmp_path):
     X, y = _data(dtype=torch.float32)
     model = mlp3.MLP((6, 10, 3), norm="batch")
-    mlp3.train(model, X, y, epochs=2, batch_size=8)  # moves weights and running statistics
+    train3.train(model, X, y, epochs=2, batch_size=8)  # moves weights and running statistics
     save_checkpoint(tmp_path / "mlp.pt", model, epoch=2)
     restored = mlp3.MLP((6, 10, 3), norm="batch")
     assert not torch.equal(restored.linears[0].weight, model.linears[0].weight)
@@ -188,7 +189,7 @@ def test_torch_manual_seed_determinism():
         model = mlp3.MLP((6, 10, 3), dropout=0.2)
         model.reset_parameters(generator=torch.Generator().manual_seed(0))
         torch.manual_seed(seed)  # dropout masks come from the global RNG
-        mlp3.train(model, X, y, epochs=2, batch_size=8, seed=seed)
+        train3.train(model, X, y, epochs=2, batch_size=8, seed=seed)
         trained.append(model.linears[0].weight.detach().clone())
     assert torch.equal(trained[0], trained[1]) and not torch.equal(trained[0], trained[2])
 
@@ -231,11 +232,11 @@ def test_images_are_flattened():
 
 def test_deep_sigmoid_gradients_vanish_relu_gradients_do_not():
     X, y = _data(n=128, d=20, k=5, dtype=torch.float32)
-    sigmoid = mlp3.gradient_flow(X, y, activation="sigmoid", n_classes=5)
-    relu = mlp3.gradient_flow(X, y, activation="relu", n_classes=5)
+    sigmoid = train3.gradient_flow(X, y, activation="sigmoid", n_classes=5)
+    relu = train3.gradient_flow(X, y, activation="relu", n_classes=5)
     assert list(relu) == [f"W{l}" for l in range(1, 12)]
-    assert mlp3.first_to_last_gradient_ratio(sigmoid) < 1e-4
-    assert mlp3.first_to_last_gradient_ratio(relu) > 0.05
+    assert train3.first_to_last_gradient_ratio(sigmoid) < 1e-4
+    assert train3.first_to_last_gradient_ratio(relu) > 0.05
 
 
 def test_bad_inputs_give_clear_errors():
@@ -250,9 +251,9 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="at least an input and an output"):
         mlp3.MLP((4,))
     with pytest.raises(ValueError, match="unknown optimizer"):
-        mlp3.make_optimizer(mlp3.MLP((4, 3)), "lbfgs", lr=0.1)
+        train3.make_optimizer(mlp3.MLP((4, 3)), "lbfgs", lr=0.1)
     with pytest.raises(ValueError, match="comma-separated"):
-        mlp3.parse_hidden("800;800")
+        train3.parse_hidden("800;800")
 
 
 # --------------------------------------------------------------------------------------
@@ -380,7 +381,7 @@ def test_predict_is_deterministic_eval_mode_and_leaves_the_running_statistics():
     X = 2 + 3 * torch.randn(40, 6, generator=generator)
     y = torch.arange(40) % 3
     model = mlp3.MLP((6, 16, 16, 3), dropout=0.5, norm="batch")
-    mlp3.train(model, X.numpy(), y.numpy(), epochs=2, batch_size=10)  # stats move off 0, 1
+    train3.train(model, X.numpy(), y.numpy(), epochs=2, batch_size=10)  # stats move off 0, 1
     model.train()
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
     stats = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in norms]
@@ -409,7 +410,7 @@ def test_training_visits_the_data_in_a_new_seeded_order_every_epoch():
                 batches.append([row_of[float(v)] for v in inputs[0][:, 0]])
 
         model.register_forward_pre_hook(record)
-        mlp3.train(model, X, y, epochs=3, batch_size=5, seed=seed)
+        train3.train(model, X, y, epochs=3, batch_size=5, seed=seed)
         assert [len(b) for b in batches] == [5] * 12, "4 batches of 5 in each of 3 epochs"
         epochs = [sum(batches[4 * e:4 * e + 4], []) for e in range(3)]
         for order in epochs:
@@ -427,7 +428,7 @@ def test_training_visits_the_data_in_a_new_seeded_order_every_epoch():
                "--hidden", "16,16", "--activation", "tanh"]),
 ])
 def test_script_runs_a_few_epochs(tmp_path, dataset, options):
-    metrics = mlp3.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
+    metrics = train3.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
                          "--device", "cpu", *options])
     classes = 10 if dataset == "digits" else 2
     # better than the trivial model: the uniform prediction has loss log K, accuracy ~1/K
@@ -450,14 +451,14 @@ def test_script_runs_a_few_epochs(tmp_path, dataset, options):
 ])
 def test_script_rejects_bad_options_naming_them(tmp_path, capsys, options, option):
     with pytest.raises(SystemExit) as exit_info:
-        mlp3.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu", *options])
+        train3.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu", *options])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        mlp3.main(["--help"])
+        train3.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "default: None" not in text and "per dataset:" in text
@@ -465,13 +466,13 @@ def test_script_help_shows_every_default(capsys):
 
 def test_script_reports_a_missing_dataset_cleanly(tmp_path):
     with pytest.raises(SystemExit, match="error: the data root"):
-        mlp3.main(["--dataset", "mnist", "--data-root", str(tmp_path / "empty"), "--out",
+        train3.main(["--dataset", "mnist", "--data-root", str(tmp_path / "empty"), "--out",
                    str(tmp_path), "--no-progress", "--device", "cpu"])
 
 
 @pytest.mark.slow
 def test_784_800_10_reaches_98_percent_on_real_mnist(tmp_path, shared_data):
-    metrics = mlp3.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
+    metrics = train3.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
                          str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.98
 
@@ -485,7 +486,7 @@ def test_script_trains_under_torchrun_with_two_processes(tmp_path):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", str(Path(mlp3.__file__)), "--dataset", "digits", "--no-progress",
+           "--standalone", str(Path(train3.__file__)), "--dataset", "digits", "--no-progress",
            "--device", "cpu", "--batch-size", "16", "--out", str(tmp_path)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -10,6 +10,7 @@ no ``F.linear`` / ``F.dropout`` / ``F.batch_norm`` / ``F.cross_entropy``, no
 
 Files (read them in this order):
 
-- ``mlp_lowlevel.py``  the layers, the loss, the optimisers, the training loop, the script
+- ``mlp_lowlevel.py``  the layers, the loss, the initialisations, the optimisers, the model
+- ``train.py``         the script: options, data, the training loop, evaluation, plots
 - ``test_lowlevel.py`` every piece checked against its torch.nn / torch.optim twin
 """

@@ -1,180 +1,37 @@
-"""The multilayer perceptron in low-level PyTorch (Level 2 of lesson 02).
+"""The multilayer perceptron in low-level PyTorch (L2 of lesson 02): layers as functions of
+tensors, autograd for the gradients, the optimisers written by hand (no torch.nn layers, no
+torch.optim).
 
-What this file builds
----------------------
-A stack of fully connected layers with a non-linearity between them, trained by
-backpropagation (Rumelhart, Hinton & Williams 1986, "Learning representations by
-back-propagating errors", Nature 323). For layers l = 1 .. L::
-
-    a_l = h_{l-1} W_l + b_l              h_0 = x (N, D),  W_l (n_{l-1}, n_l),  b_l (n_l,)
-    a_l <- BN(a_l)                       optional batch normalisation (hidden layers)
-    h_l = f(a_l)                         f = relu | sigmoid | tanh | gelu[_tanh] (hidden)
-    h_l <- dropout(h_l)                  optional, training only
-    logits = a_L                         the last layer has no f: K class scores
-    J = 1/N sum_i [ logsumexp(logits_i) - logits_i[y_i] ]      softmax cross-entropy
-
-Weights are stored (in, out), so a layer is ``x @ W + b`` as in the maths and at
-L1; ``nn.Linear`` stores the transpose, (out, in).
-
-The pieces, each a function of tensors (and each checked against its torch.nn twin
-in ``test_lowlevel.py``):
-
-- ``linear``, ``apply_activation`` (relu, sigmoid, tanh, gelu), ``dropout``, ``batch_norm``;
-- ``cross_entropy`` from logits, stable through ``torch.logsumexp``;
-- ``xavier_uniform`` (Glorot & Bengio 2010) and ``he_normal`` (He et al. 2015);
-- ``init_mlp`` -> a dict of parameters; ``mlp_forward(params, x, ...)``;
-- ``sgd_step`` (momentum, weight decay) and ``adam_step`` (Kingma & Ba 2015; also the
-  decoupled weight decay of AdamW), the same updates as ``torch.optim.SGD/Adam/AdamW``.
-
-``MLPLowLevel`` is a tiny container (parameters, batch-norm running statistics, the
-settings) so a training loop can say ``model(x)``; ``train`` is that loop, written out:
-zero the gradients, forward, loss, backward, optimiser step.
-
-Why this level
---------------
-Autograd computes every gradient, so the backward passes that L1 derives by hand
-are gone; what remains is everything else a framework hides: how the parameters
-are initialised (and why the scale matters: see ``gradient_flow``), what dropout
-and batch norm do differently in training and evaluation, and what the optimiser
-keeps between steps (momentum buffers; Adam's two moment estimates and step count).
-
-Run it from the repository root::
-
-    python 02_MLP/pytorch_lowlevel/mlp_lowlevel.py                         # digits, offline
-    python 02_MLP/pytorch_lowlevel/mlp_lowlevel.py --dataset moons         # decision boundary
-    python -m 02_MLP.pytorch_lowlevel.mlp_lowlevel --dataset mnist --data-root DIR
-    python 02_MLP/pytorch_lowlevel/mlp_lowlevel.py --hidden 256,256 --optimizer adam --batchnorm
+Rumelhart, Hinton & Williams (1986): for l = 1 .. L, a_l = h_{l-1} W_l + b_l, optional batch
+norm (Ioffe & Szegedy 2015), h_l = f(a_l), optional dropout (Srivastava et al. 2014); the
+logits a_L go into the softmax cross-entropy. Xavier (Glorot & Bengio 2010) and He (He et
+al. 2015) initialisation; SGD with momentum and Adam / AdamW (Kingma & Ba 2015) as
+torch.optim updates. W is stored (in, out), the transpose of nn.Linear's. The derivations
+are in ``../theory.md`` (the notes that used to open this file are in its appendix);
+``train.py`` beside this file trains the model.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from utils.cli import (
-    add_common_args,
-    data_errors,
-    non_negative_float,
-    parse_args,
-    prepare_out_dir,
-    probability,
-)
-from utils.data_loaders import Split, load_arrays, make_moons
-from utils.training_utils import (
-    get_device,
-    seed_everything,
-    torch_threads,  # n CPU threads, restored after
-)
-from utils.visualization import (
-    plot_confusion_matrix,
-    plot_curves,
-    plot_decision_boundary,
-    plot_gradient_flow,
-)
+from utils import import_lesson
+
+# Lesson 01 taught the input checks at this level; the MLP adds the model's width to them.
+_lesson01 = import_lesson("01_Linear_Logistic.pytorch_lowlevel.linear_lowlevel")
+_lesson01_logistic = import_lesson("01_Linear_Logistic.pytorch_lowlevel.logistic_lowlevel")
+labels_as_int64 = _lesson01_logistic.labels_as_int64
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "gelu_tanh")
 INITS = ("auto", "xavier", "he")
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine")
-DATASETS = ("digits", "moons", "mnist")
 
 
 # --------------------------------------------------------------------------------------
-# 1. Turning user input into checked tensors
-# --------------------------------------------------------------------------------------
-
-
-def check_features(X, *, n_features: int | None = None, dtype: torch.dtype | None = None,
-                   device="cpu") -> torch.Tensor:
-    """Check and convert a batch of inputs.
-
-    Inputs:  X - (N, D) array-like or tensor of finite real numbers, N >= 1;
-             n_features - the D the model expects (None: any);
-             dtype - the float dtype wanted (None: float32/float64 kept, ints -> float64)
-    Returns: (N, D) float tensor on ``device``, detached from any graph
-    Raises ValueError naming what was expected.
-    """
-    if isinstance(X, torch.Tensor):
-        t = X.detach()
-    else:
-        arr = np.asarray(X)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"X: expected real numbers, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if dtype is not None:
-        t = t.to(dtype)
-    elif t.dtype not in (torch.float32, torch.float64):
-        if t.is_floating_point() or t.is_complex():
-            raise ValueError(f"X: expected float32 or float64, got {t.dtype}")
-        t = t.to(torch.float64)
-    if t.ndim != 2:
-        hint = " (flatten images first: X.reshape(len(X), -1))" if t.ndim > 2 else ""
-        raise ValueError(f"X: expected a 2-D array of shape (N, D), one row per example, "
-                         f"got shape {tuple(t.shape)}{hint}")
-    if t.shape[0] == 0:
-        raise ValueError("X: got 0 rows; need at least one example")
-    if n_features is not None and t.shape[1] != n_features:
-        raise ValueError(f"X has {t.shape[1]} features, but the model was built for "
-                         f"{n_features} (its first layer W1 has {n_features} rows)")
-    if not torch.isfinite(t).all():
-        bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
-        raise ValueError(f"X: contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
-    return t.to(device)
-
-
-def check_labels(y, n_rows: int, n_classes: int, *, device="cpu") -> torch.Tensor:
-    """Class labels: (N,) whole numbers in 0..K-1 -> int64 tensor on ``device``."""
-    if isinstance(y, torch.Tensor):
-        t = y.detach().cpu()
-    else:
-        arr = np.asarray(y)
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"y: expected integer class labels, got an array of dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
-    if t.ndim != 1 or t.shape[0] != n_rows:
-        raise ValueError(f"y: expected {n_rows} labels of shape ({n_rows},), one per row of X, "
-                         f"got shape {tuple(t.shape)}")
-    if t.is_floating_point() and not (torch.isfinite(t).all() and (t == t.round()).all()):
-        raise ValueError("y: class labels must be whole numbers (0, 1, 2, ...)")
-    t = t.to(torch.int64)
-    if (t < 0).any() or (t >= n_classes).any():
-        raise ValueError(f"y: class labels must be in 0..{n_classes - 1} (the model has "
-                         f"{n_classes} outputs), got values from {int(t.min())} to {int(t.max())}")
-    return t.to(device)
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """"800" -> (800,), "256,256" -> (256, 256), "" or "none" -> () (softmax regression)."""
-    text = text.strip().lower()
-    if text in ("", "none", "0"):
-        return ()
-    try:
-        widths = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"expected comma-separated layer widths such as 800 or 256,256, "
-                         f"got {text!r}") from None
-    if any(w < 1 for w in widths):
-        raise ValueError(f"every layer width must be an integer >= 1, got {text!r}")
-    return widths
-
-
-def hidden_widths(text: str) -> str:
-    """argparse type for --hidden: checks the text with ``parse_hidden``, keeps it as is."""
-    try:
-        parse_hidden(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
-
-
-# --------------------------------------------------------------------------------------
-# 2. The layers, as functions of tensors
+# 1. The layers, as functions of tensors
 # --------------------------------------------------------------------------------------
 
 
@@ -262,9 +119,6 @@ def batch_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
              training - batch statistics (and update the running ones) or running ones
     Returns: y (N, C). running_mean / running_var are updated in place when training.
     """
-    if x.ndim != 2 or x.shape[1] != gamma.shape[0]:
-        raise ValueError(f"batch_norm: expected x of shape (N, {gamma.shape[0]}), got "
-                         f"{tuple(x.shape)}")
     if training:
         n = x.shape[0]
         if n < 2:
@@ -293,10 +147,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Inputs:  logits Z (N, K) float; y (N,) int64 labels in 0..K-1
     Returns: scalar tensor
     """
-    if logits.ndim != 2 or y.shape != logits.shape[:1]:
-        raise ValueError(f"cross_entropy: expected logits (N, K) and labels (N,), got "
-                         f"{tuple(logits.shape)} and {tuple(y.shape)}")
-    if y.dtype != torch.int64:
+    if y.dtype != torch.int64:  # a float y would index nothing sensible
         raise ValueError(f"cross_entropy: labels must be int64 class indices, got {y.dtype}")
     log_normaliser = torch.logsumexp(logits, dim=1)  # (N,)
     true_class_logit = logits.gather(1, y[:, None])[:, 0]  # (N,) Z_i[y_i]
@@ -304,7 +155,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------
-# 3. Initialisation
+# 2. Initialisation
 # --------------------------------------------------------------------------------------
 # Both draw the (out, in) matrix that nn.Linear would hold and return its transpose:
 # drawing in that order makes the same seeded generator give exactly the numbers of
@@ -413,7 +264,7 @@ def n_layers(params: Mapping[str, torch.Tensor]) -> int:
 
 
 # --------------------------------------------------------------------------------------
-# 4. The forward pass
+# 3. The forward pass
 # --------------------------------------------------------------------------------------
 
 
@@ -432,8 +283,6 @@ def mlp_forward(params: Mapping[str, torch.Tensor], x: torch.Tensor, *,
              dropout masks
     Returns: logits (N, K)
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
     L = n_layers(params)
     h = x
     for l in range(1, L):
@@ -452,16 +301,18 @@ def mlp_forward(params: Mapping[str, torch.Tensor], x: torch.Tensor, *,
 
 
 # --------------------------------------------------------------------------------------
-# 5. The optimisers, written by hand
+# 4. The optimisers, written by hand
 # --------------------------------------------------------------------------------------
 
 
+# Same as 01_Linear_Logistic/pytorch_lowlevel/linear_lowlevel.py:zero_grad
 def zero_grad(params: Sequence[torch.Tensor]) -> None:
     """Forget the previous step's gradients (autograd ADDS into ``p.grad``)."""
     for p in params:
         p.grad = None
 
 
+# Same as 01_Linear_Logistic/pytorch_lowlevel/linear_lowlevel.py:sgd_step
 @torch.no_grad()  # the update itself must not be recorded in the autograd graph
 def sgd_step(params: Sequence[torch.Tensor], lr: float, *, momentum: float = 0.0,
              weight_decay: float = 0.0, state: dict | None = None) -> dict:
@@ -560,7 +411,7 @@ def adam_step(params: Sequence[torch.Tensor], lr: float = 1e-3, *,
 
 
 # --------------------------------------------------------------------------------------
-# 6. A Module-free container, the training loop, evaluation
+# 5. A Module-free container
 # --------------------------------------------------------------------------------------
 
 
@@ -620,277 +471,32 @@ class MLPLowLevel:
                           for i in range(0, len(X), batch_size)])
 
 
-@torch.no_grad()
-def evaluate(model: MLPLowLevel, X, y, batch_size: int = 4096) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on (X, y), in evaluation mode.
-
-    Inputs:  X (N, D); y (N,) labels in 0..K-1
-    Returns: (loss, accuracy) floats; sums over batches, divided by N
-    """
-    dtype = model.params["W1"].dtype
-    X = check_features(X, n_features=model.sizes[0], dtype=dtype, device=model.device)
-    y = check_labels(y, len(X), model.sizes[-1], device=model.device)
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(X), batch_size):
-        logits = model(X[i:i + batch_size])
-        loss_sum += float(cross_entropy(logits, y[i:i + batch_size])) * len(logits)
-        correct += int((logits.argmax(dim=1) == y[i:i + batch_size]).sum())
-    return loss_sum / len(X), correct / len(X)
-
-
-def cosine_lr(lr: float, epoch: int, epochs: int) -> float:
-    """Cosine annealing over epochs (Loshchilov & Hutter 2017, no restarts):
-    lr_e = lr (1 + cos(pi e / E)) / 2, e = 0 .. E-1 (torch's CosineAnnealingLR, T_max=E)."""
-    return lr * (1.0 + math.cos(math.pi * epoch / epochs)) / 2.0
-
-
-def train(model: MLPLowLevel, X, y, *, optimizer: str = "sgd", lr: float = 0.05,
-          epochs: int = 10, batch_size: int = 64, momentum: float = 0.9,
-          weight_decay: float = 0.0, schedule: str = "constant", seed: int = 0,
-          val: tuple | None = None, progress: bool = False,
-          log: Callable[[str], object] | None = None) -> dict[str, list[float]]:
-    """Mini-batch training, written out: zero_grad -> forward -> loss -> backward -> step.
-
-    Inputs:  model; X (N, D), y (N,) labels; optimizer "sgd" (with ``momentum``) or
-             "adam"; lr, epochs, batch_size; weight_decay (L2 in the gradient);
-             schedule "constant" or "cosine" (per epoch, see cosine_lr); seed - the batch
-             order and the dropout masks; val - optional (X_val, y_val) evaluated after
-             each epoch; progress - a tqdm bar over epochs; log - called with one
-             summary line per epoch (e.g. print), or None
-    Returns: history {"train_loss": mean loss of each epoch's batches (weighted by batch
-             size, measured while the weights move, dropout on), "lr": [...],
-             "val_loss", "val_accuracy": [...] when val is given}
-    """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
-    if not (isinstance(epochs, int) and epochs >= 1 and isinstance(batch_size, int)
-            and batch_size >= 1):
-        raise ValueError(f"epochs and batch_size must be positive integers, got {epochs!r}, "
-                         f"{batch_size!r}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    dtype = model.params["W1"].dtype
-    X = check_features(X, n_features=model.sizes[0], dtype=dtype, device=model.device)
-    y = check_labels(y, len(X), model.sizes[-1], device=model.device)
-    n = len(X)
-    params = model.parameters()
-    order_rng = torch.Generator().manual_seed(seed)  # batch order: reproducible, on the CPU
-    mask_rng = torch.Generator(device=model.device).manual_seed(seed + 1)  # dropout masks
-    state: dict | None = None  # the optimiser's memory between steps
-    history: dict[str, list[float]] = {"train_loss": [], "lr": []}
-    if val is not None:
-        history["val_loss"], history["val_accuracy"] = [], []
-    for epoch in tqdm(range(epochs), desc="MLP (L2)", disable=not progress, leave=False):
-        lr_now = cosine_lr(lr, epoch, epochs) if schedule == "cosine" else lr
-        order = torch.randperm(n, generator=order_rng).to(model.device)
-        loss_sum, seen = 0.0, 0
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            if model.batchnorm and len(rows) < 2:
-                continue  # batch statistics of one sample are undefined: skip that remainder
-            zero_grad(params)
-            loss = cross_entropy(model(X[rows], training=True, generator=mask_rng), y[rows])
-            loss.backward()  # fills p.grad for every tensor in params
-            if optimizer == "sgd":
-                state = sgd_step(params, lr_now, momentum=momentum, weight_decay=weight_decay,
-                                 state=state)
-            else:
-                state = adam_step(params, lr_now, weight_decay=weight_decay, state=state)
-            loss_sum += loss.item() * len(rows)
-            seen += len(rows)
-        epoch_loss = loss_sum / seen
-        if not math.isfinite(epoch_loss):
-            raise FloatingPointError(
-                f"the loss became {epoch_loss} in epoch {epoch + 1}: the learning rate "
-                f"lr={lr} is probably too large; try lr/10")
-        history["train_loss"].append(epoch_loss)
-        history["lr"].append(lr_now)
-        if val is not None:
-            val_loss, val_accuracy = evaluate(model, *val)
-            history["val_loss"].append(val_loss)
-            history["val_accuracy"].append(val_accuracy)
-        if log is not None:
-            line = f"epoch {epoch + 1}/{epochs}  train loss {epoch_loss:.4f}  lr {lr_now:.3g}"
-            if val is not None:
-                line += f"  | val loss {val_loss:.4f}  accuracy {val_accuracy:.4f}"
-            log(line)
-    return history
-
-
 # --------------------------------------------------------------------------------------
-# 7. Why initialisation and activation matter: gradient flow through a deep net
+# 6. Checks at the door: user input into checked tensors (MLPLowLevel.predict, train.py)
 # --------------------------------------------------------------------------------------
 
 
-def gradient_flow(X, y, *, activation: str, n_classes: int, depth: int = 10, width: int = 64,
-                  init: str = "auto", seed: int = 0) -> dict[str, torch.Tensor]:
-    """dJ/dW_l for every layer of a freshly initialised deep MLP, on one batch.
+def check_features(X, *, n_features: int | None = None, dtype: torch.dtype | None = None,
+                   device="cpu") -> torch.Tensor:
+    """Check and convert a batch of inputs: lesson 01's check, plus the model's width.
 
-    Backpropagation multiplies the gradient by W_l^T and by f'(a_l) at every layer.
-    A sigmoid has f' <= 1/4, so with Glorot weights (which keep ||W^T g|| ~ ||g||)
-    the gradient shrinks about 4x per layer: after 10 layers the first one learns
-    ~10^5 times slower than the last (the vanishing gradient; Hochreiter 1991,
-    Glorot & Bengio 2010 Section 4). A ReLU with He init has f' = 1 on the half of
-    the units it lets through, which the factor 2 in He's variance compensates: the
-    gradient keeps its size at every depth.
-
-    Inputs:  X (N, D), y (N,) a batch; activation; depth - number of hidden layers of
-             ``width`` units; init - as in MLPLowLevel
-    Returns: {"W1": dJ/dW1, ..., "W<depth+1>": ...} detached float32 tensors, input side first
+    Inputs:  X - (N, D) array-like or tensor of finite real numbers, N >= 1;
+             n_features - the D the model expects (None: any);
+             dtype - the float dtype wanted (None: float32/float64 kept, ints -> float64)
+    Returns: (N, D) float tensor on ``device``, detached from any graph
+    Raises ValueError naming what was expected.
     """
-    X = check_features(X, dtype=torch.float32)
-    y = check_labels(y, len(X), n_classes)
-    model = MLPLowLevel([X.shape[1], *[width] * depth, n_classes], activation=activation,
-                        init=init, seed=seed)
-    cross_entropy(model(X), y).backward()
-    L = len(model.sizes) - 1
-    return {f"W{l}": model.params[f"W{l}"].grad.detach() for l in range(1, L + 1)}
+    t = _lesson01.check_features(X, dtype=dtype, device=device)  # 2-D, N >= 1, finite
+    if n_features is not None and t.shape[1] != n_features:
+        raise ValueError(f"X has {t.shape[1]} features, but the model was built for "
+                         f"{n_features} (its first layer W1 has {n_features} rows)")
+    return t
 
 
-def first_to_last_gradient_ratio(grads: Mapping[str, torch.Tensor]) -> float:
-    """mean |dJ/dW_1| / mean |dJ/dW_L|: about 1 when gradients flow, << 1 when they vanish."""
-    names = list(grads)
-    return float(grads[names[0]].abs().mean() / grads[names[-1]].abs().mean())
-
-
-# --------------------------------------------------------------------------------------
-# 8. The script
-# --------------------------------------------------------------------------------------
-
-MOONS_NOISE = 0.2  # enough overlap that a straight line is clearly not enough
-MOONS_SIZES = (800, 200)  # train, test
-
-# Per-dataset defaults: layer widths, epochs, batch size, and the learning rate for SGD
-# with momentum / for Adam; both decay with a cosine schedule.
-DATASET_DEFAULTS = {
-    "digits": {"hidden": "128", "epochs": 20, "batch_size": 32, "lr": {"sgd": 0.05, "adam": 1e-3}},
-    "moons": {"hidden": "32,32", "epochs": 60, "batch_size": 32, "lr": {"sgd": 0.1, "adam": 1e-2}},
-    # Simard, Steinkraus & Platt (2003): 784-800-10, cross-entropy, no distortions: 1.6 %
-    "mnist": {"hidden": "800", "epochs": 20, "batch_size": 128, "lr": {"sgd": 0.05, "adam": 1e-3}},
-}
-
-
-def load_dataset(name: str, data_root=None, seed: int = 0) -> Split:
-    """The train/test split of ``name`` (one of DATASETS), X as float32.
-
-    digits: scikit-learn's 8x8 digits, standardised with the training statistics;
-    moons: make_moons(1000, noise=0.2), the first 800 points to train, the last 200 to
-    test; mnist: 60,000 / 10,000 images flattened to 784 pixels in [0, 1].
-    """
-    if name == "moons":
-        X, y = make_moons(sum(MOONS_SIZES), noise=MOONS_NOISE, seed=seed)
-        n_train = MOONS_SIZES[0]
-        split = Split(X[:n_train], y[:n_train], X[n_train:], y[n_train:], name="moons",
-                      task="multiclass", classes=["upper moon", "lower moon"])
-    elif name == "digits":
-        split = load_arrays("digits")
-    elif name == "mnist":
-        split = load_arrays("mnist", data_root=data_root, flatten=True)
-    else:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}")
-    split.X_train = np.asarray(split.X_train, dtype=np.float32)
-    split.X_test = np.asarray(split.X_test, dtype=np.float32)
-    return split
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """Train an MLP in low-level PyTorch; plot its loss, its predictions and gradient flow.
-
-    Returns: {"test_accuracy", "train_accuracy", "final_loss" (mean cross-entropy on the
-             training set after the last epoch, evaluation mode), "grad_ratio_sigmoid",
-             "grad_ratio_relu" (first_to_last_gradient_ratio of a 10-hidden-layer net)}
-    """
-    parser = argparse.ArgumentParser(
-        description="A multilayer perceptron from tensors and autograd, with hand-written "
-                    "layers and optimisers.")
-    add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=None, lr=None,
-                    out="runs/02_MLP/l2_mlp")
-    parser.add_argument("--hidden", type=hidden_widths, default=None,
-                        help='hidden layer widths, e.g. "800" or "256,256" '
-                             "(default: %(default)s)")
-    parser.add_argument("--activation", choices=ACTIVATIONS, default="relu",
-                        help="default: %(default)s")
-    parser.add_argument("--init", choices=INITS, default="auto",
-                        help="auto: He for relu/gelu, Glorot (Xavier) for sigmoid/tanh "
-                             "(default: %(default)s)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                        help="default: %(default)s")
-    parser.add_argument("--momentum", type=probability, default=0.9,
-                        help="SGD momentum, in [0, 1) (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
-                        help="L2 penalty strength (default: %(default)s)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine",
-                        help="learning-rate schedule over the epochs (default: %(default)s)")
-    parser.add_argument("--dropout", type=probability, default=0.0,
-                        help="drop probability (default: %(default)s)")
-    parser.add_argument("--batchnorm", action="store_true", help="batch norm in hidden layers")
-    args = parse_args(parser, argv, DATASET_DEFAULTS)  # fills the dataset's defaults
-    if isinstance(args.lr, dict):  # the default is per optimiser: {"sgd": ..., "adam": ...}
-        args.lr = args.lr[args.optimizer]
-    hidden = parse_hidden(args.hidden)
-
-    seed_everything(args.seed)
-    device = get_device(args.device)
-    out = prepare_out_dir(args.out)
-    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
-        split = load_dataset(args.dataset, args.data_root, seed=args.seed)
-    print(split.summary())
-
-    threads = torch.get_num_threads() if args.dataset == "mnist" else 1
-    with torch_threads(threads):
-        return _train_and_report(args, hidden, split, device, out)
-
-
-def _train_and_report(args, hidden, split, device, out) -> dict[str, float]:
-    """The rest of main: build, train, evaluate, plot."""
-    sizes = (split.X_train.shape[1], *hidden, split.num_classes)
-    model = MLPLowLevel(sizes, activation=args.activation, dropout=args.dropout,
-                        batchnorm=args.batchnorm, init=args.init, seed=args.seed, device=device)
-    print(f"MLP {'-'.join(map(str, sizes))} ({args.activation}), "
-          f"{model.num_parameters():,} parameters, {args.optimizer} lr={args.lr}")
-    history = train(model, split.X_train, split.y_train, optimizer=args.optimizer, lr=args.lr,
-                    epochs=args.epochs, batch_size=args.batch_size, momentum=args.momentum,
-                    weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-                    val=(split.X_test, split.y_test), progress=args.progress,
-                    log=print if args.progress else None)
-
-    final_loss, train_accuracy = evaluate(model, split.X_train, split.y_train)
-    _, test_accuracy = evaluate(model, split.X_test, split.y_test)
-    print(f"MLP on {args.dataset}: train accuracy {train_accuracy:.4f}, "
-          f"test accuracy {test_accuracy:.4f}, final training loss {final_loss:.4f}")
-
-    title = f"L2 MLP {'-'.join(map(str, sizes))} on {args.dataset}"
-    plot_curves({"train loss (during each epoch)": history["train_loss"],
-                 "test loss": history["val_loss"]}, path=out / "loss.png",
-                ylabel="cross-entropy", title=title)
-    if args.dataset == "moons":
-        plot_decision_boundary(lambda points: model.predict(points).cpu().numpy(),
-                               split.X_test, split.y_test, path=out / "decision_boundary.png",
-                               title=f"{title} (test points)")
-    else:
-        plot_confusion_matrix(split.y_test, model.predict(split.X_test).cpu().numpy(),
-                              class_names=split.classes, path=out / "confusion.png",
-                              title=f"{title} (test)")
-
-    # Vanishing gradients: the same deep net with sigmoid (Glorot init) and ReLU (He init)
-    batch = slice(0, 256)
-    ratios = {}
-    for name in ("sigmoid", "relu"):
-        grads = gradient_flow(split.X_train[batch], split.y_train[batch], activation=name,
-                              n_classes=split.num_classes, seed=args.seed)
-        ratios[name] = first_to_last_gradient_ratio(grads)
-        plot_gradient_flow(grads, path=out / f"gradient_flow_{name}.png",
-                           title=f"10 hidden {name} layers at initialisation: "
-                                 f"|dJ/dW1| / |dJ/dW11| = {ratios[name]:.1e}")
-    print(f"gradient flow, mean |dJ/dW_first| / |dJ/dW_last| at init: sigmoid "
-          f"{ratios['sigmoid']:.1e}, relu {ratios['relu']:.2f}")
-    print(f"plots written to {out}")
-    return {"test_accuracy": test_accuracy, "train_accuracy": train_accuracy,
-            "final_loss": final_loss, "grad_ratio_sigmoid": ratios["sigmoid"],
-            "grad_ratio_relu": ratios["relu"]}
-
-
-if __name__ == "__main__":
-    main()
+def check_labels(y, n_rows: int, n_classes: int, *, device="cpu") -> torch.Tensor:
+    """Class labels: (N,) whole numbers in 0..K-1 -> int64 tensor on ``device``."""
+    t = labels_as_int64(y, n_rows)  # lesson 01's: one whole number per row of X
+    if (t < 0).any() or (t >= n_classes).any():
+        raise ValueError(f"y: class labels must be in 0..{n_classes - 1} (the model has "
+                         f"{n_classes} outputs), got values from {int(t.min())} to {int(t.max())}")
+    return t.to(device)

@@ -42,6 +42,7 @@ from utils.testing import (
 )
 
 mlp = import_lesson("02_MLP.pytorch_lowlevel.mlp_lowlevel")
+script = import_lesson("02_MLP.pytorch_lowlevel.train")
 
 DTYPES = [torch.float64, torch.float32]
 TORCH_ACTIVATIONS = {
@@ -489,7 +490,7 @@ def test_training_loop_equals_torch_optim_on_nn_sequential():
     y = (X[:, 0] * X[:, 1] > 0).long()  # XOR-like: needs the hidden layer
     model = mlp.MLPLowLevel((4, 16, 2), activation="tanh", seed=6, dtype=torch.float64)
     reference = _reference_sequential(model.params, "tanh")
-    history = mlp.train(model, X, y, optimizer="sgd", lr=0.5, momentum=0.9, epochs=30,
+    history = script.train(model, X, y, optimizer="sgd", lr=0.5, momentum=0.9, epochs=30,
                         batch_size=40, schedule="cosine")
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.5, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=30)
@@ -513,7 +514,7 @@ def test_training_is_reproducible_and_dropout_masks_follow_the_seed():
     runs = []
     for seed in (3, 3, 4):
         model = mlp.MLPLowLevel((5, 16, 2), dropout=0.3, batchnorm=True, seed=0)
-        mlp.train(model, X, y, epochs=2, batch_size=16, seed=seed)
+        script.train(model, X, y, epochs=2, batch_size=16, seed=seed)
         runs.append(model.params["W1"].detach())
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
@@ -530,13 +531,13 @@ def test_evaluation_is_deterministic_eval_mode_and_leaves_the_running_statistics
     y = torch.arange(40) % 3
     model = mlp.MLPLowLevel((6, 16, 16, 3), dropout=0.5, batchnorm=True, seed=41,
                             dtype=torch.float64)
-    mlp.train(model, X, y, epochs=2, batch_size=10)  # running statistics move off 0 and 1
+    script.train(model, X, y, epochs=2, batch_size=10)  # running statistics move off 0 and 1
     stats = {k: v.clone() for k, v in model.bn_state.items()}
     logits = model(X)  # the default: evaluation
     predictions = model.predict(X, batch_size=16)
-    loss, accuracy = mlp.evaluate(model, X, y, batch_size=16)
+    loss, accuracy = script.evaluate(model, X, y, batch_size=16)
     assert torch.equal(model.predict(X), predictions)  # no dropout noise
-    assert mlp.evaluate(model, X, y, batch_size=16) == (loss, accuracy)
+    assert script.evaluate(model, X, y, batch_size=16) == (loss, accuracy)
     for k, v in model.bn_state.items():
         assert torch.equal(v, stats[k]), f"evaluation changed {k}"
     assert torch.equal(predictions, logits.argmax(dim=1))
@@ -568,7 +569,7 @@ def test_training_visits_the_data_in_a_new_seeded_order_every_epoch():
     orders = []
     for seed in (0, 0, 1):
         model = RecordingMLP((4, 8, 2), row_of=row_of, seed=43)
-        mlp.train(model, X, y, epochs=3, batch_size=5, seed=seed)
+        script.train(model, X, y, epochs=3, batch_size=5, seed=seed)
         assert [len(b) for b in model.batches] == [5] * 12, "4 batches of 5 in 3 epochs"
         epochs = [sum(model.batches[4 * e:4 * e + 4], []) for e in range(3)]
         for order in epochs:
@@ -589,15 +590,15 @@ def test_deep_sigmoid_gradients_vanish_relu_gradients_do_not():
     generator = torch.Generator().manual_seed(0)
     X = torch.randn(128, 20, generator=generator)
     y = torch.randint(0, 5, (128,), generator=generator)
-    sigmoid = mlp.gradient_flow(X, y, activation="sigmoid", n_classes=5)
-    relu = mlp.gradient_flow(X, y, activation="relu", n_classes=5)
+    sigmoid = script.gradient_flow(X, y, activation="sigmoid", n_classes=5)
+    relu = script.gradient_flow(X, y, activation="relu", n_classes=5)
     assert list(sigmoid) == [f"W{l}" for l in range(1, 12)]
     # each sigmoid layer scales the gradient by <= 1/4: ten of them, <= 1e-6 in theory
-    assert mlp.first_to_last_gradient_ratio(sigmoid) < 1e-4
-    assert mlp.first_to_last_gradient_ratio(relu) > 0.05
+    assert script.first_to_last_gradient_ratio(sigmoid) < 1e-4
+    assert script.first_to_last_gradient_ratio(relu) > 0.05
     # the ratio is what it says: mean |dJ/dW1| / mean |dJ/dW11|
     ratio = float(sigmoid["W1"].abs().mean() / sigmoid["W11"].abs().mean())
-    assert math.isclose(mlp.first_to_last_gradient_ratio(sigmoid), ratio, rel_tol=1e-6)
+    assert math.isclose(script.first_to_last_gradient_ratio(sigmoid), ratio, rel_tol=1e-6)
 
 
 # --------------------------------------------------------------------------------------
@@ -616,11 +617,11 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="NaN or inf"):
         mlp.check_features(np.array([[0.0, np.nan]]))
     with pytest.raises(ValueError, match=r"in 0\.\.2 \(the model has 3 outputs\)"):
-        mlp.train(model, np.zeros((4, 4)), np.array([0, 1, 2, 3]), epochs=1)
+        script.train(model, np.zeros((4, 4)), np.array([0, 1, 2, 3]), epochs=1)
     with pytest.raises(ValueError, match="4 labels"):
-        mlp.train(model, np.zeros((4, 4)), np.array([0, 1, 2]), epochs=1)
+        script.train(model, np.zeros((4, 4)), np.array([0, 1, 2]), epochs=1)
     with pytest.raises(ValueError, match="unknown optimizer"):
-        mlp.train(model, np.zeros((4, 4)), np.zeros(4, dtype=int), optimizer="rmsprop")
+        script.train(model, np.zeros((4, 4)), np.zeros(4, dtype=int), optimizer="rmsprop")
     with pytest.raises(ValueError, match="unknown activation"):
         mlp.MLPLowLevel((4, 3), activation="swish")
     with pytest.raises(ValueError, match="at least an input and an output"):
@@ -633,13 +634,14 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match="int64 class indices"):
         mlp.cross_entropy(torch.zeros(2, 3), torch.zeros(2))
     with pytest.raises(ValueError, match="comma-separated"):
-        mlp.parse_hidden("800x2")
+        script.parse_hidden("800x2")
     with pytest.raises(ValueError, match=">= 1"):
-        mlp.parse_hidden("800,-2")
-    assert mlp.parse_hidden("256, 128") == (256, 128) and mlp.parse_hidden("none") == ()
+        script.parse_hidden("800,-2")
+    assert script.parse_hidden("256, 128") == (256, 128) and script.parse_hidden("none") == ()
     with pytest.raises(FloatingPointError, match="learning rate"):
-        mlp.train(mlp.MLPLowLevel((4, 8, 3)), np.random.default_rng(0).normal(size=(32, 4)) * 1e3,
-                  np.arange(32) % 3, lr=1e4, epochs=3, batch_size=8)
+        script.train(mlp.MLPLowLevel((4, 8, 3)),
+                     np.random.default_rng(0).normal(size=(32, 4)) * 1e3, np.arange(32) % 3,
+                     lr=1e4, epochs=3, batch_size=8)
 
 
 # --------------------------------------------------------------------------------------
@@ -653,7 +655,7 @@ def test_bad_inputs_give_clear_errors():
                "--hidden", "16,16", "--activation", "tanh"]),
 ])
 def test_script_runs_a_few_epochs(tmp_path, dataset, options):
-    metrics = mlp.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
+    metrics = script.main(["--dataset", dataset, "--out", str(tmp_path), "--no-progress",
                         "--device", "cpu", *options])
     classes = 10 if dataset == "digits" else 2
     # better than the trivial model: the uniform prediction has loss log K, accuracy ~1/K
@@ -676,14 +678,14 @@ def test_script_runs_a_few_epochs(tmp_path, dataset, options):
 ])
 def test_script_rejects_bad_options_naming_them(tmp_path, capsys, options, option):
     with pytest.raises(SystemExit) as exit_info:
-        mlp.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu", *options])
+        script.main(["--out", str(tmp_path), "--no-progress", "--device", "cpu", *options])
     assert exit_info.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
 
 
 def test_script_help_shows_every_default(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        mlp.main(["--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "default: None" not in text and "per dataset:" in text
@@ -691,12 +693,12 @@ def test_script_help_shows_every_default(capsys):
 
 def test_script_reports_a_missing_dataset_cleanly(tmp_path):
     with pytest.raises(SystemExit, match="error: the data root"):
-        mlp.main(["--dataset", "mnist", "--data-root", str(tmp_path / "empty"), "--out",
+        script.main(["--dataset", "mnist", "--data-root", str(tmp_path / "empty"), "--out",
                   str(tmp_path), "--no-progress", "--device", "cpu"])
 
 
 @pytest.mark.slow
 def test_784_800_10_reaches_98_percent_on_real_mnist(tmp_path, shared_data):
-    metrics = mlp.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
+    metrics = script.main(["--dataset", "mnist", "--data-root", str(shared_data), "--out",
                         str(tmp_path), "--no-progress"])
     assert metrics["test_accuracy"] >= 0.98
