@@ -193,7 +193,9 @@ def test_digits_images_are_32x32_three_channel_digits():
     x, y = tva.digits_images(10)
     assert x.shape == (10, 3, 32, 32) and x.dtype == torch.float32
     assert torch.equal(x[:, 0], x[:, 2]) and float(x.max()) <= 1.0 and float(x.min()) >= 0.0
-    assert torch.equal(x[:, :, ::4, ::4], x[:, :, 3::4, 3::4])  # nearest upsampling x4
+    field = x[:, :, 4:28, 4:28]  # lesson 03's field: 3x3 blocks, 4 pixels of background
+    assert torch.equal(field[:, :, ::3, ::3], field[:, :, 2::3, 2::3])
+    assert not x[:, :, :4].any() and not x[:, :, :, 28:].any()
     assert set(y.tolist()) <= set(range(10))
 
 
@@ -244,7 +246,7 @@ def test_torchvision_script_runs_every_check(tmp_path):
 
 @pytest.mark.parametrize("script", ["torchvision", "timm"])
 @pytest.mark.parametrize("option, value", [("--size", "16"), ("--size", "0"),
-                                           ("--threads", "0")])
+                                           ("--threads", "-1")])
 def test_bad_options_are_usage_errors_naming_the_option(script, option, value, tmp_path,
                                                          capsys):
     main = {"torchvision": tva.main, "timm": ta.main}[script]

@@ -40,7 +40,7 @@ from torch import nn
 
 from utils import import_lesson
 from utils.cli import add_common_args, parse_args, positive_int, prepare_out_dir
-from utils.training_utils import seed_everything
+from utils.training_utils import seed_everything, torch_threads
 
 resnet_paper = import_lesson("05_ResNet.paper.resnet_paper")
 tva = import_lesson("05_ResNet.analysis.torchvision_analysis")  # shared helpers
@@ -252,19 +252,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     """
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=("random",), out="runs/05_ResNet/l4_timm",
-                    devices=("cpu",))
+                    devices=("cpu",), threads=1)
     parser.add_argument("--models", nargs="+", choices=PLAIN, default=["resnet18", "resnet50"])
     parser.add_argument("--variant", default="resnet50d",
                         help="a ResNet-B/C/D/S/T variant to compare with resnet50")
     parser.add_argument("--size", type=positive_int, default=64,
                         help="image side for the checks, >= 32 (default: %(default)s)")
-    parser.add_argument("--threads", type=positive_int, default=1,
-                        help="torch CPU threads (default: %(default)s)")
     args = parse_args(parser, argv)
     if args.size < 32:
         parser.error(f"argument --size: must be >= 32 (five halvings of the image), got "
                      f"{args.size}")
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return _run(args)
+
+
+def _run(args) -> dict[str, object]:
+    """The body of ``main``: the three checks, printed as they go."""
     seed_everything(args.seed)
     prepare_out_dir(args.out)
     start = time.perf_counter()

@@ -51,8 +51,8 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from utils import import_lesson
 from utils.cli import add_common_args, data_errors, parse_args, positive_int, prepare_out_dir
-from utils.data_loaders import load_arrays
-from utils.training_utils import get_device, seed_everything
+from utils.data_loaders import load_images
+from utils.training_utils import get_device, seed_everything, torch_threads
 
 resnet_paper = import_lesson("05_ResNet.paper.resnet_paper")
 convert = import_lesson("05_ResNet.paper.convert")  # from_torchvision, to_torchvision
@@ -335,18 +335,16 @@ def head_only_train_mode(model: nn.Module) -> nn.Module:
 
 
 def digits_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """n scikit-learn digits as (n, 3, 32, 32) float32 images in [0, 1] and int64 labels.
-
-    The 8x8 images are upsampled x4 (nearest) to 32x32 and copied into three channels,
-    the input a ResNet expects. Raises DatasetNotFoundError (never: digits ship with
-    scikit-learn) like every loader.
+    """n scikit-learn digits (a random draw of the training split) as (n, 3, 32, 32) float32
+    images in [0, 1] and int64 labels: lesson 03's 32x32 field (``utils.data_loaders.
+    load_images``: each pixel a 3x3 block, 4 pixels of background around), the grey copied
+    into the three channels a ResNet expects. Raises DatasetNotFoundError (never: digits
+    ship with scikit-learn) like every loader.
     """
-    split = load_arrays("digits", standardize=False)
+    split = load_images("digits", size=32, channels=3)  # (1437, 3, 32, 32)
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(split.X_train))[:n]
-    x = torch.from_numpy(np.asarray(split.X_train[idx], dtype=np.float32) / 16.0)
-    x = x.reshape(-1, 1, 8, 8).repeat_interleave(4, 2).repeat_interleave(4, 3)  # (n,1,32,32)
-    return x.expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(split.y_train[idx]).long()
+    return torch.from_numpy(split.X_train[idx]), torch.from_numpy(split.y_train[idx]).long()
 
 
 def train_new_head(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int,
@@ -403,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=("digits",), epochs=1, batch_size=32, lr=0.5,
-                    out="runs/05_ResNet/l4_torchvision", devices=("cpu", "auto", "cuda"))
+                    out="runs/05_ResNet/l4_torchvision", devices=("cpu", "auto", "cuda"),
+                    threads=1)
     parser.add_argument("--archs", nargs="+", choices=ARCHS, default=["resnet18", "resnet50"])
     parser.add_argument("--size", type=positive_int, default=64,
                         help="image side for the checks, >= 32 (default: %(default)s)")
@@ -414,13 +413,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                         help="digits images the new head is trained on (default: %(default)s)")
     parser.add_argument("--pretrained", action="store_true",
                         help="port torchvision's ImageNet weights (download or cache needed)")
-    parser.add_argument("--threads", type=positive_int, default=1,
-                        help="torch CPU threads (default: %(default)s)")
     args = parse_args(parser, argv)
     if args.size < 32:
         parser.error(f"argument --size: must be >= 32 (five halvings of the image), got "
                      f"{args.size}")
-    torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return _run(args)
+
+
+def _run(args) -> dict[str, float]:
+    """The body of ``main``: the four checks, printed as they go."""
     seed_everything(args.seed)
     prepare_out_dir(args.out)
     device = get_device(args.device)
@@ -458,7 +460,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     results.update({f"features_{k}": v for k, v in r.items()})
 
     print("\n4. a new 10-class head on a frozen ResNet-18 trunk (digits, 32x32)")
-    with data_errors():  # missing, damaged or malformed data: one message, exit status 1
+    # missing, damaged or malformed data: one message, exit status 1
+    with data_errors(hint="digits ship with scikit-learn and need no download"):
         x, y = digits_images(args.train_images, args.seed)
     model = resnet_paper.resnet18().to(device)
     r = train_new_head(model, x.to(device), y.to(device), 10, args.steps, args.lr,
