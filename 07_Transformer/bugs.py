@@ -36,6 +36,15 @@ BUGS = [
         symptom="real tokens attend to padding; padded queries get zero rows instead",
     ),
     Bug(
+        name="softmax over the queries instead of the keys",
+        file=L3,
+        find="weights = torch.softmax(scores, dim=-1)  # each row sums to 1",
+        replace="weights = torch.softmax(scores, dim=-2)  # each row sums to 1",
+        caught_by=(f"{L3_TESTS}::test_multi_head_attention_equals_torch",),
+        symptom="each key's weights sum to 1 instead of each query's: outputs are no longer "
+                "weighted averages of the values",
+    ),
+    Bug(
         name="embeddings not multiplied by sqrt(d_model)",
         file=L3,
         find="x = embedding(tokens) * math.sqrt(self.config.d_model)  # (B, T, d)",
