@@ -1,6 +1,7 @@
 """Command-line conventions shared by every level script (NumPy-only module).
 
-Every level file is a runnable script. They all accept the same options
+Each level folder has a model file and, beside it, the script that trains it
+(``train.py``, or ``train_<task>.py``). Every script accepts the same options
 (DESIGN.md section 6)::
 
     --dataset NAME  --data-root DIR  --epochs N  --batch-size N  --lr X

@@ -42,7 +42,7 @@ class TourStop:
 
     model: str  # what the table calls it, e.g. "Softmax regression"
     level: str  # "L1" .. "L4"
-    module: str  # dotted path of the level script, e.g. "01_Linear_Logistic.numpy.logistic_numpy"
+    module: str  # dotted path of the level script, e.g. "01_Linear_Logistic.numpy.train_logistic"
     dataset: str  # passed as --dataset
     metric: str  # key of the dict that the script's main() returns
     target: float

@@ -43,7 +43,7 @@ def test_the_real_numpy_still_imports_inside_a_level_folder():
 
 @pytest.mark.parametrize("how", ["path", "module"])
 def test_an_l1_script_runs_by_path_and_as_a_module_from_the_root(how, tmp_path):
-    target = "01_Linear_Logistic/numpy/logistic_numpy.py"
+    target = "01_Linear_Logistic/numpy/train_logistic.py"
     args = [target] if how == "path" else ["-m", target[:-3].replace("/", ".")]
     options = ["--dataset", "iris", "--epochs", "5", "--no-progress", "--out", str(tmp_path)]
     r = run([*args, *options], cwd=ROOT)
