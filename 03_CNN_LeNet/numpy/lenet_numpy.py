@@ -87,11 +87,9 @@ class LeNet5(mlp.Sequential):
     def __init__(self, *, activation: str = "relu", pool: str = "max", in_channels: int = 1,
                  num_classes: int = 10, input_size: int = INPUT_SIZE, c1_padding: int = 0,
                  init: str = "auto", rng=None, dtype=np.float64):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}: expected one of "
-                             f"{sorted(ACTIVATIONS)}")
-        if pool not in POOLS:
-            raise ValueError(f"unknown pool {pool!r}: expected one of {sorted(POOLS)}")
+        if activation not in ACTIVATIONS or pool not in POOLS:
+            raise ValueError(f"unknown activation {activation!r} or pool {pool!r}: expected "
+                             f"one of {sorted(ACTIVATIONS)} and one of {sorted(POOLS)}")
         # spatial size after each stage: conv 5x5 removes 4 pixels, pooling halves
         c1_size = input_size + 2 * c1_padding - 4
         s4_size = (c1_size // 2 - 4) // 2

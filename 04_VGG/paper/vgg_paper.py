@@ -135,8 +135,6 @@ class VGG(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if not (isinstance(num_classes, int) and num_classes >= 1):
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         self.config, self.batch_norm, self.in_channels = config, batch_norm, in_channels
@@ -431,8 +429,9 @@ def empirical_receptive_fields(config: str, size: int | None = None) -> list[tup
 # --------------------------------------------------------------------------------------
 
 
+# Same as 03_CNN_LeNet/paper/lenet_paper.py:predict
 @torch.no_grad()
-def predict(model: nn.Module, X, batch_size: int = 500) -> np.ndarray:
+def predict(model: nn.Module, X, batch_size: int = 1000) -> np.ndarray:
     """Predicted classes (N,) int64 for images X (N, 3, H, W), in batches, in eval mode."""
     model.eval()
     device = next(model.parameters()).device

@@ -45,22 +45,8 @@ EVAL_BATCH = 250  # images per forward pass when predicting (bounds the patch ma
 
 
 # --------------------------------------------------------------------------------------
-# 1. Checks at the door (shared by the functions and the network below)
+# 1. The check at the door of the functions and the network below
 # --------------------------------------------------------------------------------------
-
-
-def _check_images(x, name: str = "x") -> torch.Tensor:
-    """x must be a floating-point tensor of shape (N, C, H, W)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (N, C, H, W), "
-                        f"got {type(x).__name__}")
-    if x.ndim != 4:
-        hint = " (one image? add the batch axis: x[None])" if x.ndim == 3 else ""
-        raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got shape "
-                         f"{tuple(x.shape)}{hint}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: expected a float tensor, got {x.dtype}")
-    return x
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
@@ -89,7 +75,7 @@ def windows_as_strided(x: torch.Tensor, kernel_size: int, stride: int = 1) -> to
     Returns: (N, C, H_out, W_out, k, k), H_out = (H - k) // stride + 1; entry
              [n, c, i, j, p, q] is x[n, c, i*stride + p, j*stride + q]
     """
-    x = _check_images(x).contiguous()
+    x = x.contiguous()  # (N, C, H, W): the strides below assume the C order
     k = _positive_int(kernel_size, "kernel_size")
     s = _positive_int(stride, "stride")
     n, c, h, w = x.shape
@@ -262,10 +248,9 @@ class VGGLowLevel:
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """Logits (N, num_classes); with return_features also {"stage1".."stage5": the
         activations after each stage's last ReLU}."""
-        x = _check_images(x)
-        if x.shape[1] != self.in_channels or min(x.shape[2:]) < 32:
+        if x.ndim != 4 or x.shape[1] != self.in_channels or min(x.shape[2:]) < 32:
             raise ValueError(f"VGGLowLevel: expected images (N, {self.in_channels}, H, W) with "
-                             f"H, W >= 32, got {tuple(x.shape)}")
+                             f"H, W >= 32, got {tuple(x.shape)}")  # conv2d checks the dtype
         features, stage = {}, 1
         for layer in self.layers:
             if layer[0] == "conv":

@@ -49,9 +49,7 @@ def shortcut_a(x: torch.Tensor, out_channels: int, stride: int) -> torch.Tensor:
     Returns: (N, out_channels, ceil(H / stride), ceil(W / stride)); [:, :C] = x[:, :, ::s, ::s]
     """
     x = x[:, :, ::stride, ::stride]  # (N, C, H/s, W/s)
-    extra = out_channels - x.shape[1]
-    if extra < 0:
-        raise ValueError(f"shortcut_a: cannot go from {x.shape[1]} to {out_channels} channels")
+    extra = out_channels - x.shape[1]  # >= 0: option A only adds channels
     if extra == 0:
         return x
     zeros = x.new_zeros(x.shape[0], extra, x.shape[2], x.shape[3])
