@@ -28,7 +28,7 @@ _check_positive_int, _check_float_dtype = mlp._check_positive_int, mlp._check_fl
 
 
 # ---------------------------------------------------------------------------
-# Helpers: activations and input checks
+# Helpers: the gates' activation, the gate blocks
 # ---------------------------------------------------------------------------
 
 
@@ -46,25 +46,6 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     out *= 0.5
     out += 0.5
     return out
-
-
-def _as_float(a, dtype: np.dtype, where: str) -> np.ndarray:
-    """``a`` as an ndarray of ``dtype`` (the layer's), or a TypeError for non-numbers."""
-    a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise TypeError(f"{where} must hold real numbers; got dtype {a.dtype}")
-    return a.astype(dtype, copy=False)
-
-
-def _check_state(state, n: int, hidden: int, dtype: np.dtype, name: str) -> np.ndarray:
-    """An initial state (N, H) of the layer's dtype: zeros for None, else checked."""
-    if state is None:
-        return np.zeros((n, hidden), dtype=dtype)
-    state = _as_float(state, dtype, name)
-    if state.shape != (n, hidden):
-        raise ValueError(f"{name} must have shape (N, hidden_size) = ({n}, {hidden}) for "
-                         f"this batch; got {state.shape}")
-    return state
 
 
 def _split(a: np.ndarray, parts: int) -> list[np.ndarray]:
@@ -209,6 +190,28 @@ def gru_step_backward(dh: np.ndarray, h_prev: np.ndarray, cache, W_hh: np.ndarra
 # ---------------------------------------------------------------------------
 # The sequence layers
 # ---------------------------------------------------------------------------
+
+
+# The layers' input checks, done once at their door (forward / backward)
+
+
+def _as_float(a, dtype: np.dtype, where: str) -> np.ndarray:
+    """``a`` as an ndarray of ``dtype`` (the layer's), or a TypeError for non-numbers."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{where} must hold real numbers; got dtype {a.dtype}")
+    return a.astype(dtype, copy=False)
+
+
+def _check_state(state, n: int, hidden: int, dtype: np.dtype, name: str) -> np.ndarray:
+    """An initial state (N, H) of the layer's dtype: zeros for None, else checked."""
+    if state is None:
+        return np.zeros((n, hidden), dtype=dtype)
+    state = _as_float(state, dtype, name)
+    if state.shape != (n, hidden):
+        raise ValueError(f"{name} must have shape (N, hidden_size) = ({n}, {hidden}) for "
+                         f"this batch; got {state.shape}")
+    return state
 
 
 class _Recurrent:
