@@ -17,6 +17,9 @@ Three levels live here, each a self-contained read:
 - ``paper/``            L3: ``torch.nn`` modules, the model of the paper (Section 3,
                         Appendix C) with an importance-weighted log-likelihood estimate.
 
+In each level folder the model file (``vae_numpy.py``, ``vae_lowlevel.py``,
+``vae_paper.py``) holds the model and ``train.py`` the script that trains it.
+
 The folder name starts with a digit, so import its modules with
 ``utils.import_lesson("11_VAE.numpy.vae_numpy")``.
 """

@@ -330,7 +330,7 @@ def test_overfits_a_small_batch():
 
 def test_script_on_digits(tmp_path):
     metrics = train.main(["--epochs", "12", "--iw-samples", "50", "--out", str(tmp_path),
-                        "--no-progress"])
+                          "--no-progress"])
     assert set(metrics) == {"test_neg_elbo", "test_recon", "test_kl", "test_iw_nll",
                             "train_neg_elbo"}
     assert_close(metrics["test_neg_elbo"], metrics["test_recon"] + metrics["test_kl"], FLOAT64)
@@ -415,7 +415,7 @@ def test_bad_input_raises_clear_errors(tmp_path, capsys):
     assert "--latent-dim" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="^error: .*does not exist") as exit_info:
         train.main(["--dataset", "mnist", "--data-root", str(tmp_path / "none"),
-                  "--out", str(tmp_path), "--no-progress"])
+                    "--out", str(tmp_path), "--no-progress"])
     assert "Traceback" not in str(exit_info.value)  # one message, printed with exit status 1
 
 
@@ -428,7 +428,7 @@ def test_bad_input_raises_clear_errors(tmp_path, capsys):
 def test_reference_vae_on_real_mnist(tmp_path, shared_data):
     """784-400-20, ReLU, Adam, 10 epochs, dynamic binarisation: test -ELBO <= 105 nats."""
     metrics = train.main(["--dataset", "mnist", "--data-root", str(shared_data),
-                        "--iw-samples", "100", "--out", str(tmp_path), "--no-progress"])
+                          "--iw-samples", "100", "--out", str(tmp_path), "--no-progress"])
     assert metrics["test_neg_elbo"] <= 105.0
     assert metrics["test_iw_nll"] < metrics["test_neg_elbo"]
 
@@ -450,7 +450,7 @@ def test_script_binarises_the_training_set_afresh_every_epoch(tmp_path, monkeypa
 
     monkeypatch.setattr(train, "train_one_epoch", recording)
     train.main(["--epochs", "2", "--hidden", "8", "--latent-dim", "3", "--iw-samples", "0",
-              "--out", str(tmp_path), "--no-progress"])
+                "--out", str(tmp_path), "--no-progress"])
     grey = train.load_images("digits", None)[0]  # (1437, 64) grey levels in [0, 1]
     assert len(seen) == 2
     for X in seen:

@@ -35,40 +35,6 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 # ---------------------------------------------------------------------------
-# Input checks, done once at the model's door (VAE.encode / decode / forward / loss)
-# ---------------------------------------------------------------------------
-
-
-def _as_float(a, where: str) -> np.ndarray:
-    """a as a float32/float64 ndarray (integers and booleans become float64)."""
-    a = np.asarray(a)
-    if a.dtype.kind in "biu":
-        return a.astype(np.float64)
-    if a.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{where} expects real numbers (float32 or float64); got dtype {a.dtype}")
-    return a
-
-
-def _as_matrix(a, where: str, columns: int | None = None, what: str = "features") -> np.ndarray:
-    """a as a float (N, columns) matrix, or a ValueError naming the expected shape."""
-    a = _as_float(a, where)
-    if a.ndim != 2 or (columns is not None and a.shape[1] != columns):
-        expected = f"(N, {columns})" if columns is not None else "(N, K)"
-        hint = " (flatten images first: x.reshape(len(x), -1))" if a.ndim > 2 else ""
-        raise ValueError(f"{where} expects shape {expected}, one row of {what} per example; "
-                         f"got shape {a.shape}{hint}")
-    return a
-
-
-def _check_pixels(x: np.ndarray, where: str) -> None:
-    """Bernoulli targets are probabilities: every pixel must lie in [0, 1]."""
-    if x.size and (np.min(x) < 0 or np.max(x) > 1):
-        raise ValueError(f"{where} expects pixels in [0, 1] (binarised, or grey levels read as "
-                         f"Bernoulli means); got values in [{np.min(x):.3g}, {np.max(x):.3g}]. "
-                         "Scale images to [0, 1] first (MNIST: / 255, digits: / 16)")
-
-
-# ---------------------------------------------------------------------------
 # The three probabilistic pieces
 # ---------------------------------------------------------------------------
 
@@ -138,6 +104,39 @@ def gaussian_log_density(z: np.ndarray, mu, logvar) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
+# Input checks, done once at the model's door (VAE.encode / decode / forward / loss)
+# ---------------------------------------------------------------------------
+
+
+def _as_float(a, where: str) -> np.ndarray:
+    """a as a float32/float64 ndarray (integers and booleans become float64)."""
+    a = np.asarray(a)
+    if a.dtype.kind in "biu":
+        return a.astype(np.float64)
+    if a.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{where} expects real numbers (float32 or float64); got dtype {a.dtype}")
+    return a
+
+
+def _as_matrix(a, where: str, columns: int | None = None, what: str = "features") -> np.ndarray:
+    """a as a float (N, columns) matrix, or a ValueError naming the expected shape."""
+    a = _as_float(a, where)
+    if a.ndim != 2 or (columns is not None and a.shape[1] != columns):
+        expected = f"(N, {columns})" if columns is not None else "(N, K)"
+        hint = " (flatten images first: x.reshape(len(x), -1))" if a.ndim > 2 else ""
+        raise ValueError(f"{where} expects shape {expected}, one row of {what} per example; "
+                         f"got shape {a.shape}{hint}")
+    return a
+
+
+def _check_pixels(x: np.ndarray, where: str) -> None:
+    """Bernoulli targets are probabilities: every pixel must lie in [0, 1]."""
+    if x.size and (np.min(x) < 0 or np.max(x) > 1):
+        raise ValueError(f"{where} expects pixels in [0, 1], got values in [{np.min(x):.3g}, "
+                         f"{np.max(x):.3g}]: scale images first (MNIST: / 255, digits: / 16)")
+
+
+# ---------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------
 
@@ -168,8 +167,7 @@ class VAE:
     def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 20, *,
                  activation: str = "tanh", rng=None, dtype=np.float64):
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}: expected one of "
-                             f"{sorted(ACTIVATIONS)}")
+            raise ValueError(f"unknown activation {activation!r}: use {sorted(ACTIVATIONS)}")
         rng = _mlp._as_rng(rng)
         init = DEFAULT_INIT[activation]
         self.input_dim, self.hidden_dim, self.latent_dim = input_dim, hidden_dim, latent_dim
@@ -223,8 +221,7 @@ class VAE:
         x = _as_matrix(x, "VAE.forward", self.input_dim, "pixels")
         eps = _as_matrix(eps, "VAE.forward (eps)", self.latent_dim, "noise")
         if eps.shape[0] != x.shape[0]:
-            raise ValueError(f"VAE.forward needs one row of noise per image: x has "
-                             f"{x.shape[0]} rows, eps {eps.shape[0]}")
+            raise ValueError(f"VAE.forward needs one row of noise per image ({len(x)}): {len(eps)}")
         eps = eps.astype(x.dtype, copy=False)
         mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar, eps)  # (N, J)
@@ -343,8 +340,8 @@ def latent_manifold(model: VAE, side: int = 15) -> np.ndarray:
     Returns: (side * side, D) Bernoulli means, row-major from the top-left.
     """
     if model.latent_dim != 2:
-        raise ValueError(f"the latent manifold needs a 2-D latent space; this model has "
-                         f"{model.latent_dim} (train with --latent-dim 2)")
+        raise ValueError(f"the latent manifold needs a 2-D latent space, not {model.latent_dim} "
+                         "(train with --latent-dim 2)")
     probs = np.linspace(0.05, 0.95, side)
     lo, hi = np.full(side, -10.0), np.full(side, 10.0)
     for _ in range(60):  # bisection for Phi(q) = p, Phi(q) = (1 + erf(q / sqrt 2)) / 2

@@ -205,6 +205,12 @@ def test_script_on_digits(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
 
 
+def test_script_with_a_2d_latent_space_draws_the_manifold(tmp_path):
+    T3.main(["--epochs", "1", "--latent", "2", "--iw-k", "0", "--out", str(tmp_path),
+             "--no-progress"])
+    assert (tmp_path / "latent_manifold.png").stat().st_size > 0
+
+
 # --------------------------------------------------------------------------------------
 # Cross-level: L1 == L2 == L3 on the same weights and the same noise
 # --------------------------------------------------------------------------------------

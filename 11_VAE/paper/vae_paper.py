@@ -24,6 +24,12 @@ ACTIVATIONS = ("tanh", "relu")
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _check_eps(eps: torch.Tensor, shape: tuple) -> None:
+    """The noise passed in must have the shape of the draws it replaces (no broadcasting)."""
+    if eps.shape != shape:
+        raise ValueError(f"eps: expected shape {tuple(shape)}, got {tuple(eps.shape)}")
+
+
 def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(x; mean, diag exp(logvar)), summed over the last dimension.
 
@@ -46,10 +52,10 @@ class VAE(nn.Module):
     def __init__(self, input_dim: int = 784, hidden_dim: int = 400, latent_dim: int = 20, *,
                  activation: str = "tanh", likelihood: str = "bernoulli"):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")
+        for name, value, allowed in (("activation", activation, ACTIVATIONS),
+                                     ("likelihood", likelihood, LIKELIHOODS)):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; expected one of {allowed}")
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.likelihood = likelihood
         self.act = nn.Tanh() if activation == "tanh" else nn.ReLU()
@@ -63,8 +69,7 @@ class VAE(nn.Module):
     def _check(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.input_dim:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x: expected a (N, {self.input_dim}) float tensor (flattened "
-                             f"images), got {shape}")
+            raise ValueError(f"x: expected a (N, {self.input_dim}) tensor of pixels, got {shape}")
         return x
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,10 +102,8 @@ class VAE(nn.Module):
                  of x as "x_mean", "x_logvar")
         """
         mu, logvar = self.encode(x)
-        if eps is None:
-            eps = torch.randn_like(mu)
-        elif eps.shape != mu.shape:
-            raise ValueError(f"eps: expected shape {tuple(mu.shape)}, got {tuple(eps.shape)}")
+        eps = torch.randn_like(mu) if eps is None else eps
+        _check_eps(eps, mu.shape)
         z = mu + torch.exp(0.5 * logvar) * eps  # Section 2.4: the reparameterisation trick
         decoded = self.decode(z)
         out = {"mu": mu, "logvar": logvar, "z": z}
@@ -149,8 +152,7 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)  # (N, J)
         if eps is None:
             eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype)
-        elif eps.shape != (k, *mu.shape):
-            raise ValueError(f"eps: expected shape {(k, *mu.shape)}, got {tuple(eps.shape)}")
+        _check_eps(eps, (k, *mu.shape))
         eps = eps.to(device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps  # (k, N, J)
         log_px_z = self.log_likelihood(x, self.decode(z))  # (k, N): x broadcasts over k
@@ -172,8 +174,8 @@ def latent_manifold(model: VAE, side: int, n: int = 20) -> np.ndarray:
     covers the same prior mass. Returns: (n * n, side, side) images, row-major.
     """
     if model.latent_dim != 2:
-        raise ValueError(f"the latent manifold needs latent_dim=2, the model has "
-                         f"{model.latent_dim} (train with --latent 2)")
+        raise ValueError(f"the latent manifold needs latent_dim=2, not {model.latent_dim} "
+                         "(train with --latent 2)")
     u = torch.linspace(0.5 / n, 1 - 0.5 / n, n, dtype=torch.float64)
     grid = torch.distributions.Normal(0.0, 1.0).icdf(u)
     z = torch.stack(torch.meshgrid(grid, grid.flip(0), indexing="xy"), -1).reshape(-1, 2)
