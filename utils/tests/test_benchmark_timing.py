@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from benchmarks.timing import RatioStats, interleaved_times, ratio_stats
 
@@ -61,3 +62,18 @@ def test_mlp_epoch_benchmark_interleaves_epochs_and_reports_the_spread(capsys):
     results = bench.main(["--synthetic", "--images", "256", "--epochs", "3"])
     assert results["ratio_spread"]["rounds"] == 3 and results["ratio_l1_vs_torch"] > 0
     assert "per-epoch ratios" in capsys.readouterr().out
+
+
+def test_bert_benchmark_checks_equal_steps_then_times(capsys):
+    from utils.lessons import import_lesson
+
+    bench = import_lesson("benchmarks.bench_bert")
+    results = bench.main(["--batch", "2", "--length", "16", "--repeats", "2"])
+    assert results["max_abs_difference"] < 1e-4 and results["ratio_spread"]["rounds"] == 2
+    assert "checked equal first" in capsys.readouterr().out
+    config, ours, eager, _ = bench.make_models("mini")
+    batch = bench.make_batch(config, 2, 16)
+    with torch.no_grad():
+        eager.encoder.layer[0].output.dense.weight.mul_(1.01)  # a different model
+    with pytest.raises(AssertionError):
+        bench.check_equal(config, ours, eager, batch)
