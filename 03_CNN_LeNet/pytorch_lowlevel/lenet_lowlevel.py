@@ -33,40 +33,7 @@ EVAL_BATCH = 500  # images per forward pass when predicting (bounds im2col's mem
 
 
 # --------------------------------------------------------------------------------------
-# 1. The checks at the door: the public functions below take ints or (h, w) pairs, and
-#    images (N, C, H, W)
-# --------------------------------------------------------------------------------------
-
-
-def _pair(value, name: str, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints (height, width), each >= minimum, as a tuple."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                 for v in pair):
-        raise ValueError(f"{name}: expected an int or a pair of ints (height, width), "
-                         f"got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _check_images(x, name: str = "x") -> torch.Tensor:
-    """x must be a floating-point tensor of shape (N, C, H, W)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (N, C, H, W), "
-                        f"got {type(x).__name__}")
-    if x.ndim != 4:
-        hint = " (one image? add the batch axis: x[None])" if x.ndim == 3 else ""
-        raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got shape "
-                         f"{tuple(x.shape)}{hint}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: expected a float tensor, got {x.dtype}; "
-                         "convert with x.float() or x.double()")
-    return x
-
-
-# --------------------------------------------------------------------------------------
-# 2. Patches, im2col and the convolution
+# 1. Patches, im2col and the convolution
 # --------------------------------------------------------------------------------------
 
 
@@ -144,7 +111,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 
 # --------------------------------------------------------------------------------------
-# 3. Pooling by unfold
+# 2. Pooling by unfold
 # --------------------------------------------------------------------------------------
 
 
@@ -191,7 +158,7 @@ def avg_pool2d(x: torch.Tensor, kernel_size, stride=None, padding=0) -> torch.Te
 
 
 # --------------------------------------------------------------------------------------
-# 4. LeNet-5 with its parameters as plain tensors
+# 3. LeNet-5 with its parameters as plain tensors
 # --------------------------------------------------------------------------------------
 
 
@@ -339,3 +306,36 @@ class LeNet5:
     def score(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Accuracy: fraction of images whose predicted class equals y."""
         return float((self.predict(x) == y.to(self.params["conv1.W"].device)).double().mean())
+
+
+# --------------------------------------------------------------------------------------
+# 4. The checks at the door: the public functions above take ints or (h, w) pairs, and
+#    images (N, C, H, W)
+# --------------------------------------------------------------------------------------
+
+
+def _pair(value, name: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints (height, width), each >= minimum, as a tuple."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                 for v in pair):
+        raise ValueError(f"{name}: expected an int or a pair of ints (height, width), "
+                         f"got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_images(x, name: str = "x") -> torch.Tensor:
+    """x must be a floating-point tensor of shape (N, C, H, W)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape (N, C, H, W), "
+                        f"got {type(x).__name__}")
+    if x.ndim != 4:
+        hint = " (one image? add the batch axis: x[None])" if x.ndim == 3 else ""
+        raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got shape "
+                         f"{tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a float tensor, got {x.dtype}; "
+                         "convert with x.float() or x.double()")
+    return x
