@@ -142,41 +142,15 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
-class Linear(Layer):
-    """Affine map y = x W + b.
+class WeightsAndBias:
+    """``W`` and ``b`` as attributes backed by ``params`` (the layer protocol above).
 
-    params: W (in_features, out_features), b (out_features,). W is stored input-major,
-    so the forward pass is one matmul; it is the TRANSPOSE of ``torch.nn.Linear.weight``
-    (out, in), which computes x A^T + b with A = W^T.
-
-    Gradients, for dy = dL/dy (N, out)::
-
-        dL/dW = x^T dy   (in, out)     dL/db = sum_n dy[n]   (out,)     dL/dx = dy W^T   (N, in)
-
-    Inputs (constructor):
-        in_features, out_features - sizes of x's rows and y's rows.
-        init  - "he" (N(0, 2/in), for ReLU), "xavier" (U(+-sqrt(6/(in+out))), for tanh and
-                sigmoid), "lecun" (N(0, 1/in)) or None (W = 0: fill it yourself, e.g. with
-                weights copied from another model). b starts at 0 in every case.
-        rng   - Generator, int seed or None (see ``_as_rng``); dtype - float32 or float64.
+    Reading gives the array itself; assigning copies into it after a shape check, so an
+    optimiser that holds the array keeps seeing the layer's weights. ``W_LAYOUT`` says how
+    W is laid out (for the error message). Lesson 03's Conv2D uses it too.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, init: str | None = "he",
-                 rng=None, dtype=np.float64):
-        super().__init__()
-        self.in_features = _check_positive_int(in_features, "in_features")
-        self.out_features = _check_positive_int(out_features, "out_features")
-        dtype = _check_float_dtype(dtype)
-        if init is None:
-            W = np.zeros((self.in_features, self.out_features), dtype=dtype)
-        elif init in INITIALIZERS:
-            W = INITIALIZERS[init](self.in_features, self.out_features, rng, dtype=dtype)
-        else:
-            raise ValueError(f"unknown init {init!r}: expected one of {sorted(INITIALIZERS)} "
-                             "or None (zeros)")
-        self.init = init
-        self.params = {"W": W, "b": np.zeros(self.out_features, dtype=dtype)}
-        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+    W_LAYOUT = ""
 
     @property
     def W(self) -> np.ndarray:
@@ -197,9 +171,49 @@ class Linear(Layer):
     def _assign(self, name: str, value) -> None:
         value = np.asarray(value)
         if value.shape != self.params[name].shape:
-            raise ValueError(f"Linear.{name} must have shape {self.params[name].shape}, got "
-                             f"{value.shape} (W is (in, out): transpose nn.Linear.weight)")
+            raise ValueError(f"{type(self).__name__}.{name} must have shape "
+                             f"{self.params[name].shape}, got {value.shape} ({self.W_LAYOUT})")
         self.params[name][...] = value
+
+
+class Linear(WeightsAndBias, Layer):
+    """Affine map y = x W + b.
+
+    params: W (in_features, out_features), b (out_features,). W is stored input-major,
+    so the forward pass is one matmul; it is the TRANSPOSE of ``torch.nn.Linear.weight``
+    (out, in), which computes x A^T + b with A = W^T.
+
+    Gradients, for dy = dL/dy (N, out)::
+
+        dL/dW = x^T dy   (in, out)     dL/db = sum_n dy[n]   (out,)     dL/dx = dy W^T   (N, in)
+
+    Inputs (constructor):
+        in_features, out_features - sizes of x's rows and y's rows.
+        init  - "he" (N(0, 2/in), for ReLU), "xavier" (U(+-sqrt(6/(in+out))), for tanh and
+                sigmoid), "lecun" (N(0, 1/in)) or None (W = 0: fill it yourself, e.g. with
+                weights copied from another model). b starts at 0 in every case.
+        rng   - Generator, int seed or None (see ``_as_rng``); dtype - float32 or float64.
+    """
+
+    W_LAYOUT = "W is (in, out): transpose nn.Linear.weight"
+
+    def __init__(self, in_features: int, out_features: int, *, init: str | None = "he",
+                 rng=None, dtype=np.float64):
+        super().__init__()
+        self.in_features = _check_positive_int(in_features, "in_features")
+        self.out_features = _check_positive_int(out_features, "out_features")
+        dtype = _check_float_dtype(dtype)
+        if init is None:
+            W = np.zeros((self.in_features, self.out_features), dtype=dtype)
+        elif init in INITIALIZERS:
+            W = INITIALIZERS[init](self.in_features, self.out_features, rng, dtype=dtype)
+        else:
+            raise ValueError(f"unknown init {init!r}: expected one of {sorted(INITIALIZERS)} "
+                             "or None (zeros)")
+        self.init = init
+        self.params = {"W": W, "b": np.zeros(self.out_features, dtype=dtype)}
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Inputs: x (N, in_features). Returns: y = x W + b (N, out_features)."""

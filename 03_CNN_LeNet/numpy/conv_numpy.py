@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from utils import import_lesson
+
+# W and b as attributes backed by params, the layer protocol of lesson 02
+WeightsAndBias = import_lesson("02_MLP.numpy.mlp_numpy").WeightsAndBias
+
 INITS = ("he", "xavier", "lecun", "torch", None)  # the initialisations Conv2D offers
 
 
@@ -88,7 +93,7 @@ def conv2d_backward_naive(dout: np.ndarray, x: np.ndarray, W: np.ndarray, stride
 # ---------------------------------------------------------------------------
 
 
-class Conv2D:
+class Conv2D(WeightsAndBias):
     """2-D convolution (cross-correlation) with a bias, vectorised by im2col.
 
     Computes out = conv(x, W) + b as in the module docstring, in the parameters' dtype.
@@ -112,6 +117,8 @@ class Conv2D:
     Attributes: W (C_out, C_in, kH, kW), b (C_out,); params {"W", "b"} (the same arrays);
     grads {"W", "b"} (arrays of the same shapes, overwritten in place by each backward).
     """
+
+    W_LAYOUT = "W is (C_out, C_in, kH, kW), as nn.Conv2d.weight"
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  *, init: str | None = "he", rng=None, dtype=np.float64):
@@ -148,31 +155,6 @@ class Conv2D:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.cache: tuple | None = None
 
-    @property
-    def W(self) -> np.ndarray:
-        """Filters (C_out, C_in, kH, kW): the same array as ``params["W"]``."""
-        return self.params["W"]
-
-    @W.setter
-    def W(self, value) -> None:  # copy into the existing array: optimisers keep its identity
-        self._assign("W", value)
-
-    @property
-    def b(self) -> np.ndarray:
-        """Bias (C_out,): the same array as ``params["b"]``."""
-        return self.params["b"]
-
-    @b.setter
-    def b(self, value) -> None:
-        self._assign("b", value)
-
-    def _assign(self, name: str, value) -> None:
-        """Copy ``value`` into params[name] in place, after checking its shape."""
-        value = np.asarray(value)
-        if value.shape != self.params[name].shape:
-            raise ValueError(f"Conv2D.{name} must have shape {self.params[name].shape}, got "
-                             f"{value.shape} (W is (C_out, C_in, kH, kW), as nn.Conv2d.weight)")
-        self.params[name][...] = value
 
     def __repr__(self) -> str:
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size="
