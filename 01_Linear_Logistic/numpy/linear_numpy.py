@@ -52,7 +52,35 @@ def mse_loss(y_hat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 # ---------------------------------------------------------------------------
 
 
-class LinearRegression:
+class LinearParameters:
+    """W (D, K) and b (K,) of a linear model, kept in ``params`` (the L1 layer protocol) and
+    read and set as attributes; shared by this file's model and logistic_numpy.py's."""
+
+    def _init_params(self, input_dim: int, output_dim: int, dtype) -> None:
+        """Draw W ~ N(0, 1/D) of shape (D, K) and set b = 0 of shape (K,)."""
+        W = self.rng.standard_normal((input_dim, output_dim)) / np.sqrt(input_dim)
+        self.params = {"W": W.astype(dtype), "b": np.zeros(output_dim, dtype=dtype)}
+
+    @property
+    def W(self) -> np.ndarray:
+        """Weights (D, K): the same array as ``params["W"]``."""
+        return self.params["W"]
+
+    @W.setter
+    def W(self, value) -> None:
+        self.params["W"] = np.asarray(value)
+
+    @property
+    def b(self) -> np.ndarray:
+        """Bias (K,): the same array as ``params["b"]``."""
+        return self.params["b"]
+
+    @b.setter
+    def b(self, value) -> None:
+        self.params["b"] = np.asarray(value)
+
+
+class LinearRegression(LinearParameters):
     """Least-squares linear regression, Y_hat = X W + b, with optional ridge penalty.
 
     Minimises J(W, b) = 1/(2N) sum_i ||X_i W + b - Y_i||^2 + (l2/2) ||W||_F^2 (theory.md
@@ -96,29 +124,6 @@ class LinearRegression:
             self._init_params(int(input_dim), int(output_dim or 1), np.float64)
 
     # -- parameters ---------------------------------------------------------
-
-    def _init_params(self, input_dim: int, output_dim: int, dtype) -> None:
-        """Draw W ~ N(0, 1/D) of shape (D, K) and set b = 0 of shape (K,)."""
-        W = self.rng.standard_normal((input_dim, output_dim)) / np.sqrt(input_dim)
-        self.params = {"W": W.astype(dtype), "b": np.zeros(output_dim, dtype=dtype)}
-
-    @property
-    def W(self) -> np.ndarray:
-        """Weights (D, K): the same array as ``params["W"]``."""
-        return self.params["W"]
-
-    @W.setter
-    def W(self, value) -> None:
-        self.params["W"] = np.asarray(value)
-
-    @property
-    def b(self) -> np.ndarray:
-        """Bias (K,): the same array as ``params["b"]``."""
-        return self.params["b"]
-
-    @b.setter
-    def b(self, value) -> None:
-        self.params["b"] = np.asarray(value)
 
     def _check_ready(self, X: np.ndarray) -> None:
         """Raise ValueError unless the model has parameters that fit X's feature count."""

@@ -178,7 +178,7 @@ def check_labels(y, n_rows: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-class _LinearClassifier:
+class _LinearClassifier(_linear.LinearParameters):
     """Logits Z = X W + b, trained by minimising a cross-entropy plus (l2/2) ||W||^2.
 
     The two models below differ only in K (1 logit or K logits), the loss and how
@@ -211,29 +211,6 @@ class _LinearClassifier:
             self._init_params(int(input_dim), int(n_outputs), np.float64)
 
     # -- parameters ---------------------------------------------------------
-
-    def _init_params(self, input_dim: int, n_outputs: int, dtype) -> None:
-        """Draw W ~ N(0, 1/D) of shape (D, K) and set b = 0 of shape (K,)."""
-        W = self.rng.standard_normal((input_dim, n_outputs)) / np.sqrt(input_dim)
-        self.params = {"W": W.astype(dtype), "b": np.zeros(n_outputs, dtype=dtype)}
-
-    @property
-    def W(self) -> np.ndarray:
-        """Weights (D, K): the same array as ``params["W"]``."""
-        return self.params["W"]
-
-    @W.setter
-    def W(self, value) -> None:
-        self.params["W"] = np.asarray(value)
-
-    @property
-    def b(self) -> np.ndarray:
-        """Bias (K,): the same array as ``params["b"]``."""
-        return self.params["b"]
-
-    @b.setter
-    def b(self, value) -> None:
-        self.params["b"] = np.asarray(value)
 
     def _check_ready(self, X: np.ndarray) -> None:
         """Raise ValueError unless the model has parameters that fit X's feature count."""

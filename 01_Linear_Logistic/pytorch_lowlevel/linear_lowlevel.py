@@ -188,7 +188,44 @@ def normal_equation(
 # --------------------------------------------------------------------------------------
 
 
-class LinearRegression:
+class LinearParameters:
+    """W (D, K) and b (K,) of a linear model as leaf tensors that autograd tracks, with the
+    feature check that uses them; shared by this file's model and logistic_lowlevel.py's."""
+
+    def _init_params(self, d: int, k: int, dtype: torch.dtype) -> None:
+        """W ~ N(0, 1/D) (seeded, drawn on the CPU), b = 0."""
+        generator = torch.Generator().manual_seed(self.seed)
+        self.W = torch.randn(d, k, generator=generator, dtype=dtype) / math.sqrt(d)  # (D, K)
+        self.b = torch.zeros(k, dtype=dtype)  # (K,)
+
+    def _as_parameter(self, value, name: str) -> torch.Tensor:
+        """A fresh leaf tensor on the model's device that autograd tracks."""
+        return to_float_tensor(value, name=name).to(self.device).clone().requires_grad_(True)
+
+    @property
+    def W(self) -> torch.Tensor | None:
+        """Weights (D, K), or None before fit."""
+        return self._W
+
+    @W.setter
+    def W(self, value) -> None:
+        self._W = self._as_parameter(value, "W")
+
+    @property
+    def b(self) -> torch.Tensor | None:
+        """Bias (K,), or None before fit."""
+        return self._b
+
+    @b.setter
+    def b(self, value) -> None:
+        self._b = self._as_parameter(value, "b")
+
+    def _features(self, X) -> torch.Tensor:
+        """X checked, in the parameters' dtype and device, with D columns."""
+        return check_features_for(self, X)
+
+
+class LinearRegression(LinearParameters):
     """Least-squares linear regression with tensors as parameters.
 
     Inputs (constructor):
@@ -246,38 +283,6 @@ class LinearRegression:
             self._init_params(input_dim, output_dim or 1, dtype)
 
     # -- parameters ------------------------------------------------------------
-    def _init_params(self, d: int, k: int, dtype: torch.dtype) -> None:
-        """W ~ N(0, 1/D) (seeded, drawn on the CPU), b = 0."""
-        generator = torch.Generator().manual_seed(self.seed)
-        self.W = torch.randn(d, k, generator=generator, dtype=dtype) / math.sqrt(d)  # (D, K)
-        self.b = torch.zeros(k, dtype=dtype)  # (K,)
-
-    def _as_parameter(self, value, name: str) -> torch.Tensor:
-        """A fresh leaf tensor on the model's device that autograd tracks."""
-        return to_float_tensor(value, name=name).to(self.device).clone().requires_grad_(True)
-
-    @property
-    def W(self) -> torch.Tensor | None:
-        """Weights (D, K), or None before fit."""
-        return self._W
-
-    @W.setter
-    def W(self, value) -> None:
-        self._W = self._as_parameter(value, "W")
-
-    @property
-    def b(self) -> torch.Tensor | None:
-        """Bias (K,), or None before fit."""
-        return self._b
-
-    @b.setter
-    def b(self, value) -> None:
-        self._b = self._as_parameter(value, "b")
-
-    def _features(self, X) -> torch.Tensor:
-        """X checked, in the parameters' dtype and device, with D columns."""
-        return check_features_for(self, X)
-
     def _targets(self, y, n_rows: int) -> torch.Tensor:
         """y checked, as (N, K) in the parameters' dtype."""
         Y = check_regression_targets(y, n_rows, dtype=self.W.dtype, device=self.device)

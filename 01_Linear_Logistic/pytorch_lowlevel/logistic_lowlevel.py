@@ -102,7 +102,7 @@ def softmax_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor
 # --------------------------------------------------------------------------------------
 
 
-class _LinearClassifier:
+class _LinearClassifier(_linear.LinearParameters):
     """What binary and softmax regression share: parameters, checks, the training loop.
 
     A subclass says how many outputs K it has (``_n_outputs``), how labels are checked
@@ -137,38 +137,6 @@ class _LinearClassifier:
         raise NotImplementedError
 
     # -- parameters --------------------------------------------------------------
-    def _init_params(self, d: int, k: int, dtype: torch.dtype) -> None:
-        """W ~ N(0, 1/D) (seeded, drawn on the CPU), b = 0."""
-        generator = torch.Generator().manual_seed(self.seed)
-        self.W = torch.randn(d, k, generator=generator, dtype=dtype) / math.sqrt(d)  # (D, K)
-        self.b = torch.zeros(k, dtype=dtype)  # (K,)
-
-    def _as_parameter(self, value, name: str) -> torch.Tensor:
-        """A fresh leaf tensor on the model's device that autograd tracks."""
-        return to_float_tensor(value, name=name).to(self.device).clone().requires_grad_(True)
-
-    @property
-    def W(self) -> torch.Tensor | None:
-        """Weights (D, K) (K = 1 for the binary model), or None before fit."""
-        return self._W
-
-    @W.setter
-    def W(self, value) -> None:
-        self._W = self._as_parameter(value, "W")
-
-    @property
-    def b(self) -> torch.Tensor | None:
-        """Bias (K,), or None before fit."""
-        return self._b
-
-    @b.setter
-    def b(self, value) -> None:
-        self._b = self._as_parameter(value, "b")
-
-    def _features(self, X) -> torch.Tensor:
-        """X checked, in the parameters' dtype and device, with D columns."""
-        return check_features_for(self, X)
-
     def _logits(self, X: torch.Tensor) -> torch.Tensor:
         return linear_forward(X, self.W, self.b)  # (N, K)
 
