@@ -120,6 +120,15 @@ def _recomputed_baseline(dataset: str, metric: str) -> float:
         majority = np.bincount(real.numpy()).argmax()
         test_real = test.input_ids[test.input_ids > corpus.MASK_ID].numpy()
         return float(np.mean(test_real == majority))
+    if dataset == "grammar-acceptability":  # lesson 08's fine-tuning task, default split
+        from argparse import Namespace
+
+        from utils.lessons import import_lesson
+
+        task = import_lesson("08_BERT.paper.train_classifier")
+        _, y_train, _, y_test, _ = task.load_task(Namespace(dataset=dataset, n_train=4000,
+                                                            n_test=1000, seed=0))
+        return float(np.mean(y_test == np.bincount(y_train).argmax()))
     if metric == "exact_match":
         src, _ = dl.make_copy_task(2000, 10, 12, seed=0, reserved=2)
         test, _ = dl.make_copy_task(2000, 10, 12, seed=1, reserved=2)
