@@ -2,9 +2,10 @@
 
 Part of lesson 08's code reading: ``08_BERT/analysis/README.md`` walks through
 ``transformers/models/bert/`` with line numbers, and ``check_guide_line_numbers`` below
-checks every one of them against the installed version. This script checks what the
-reading claims, then does the seed's three modification tasks on transformers' own
-classes, built from small random configs (no download):
+checks every one of them against the installed version (the checker is
+``utils/guides.py``). This script checks what the reading claims, then does the seed's
+three modification tasks on transformers' own classes, built from small random configs
+(no download):
 
 0. The reading's claims: the mask each attention implementation receives (eager: an
    additive float mask; sdpa: a boolean mask, or none at all; flash: the 2-D mask), eager
@@ -34,7 +35,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import json
 import math
@@ -65,6 +65,7 @@ from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.models.bert.modeling_bert import eager_attention_forward
 
 from utils.cli import add_common_args, parse_args, positive_int, prepare_out_dir, probability
+from utils.guides import GuideLocation, check_guide, read_guide_locations
 from utils.training_utils import get_device, seed_everything, torch_threads
 from utils.visualization import plot_curves, save_figure
 
@@ -742,21 +743,6 @@ def _parameter_counts() -> dict[str, int]:
 # The guides' line numbers, checked against the installed transformers
 # --------------------------------------------------------------------------------------
 
-CODE_SPAN = re.compile(r"`([^`]+)`")
-LOCATION = re.compile(r"((?:[\w.]+/)*[\w.]+\.py):(\d+)(?:-(\d+))?")
-
-
-@dataclass(frozen=True)
-class GuideLocation:
-    """One ``file.py:LINE`` (or ``file.py:START-END``) quoted in a guide."""
-
-    guide: Path
-    guide_line: int
-    path: str  # as written: "modeling_bert.py" or "models/auto/modeling_auto.py"
-    start: int
-    end: int
-    name: str | None  # the code span written before it on the same line
-
 
 def transformers_root() -> Path:
     return Path(transformers.__file__).resolve().parent
@@ -770,68 +756,10 @@ def resolve_source(path: str) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-BLOCK_START = re.compile(r"\s*(\||[-*] |\d+\. |#)")  # a table row, list item or heading
-
-
-def _logical_lines(text: str) -> list[list[tuple[int, str]]]:
-    """Group a Markdown file's lines into logical lines: a paragraph, list item, table row
-    or heading, with wrapped continuation lines joined to it. Fenced code is left out.
-
-    Returns: one list of (line number, text) per logical line.
-    """
-    blocks: list[list[tuple[int, str]]] = []
-    fenced = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-            blocks.append([])
-            continue
-        if fenced or not line.strip():
-            blocks.append([])
-            continue
-        if not blocks or not blocks[-1] or BLOCK_START.match(line) or \
-                blocks[-1][0][1].lstrip().startswith(("|", "#")):
-            blocks.append([])
-        blocks[-1].append((number, line.strip()))
-    return [b for b in blocks if b]
-
-
 def guide_locations(guides: Sequence[str | Path] = GUIDES) -> list[GuideLocation]:
-    """Every ``file.py:N`` code span of the guides, with the code span written before it.
-
-    The name of a location is the nearest code span to its left in the same logical line
-    (paragraph, list item, table row: wrapped lines count as one) that is not itself a
-    location. Fenced code blocks are skipped.
-    """
-    found = []
-    for guide in map(Path, guides):
-        for block in _logical_lines(guide.read_text(encoding="utf-8")):
-            joined, starts = "", []  # starts[i]: offset in `joined` where line i begins
-            for _, line in block:
-                starts.append(len(joined))
-                joined += line + " "
-            name = None
-            for span in CODE_SPAN.finditer(joined):
-                match = LOCATION.fullmatch(span.group(1))
-                if match is None:
-                    name = span.group(1)
-                    continue
-                line_index = max(i for i, start in enumerate(starts) if start <= span.start())
-                start = int(match.group(2))
-                end = int(match.group(3) or start)
-                found.append(GuideLocation(guide, block[line_index][0], match.group(1), start,
-                                           end, name))
-    return found
-
-
-def _names(span: str) -> list[str]:
-    """What a quoted line may contain to match a code span: the span itself, without a
-    trailing "()", or its last dotted part (``PreTrainedModel.post_init`` -> ``post_init``)."""
-    text = span.strip().removesuffix("()")
-    names = [text]
-    if re.fullmatch(r"[\w.]+", text) and "." in text:
-        names.append(text.rsplit(".", 1)[1])
-    return [name for name in names if name]
+    """Every ``file.py:N`` code span of the guides, with the code span written before it
+    (the parser of utils/guides.py; fenced code blocks are skipped)."""
+    return read_guide_locations(guides)
 
 
 def check_guide_line_numbers(guides: Sequence[str | Path] = GUIDES) -> list[str]:
@@ -840,7 +768,7 @@ def check_guide_line_numbers(guides: Sequence[str | Path] = GUIDES) -> list[str]
     For each location: the file exists, the line (and range end) exists, and the quoted
     line contains the code span written just before the location (a class, function or
     attribute name, or a piece of code). A range must not run past the end of the
-    definition that starts on its first line.
+    definition that starts on its first line (``utils.guides.check_guide``).
     Returns: a list of problems, empty when every location holds; the first entry names a
              version mismatch when transformers is not the version the guides were read in.
     """
@@ -848,34 +776,8 @@ def check_guide_line_numbers(guides: Sequence[str | Path] = GUIDES) -> list[str]
     if transformers.__version__ != GUIDE_VERSION:
         problems.append(f"the guides quote transformers {GUIDE_VERSION}; installed is "
                         f"{transformers.__version__}, so line numbers may differ")
-    sources: dict[Path, list[str]] = {}
-    trees: dict[Path, ast.AST] = {}
-    for loc in guide_locations(guides):
-        where = f"{loc.guide.name}:{loc.guide_line}: `{loc.path}:{loc.start}`"
-        source = resolve_source(loc.path)
-        if source is None:
-            problems.append(f"{where}: no file {loc.path} in {transformers_root()}")
-            continue
-        lines = sources.setdefault(source, source.read_text(encoding="utf-8").splitlines())
-        if loc.name is None:
-            problems.append(f"{where}: no code span before it says what the line holds")
-            continue
-        if not 1 <= loc.start <= loc.end <= len(lines):
-            problems.append(f"{where}: lines {loc.start}-{loc.end} outside {loc.path} "
-                            f"({len(lines)} lines)")
-            continue
-        text = lines[loc.start - 1]
-        if not any(name in text for name in _names(loc.name)):
-            problems.append(f"{where}: should hold `{loc.name}`, but the line reads "
-                            f"{text.strip()!r}")
-            continue
-        if loc.end > loc.start:
-            tree = trees.setdefault(source, ast.parse("\n".join(lines)))
-            node = next((n for n in ast.walk(tree) if getattr(n, "lineno", None) == loc.start
-                         and isinstance(n, (ast.ClassDef, ast.FunctionDef))), None)
-            if node is not None and loc.end > node.end_lineno:
-                problems.append(f"{where}: the range ends at {loc.end}, after the end of "
-                                f"`{node.name}` ({node.end_lineno})")
+    for guide in guides:
+        problems += check_guide(guide, resolve_source, str(transformers_root()))
     return problems
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from utils import import_lesson
+from utils.checkpoints import read_checkpoint
 
 bp = import_lesson("08_BERT.paper.bert_paper")
 BertConfig, BertModel = bp.BertConfig, bp.BertModel
@@ -276,52 +277,7 @@ def to_hf(model: nn.Module, attn_implementation: str | None = None):
 # 5. A checkpoint directory in transformers' layout (no transformers needed)
 # --------------------------------------------------------------------------------------
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # the first one present is read
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(path)
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated download, a non-tensor pickle, ...
-        raise ValueError(f"could not read the weights in {path}: {error}") from error
-
-
-def read_checkpoint(directory: str | Path) -> tuple[dict, dict[str, torch.Tensor], Path]:
-    """(config.json as a dict, the state dict in transformers' names, the weights path).
-
-    Reads ``model.safetensors``, else ``pytorch_model.bin``, else a sharded checkpoint
-    (``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``).
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {directory} does not exist: download "
-                                "one on a connected machine, e.g. with transformers' "
-                                "save_pretrained or huggingface-cli download, and copy it here")
-    present = sorted(p.name for p in directory.iterdir())
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{directory} has no config.json (transformers' layout: "
-                                f"config.json, model.safetensors or pytorch_model.bin, "
-                                f"vocab.txt); found: {present}")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    for name in WEIGHT_FILES:
-        if (directory / name).is_file():
-            return config, _read_tensors(directory / name), directory / name
-        index = directory / f"{name}.index.json"
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-                                .values()))
-            state = {}
-            for shard in shards:
-                state.update(_read_tensors(directory / shard))
-            return config, state, index
-    raise FileNotFoundError(f"{directory} has no weights: expected one of {WEIGHT_FILES} (or "
-                            f"a sharded *.index.json); found: {present}. A TensorFlow "
-                            "checkpoint (bert_model.ckpt.*) must be converted first")
+# read_checkpoint (utils/checkpoints.py): config.json and the weights as saved, no transformers
 
 
 def load_pretrained(directory: str | Path, model_class: type = BertModel, *,
