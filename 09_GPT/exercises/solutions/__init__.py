@@ -1,0 +1,1 @@
+"""Reference solutions of lesson 09's exercises."""
