@@ -120,6 +120,11 @@ def _recomputed_baseline(dataset: str, metric: str) -> float:
         majority = np.bincount(real.numpy()).argmax()
         test_real = test.input_ids[test.input_ids > corpus.MASK_ID].numpy()
         return float(np.mean(test_real == majority))
+    if dataset == "generated" and metric == "val_loss":  # lesson 09's generated language
+        from utils.lessons import import_lesson
+
+        corpus = import_lesson("09_GPT.pytorch_lowlevel.corpus")
+        return float(corpus.unigram_loss(*corpus.train_val_text()))
     if dataset == "grammar-acceptability":  # lesson 08's fine-tuning task, default split
         from argparse import Namespace
 
