@@ -209,7 +209,7 @@ BUGS = [
     ),
     Bug(
         name="a test folder's labels follow its own folders, not the training classes",
-        file="paper/train.py",
+        file="../utils/data_loaders.py",
         find="            labels.append(names.index(folder.name))",
         replace="            labels.append(folders.index(folder))",
         caught_by="paper/test_scripts.py::test_without_a_test_folder_a_share_of_each_class_is_held_out",

@@ -1404,6 +1404,99 @@ def _normalize_images(X_train: np.ndarray, X_test: np.ndarray, how: str | None):
     return X_train - mean, X_test - mean
 
 
+def _size_pair(size) -> tuple[int, int]:
+    """An int N (a square N x N) or an (H, W) pair, as (H, W) ints."""
+    return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+
+
+def read_image_folder(directory: str | Path, image_size: int | tuple[int, int] | None = None,
+                      classes: Sequence[str] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The images of ``directory/<class>/...`` (torchvision's ImageFolder layout), as RGB.
+
+    Every file of a class sub-folder (its sub-folders included; hidden files skipped) must be
+    an image PIL reads; files beside the class folders are ignored. Classes: the sub-folder
+    names in sorted order, or ``classes`` (the training classes, for a test folder: labels
+    then index into them, and a folder of another name is an error).
+    Inputs:  image_size - resize every image to (H, W) (an int: square); None keeps the
+             images' own size, which must then be the same for all.
+    Returns: (images (N, H, W, 3) uint8, labels (N,) int64, class names).
+    Raises:  DatasetNotFoundError (no such folder) or DatasetFormatError naming the file or
+             folder: no class folders, an empty class, a file that is not an image, mixed
+             sizes without image_size, fewer than 2 classes, an unknown test class.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    directory = Path(directory)
+    layout = (f"one sub-folder per class, each holding that class's images, e.g. "
+              f"{directory / 'cat' / '1.png'} and {directory / 'dog' / '2.jpg'}")
+    if not directory.is_dir():
+        raise DatasetNotFoundError(f"{directory}: no such folder (expected {layout})")
+    folders = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(folders) < (1 if classes else 2):
+        raise DatasetFormatError(f"{directory}: {len(folders)} class sub-folder(s); expected "
+                                 f"{layout} (at least 2 classes to train on)")
+    names = list(classes) if classes else [folder.name for folder in folders]
+    size = None if image_size is None else _size_pair(image_size)
+    images, labels, first = [], [], None
+    for folder in folders:
+        if folder.name not in names:
+            raise DatasetFormatError(f"{folder}: class {folder.name!r} is not among the "
+                                     f"training classes {names}")
+        files = sorted(p for p in folder.rglob("*") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        if not files:
+            raise DatasetFormatError(f"{folder}: class {folder.name!r} has no images; every "
+                                     "class sub-folder needs at least one")
+        for path in files:
+            try:
+                with Image.open(path) as opened:
+                    image = opened.convert("RGB")  # decodes the whole file
+            except (UnidentifiedImageError, OSError) as error:
+                raise DatasetFormatError(f"{path}: not an image PIL can read ({error}); the "
+                                         "class folders must hold only images (PNG, JPEG, "
+                                         "...)") from None
+            if size is not None:
+                image = image.resize(size[::-1], Image.Resampling.BICUBIC)  # PIL: (W, H)
+            elif first is None:
+                first = (path, image.size)
+            elif image.size != first[1]:
+                raise DatasetFormatError(
+                    f"{path} is {image.size[0]}x{image.size[1]} pixels but {first[0]} is "
+                    f"{first[1][0]}x{first[1][1]}: images of mixed sizes need a size to resize "
+                    "them to (image_size=N; --image-size N in the scripts)")
+            images.append(np.asarray(image))  # (H, W, 3)
+            labels.append(names.index(folder.name))
+    return np.stack(images), np.array(labels, dtype=np.int64), names
+
+
+def load_image_folders(train_dir: Path, test_dir: Path | None,
+                       image_size: int | tuple[int, int] | None, test_fraction: float,
+                       seed: int = 0) -> Split:
+    """A user's images as a Split: X (N, 3, H, W) float32 in [0, 1]. Without ``test_dir``,
+    ``test_fraction`` of each class (at least one image of any class with two or more) is
+    held out at random (``seed``)."""
+    train_x, train_y, classes = read_image_folder(train_dir, image_size)
+    if test_dir is not None:
+        size = image_size or train_x.shape[1:3]
+        test_x, test_y, _ = read_image_folder(test_dir, tuple(size), classes)
+    else:
+        rng = np.random.default_rng(seed)
+        held = [index for label in range(len(classes))
+                for index in rng.permutation(np.flatnonzero(train_y == label))[
+                    :min(max(1, round(test_fraction * np.sum(train_y == label))),
+                         np.sum(train_y == label) - 1)]]
+        if not held:
+            raise DatasetFormatError(f"{train_dir}: too few images to hold out a test share "
+                                     "(each class has one); give --test-dir")
+        keep = np.setdiff1d(np.arange(len(train_y)), held)
+        test_x, test_y, train_x, train_y = train_x[held], train_y[held], train_x[keep], \
+            train_y[keep]
+    to_float = lambda x: x.transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # noqa: E731
+    return Split(to_float(train_x), train_y, to_float(test_x), test_y, name="folder",
+                 task="multiclass", classes=classes)
+
+
 def load_images(
     dataset: str,
     *,

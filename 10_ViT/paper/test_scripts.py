@@ -32,6 +32,7 @@ import pytest
 import torch
 
 from utils import import_lesson
+from utils.data_loaders import DatasetFormatError
 
 script = import_lesson("10_ViT.paper.train")
 vp, convert = script.vp, script.convert
@@ -188,7 +189,7 @@ def test_mixed_sizes_are_resized_with_image_size_and_bad_folders_are_named(tmp_p
     assert labels.tolist() == [0, 0, 1, 1, 2, 2, 2]
     other = _write_folder(tmp_path / "test", per_class=1, classes=["red"])
     (other / "red").rename(other / "purple")
-    with pytest.raises(script.DatasetFormatError, match="'purple' is not among the training"):
+    with pytest.raises(DatasetFormatError, match="'purple' is not among the training"):
         script.read_image_folder(other, 8, classes)
     with pytest.raises(SystemExit, match="no such folder"):
         script.main(["--train-dir", str(tmp_path / "nowhere"), *TINY, "--out", str(tmp_path)])
