@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,3 +163,13 @@ def check_guide(guide_path: str | Path, resolve: Callable[[str], Path | None],
                 problems.append(f"{where}: the range ends at {loc.end}, after the end of "
                                 f"`{node.name}` ({node.end_lineno})")
     return problems
+
+
+def version_problems(quoted: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:
+    """One line per library whose installed version is not the one a guide quotes.
+
+    Inputs: quoted - library -> the version the guide's line numbers belong to;
+            installed - library -> the version importable now.
+    """
+    return [f"the guide quotes {name} {quoted[name]}; installed is {installed[name]}, "
+            "so line numbers may differ" for name in quoted if installed[name] != quoted[name]]

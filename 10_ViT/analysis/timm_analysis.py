@@ -69,6 +69,7 @@ from utils.cli import (
 )
 from utils.data_loaders import load_images
 from utils.guides import GuideLocation, check_guide, read_guide_locations
+from utils.guides import version_problems as _versions_differ
 from utils.training_utils import seed_everything, torch_threads
 from utils.visualization import plot_curves, save_figure
 
@@ -914,9 +915,7 @@ def resolve_source(path: str) -> Path | None:
 def version_problems() -> list[str]:
     """One line per library whose installed version is not the one the guide quotes."""
     installed = {"timm": timm.__version__, "transformers": transformers.__version__}
-    return [f"the guide quotes {name} {GUIDE_VERSIONS[name]}; installed is {installed[name]}, "
-            "so line numbers may differ" for name in GUIDE_VERSIONS
-            if installed[name] != GUIDE_VERSIONS[name]]
+    return _versions_differ(GUIDE_VERSIONS, installed)
 
 
 def guide_locations(guides: Sequence[str | Path] = GUIDES) -> list[GuideLocation]:

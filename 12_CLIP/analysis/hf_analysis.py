@@ -81,6 +81,7 @@ from utils.cli import (
 )
 from utils.data_loaders import load_images
 from utils.guides import GuideLocation, check_guide, read_guide_locations
+from utils.guides import version_problems as _versions_differ
 from utils.training_utils import seed_everything, torch_threads
 from utils.visualization import plot_curves, save_figure
 
@@ -888,10 +889,7 @@ def installed_versions() -> dict[str, str]:
 
 def version_problems() -> list[str]:
     """One line per library whose installed version is not the one the guide quotes."""
-    installed = installed_versions()
-    return [f"the guide quotes {name} {GUIDE_VERSIONS[name]}; installed is {installed[name]}, "
-            "so line numbers may differ" for name in GUIDE_VERSIONS
-            if installed[name] != GUIDE_VERSIONS[name]]
+    return _versions_differ(GUIDE_VERSIONS, installed_versions())
 
 
 def guide_locations(guides: Sequence[str | Path] = GUIDES) -> list[GuideLocation]:

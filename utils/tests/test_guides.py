@@ -130,3 +130,12 @@ def test_ranges_are_checked_against_the_definition_and_the_file_end(tmp_path):
         "guide.md:3: `model.py:5`: the range ends at 7, after the end of `__init__` (6)",
         "guide.md:7: `model.py:9`: lines 9-5 outside model.py (10 lines)",
     ]
+
+
+def test_version_problems_name_each_library_whose_version_differs():
+    from utils.guides import version_problems
+
+    quoted = {"timm": "1.0.31", "transformers": "5.25.0"}
+    assert version_problems(quoted, {"timm": "1.0.31", "transformers": "5.25.0"}) == []
+    assert version_problems(quoted, {"timm": "1.0.32", "transformers": "5.25.0"}) == [
+        "the guide quotes timm 1.0.31; installed is 1.0.32, so line numbers may differ"]
