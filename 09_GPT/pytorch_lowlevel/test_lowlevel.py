@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from utils import import_lesson
-from utils.testing import FLOAT64, assert_close, assert_level_purity
+from utils.testing import FLOAT64, OPTIMIZER_TRAJECTORY, assert_close, assert_level_purity
 
 gpt = import_lesson("09_GPT.pytorch_lowlevel.gpt_lowlevel")
 corpus = import_lesson("09_GPT.pytorch_lowlevel.corpus")
@@ -383,7 +383,11 @@ def test_adamw_schedule_and_clipping_equal_torch_over_20_steps():
     assert 0 < clipped < total, "clipping should act on some steps, not all"
     start = random_params(seed=11)
     for name in ours:
-        assert_close(ours[name], theirs[name], FLOAT64, f"{name} after {total} steps")
+        # the key bias's true gradient is 0 (softmax ignores a shift shared by every key):
+        # Adam divides its rounding noise by sqrt(v) + eps and moves it by up to lr per step,
+        # a walk that differs between CPUs; those rows get the trajectory tolerance
+        tol = OPTIMIZER_TRAJECTORY if name.endswith("attention.qkv.bias") else FLOAT64
+        assert_close(ours[name], theirs[name], tol, f"{name} after {total} steps")
         assert (ours[name] - start[name]).abs().max() > 1e-3, f"{name} did not move"
 
 

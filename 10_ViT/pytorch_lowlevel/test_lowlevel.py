@@ -28,7 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from utils import import_lesson
-from utils.testing import FLOAT64, assert_close, assert_level_purity, float32_tol
+from utils.testing import (
+    FLOAT64,
+    OPTIMIZER_TRAJECTORY,
+    assert_close,
+    assert_level_purity,
+    float32_tol,
+)
 
 vit = import_lesson("10_ViT.pytorch_lowlevel.vit_lowlevel")
 
@@ -376,7 +382,11 @@ def test_adamw_and_warmup_cosine_equal_torch_adamw_and_lambda_lr_over_20_steps()
         schedule.step()
     start = random_params(config, seed=5)
     for name in ours:
-        assert_close(ours[name], theirs[name], FLOAT64, f"{name} after {total} steps")
+        # the key bias's true gradient is 0 (softmax ignores a shift shared by every key):
+        # Adam divides its rounding noise by sqrt(v) + eps and moves it by up to lr per step,
+        # a walk that differs between CPUs; those rows get the trajectory tolerance
+        tol = OPTIMIZER_TRAJECTORY if name.endswith("attention.qkv.bias") else FLOAT64
+        assert_close(ours[name], theirs[name], tol, f"{name} after {total} steps")
         if ".attention.qkv.bias" not in name:
             assert (ours[name] - start[name]).abs().max() > 1e-3, f"{name} did not move"
     assert state["t"] == total
