@@ -444,3 +444,12 @@ def test_clip_benchmark_checks_equal_then_times(monkeypatch):
     monkeypatch.setattr(bench, "make_models", perturbed)
     with pytest.raises(SystemExit, match="compute different numbers"):
         bench.main(["--small", "--batch", "4", "--repeats", "1", "--warmup", "0"])
+
+    def one_gradient_off(small, seed=0):  # same outputs, one gradient 1 % off
+        config, ours, theirs = make_models(small, seed)
+        theirs.text_projection.weight.register_hook(lambda grad: 1.01 * grad)
+        return config, ours, theirs
+
+    monkeypatch.setattr(bench, "make_models", one_gradient_off)
+    with pytest.raises(SystemExit, match="text_projection"):
+        bench.main(["--small", "--batch", "4", "--repeats", "1", "--warmup", "0"])
