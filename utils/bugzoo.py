@@ -108,6 +108,9 @@ def check_applies(lesson: str, bug: Bug, root: Path = ROOT) -> str:
     return text.replace(bug.find, bug.replace)
 
 
+TIMEOUT_S = 600  # one bug's tests; the slowest take about 40 s on a 2-core machine
+
+
 @dataclass
 class Outcome:
     lesson: str
@@ -130,11 +133,16 @@ def _run_one(lesson: str, bug: Bug, scratch: Path) -> Outcome:
         env = dict(os.environ, PYTHONPATH=str(scratch), MPLBACKEND="Agg",
                    PYTHONDONTWRITEBYTECODE="1")
         nodes = [f"{lesson}/{n}" for n in bug.caught_by]
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-             "-p", "no:randomly", "--no-header",
-             *nodes],
-            cwd=scratch, env=env, capture_output=True, text=True, timeout=600)
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                 "-p", "no:randomly", "--no-header",
+                 *nodes],
+                cwd=scratch, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return Outcome(lesson, bug, "ERROR", f"its tests ran past {TIMEOUT_S} s with the "
+                           "bug in place (a hang, or a failure message that takes that long)",
+                           time.perf_counter() - start)
     finally:
         path.write_text(original, encoding="utf-8")
     seconds = time.perf_counter() - start

@@ -46,7 +46,7 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode as transformers
 from transformers.utils import logging as transformers_logging
 
 from utils import import_lesson
-from utils.testing import assert_level_purity
+from utils.testing import assert_level_purity, assert_same_entries
 
 tk = import_lesson("09_GPT.paper.tokenizer")
 
@@ -176,7 +176,8 @@ def test_training_by_hand():
 
 def test_training_is_deterministic_and_keeps_vocab_size(trained):
     again = tk.ByteLevelBPETokenizer.train(TRAIN_TEXT[::-1], VOCAB_SIZE)  # another order
-    assert again.merges == trained.ours.merges and again.vocab == trained.ours.vocab
+    assert_same_entries(again.merges, trained.ours.merges, "merges")
+    assert_same_entries(again.vocab, trained.ours.vocab, "vocabulary")
     assert len(trained.ours) == VOCAB_SIZE == len(trained.ours.merges) + 257
     ids = sorted(trained.ours.vocab.values())
     assert ids == list(range(VOCAB_SIZE))
@@ -315,8 +316,9 @@ def test_reads_gpt2s_own_files(trained, tmp_path):
                                                      tmp_path / "merges.txt")
     from_folder = tk.ByteLevelBPETokenizer.from_pretrained(tmp_path)  # no config file
     reference = GPT2Tokenizer.from_pretrained(tmp_path)
-    assert from_files.vocab == from_folder.vocab == trained.ours.vocab
-    assert from_files.merges == trained.ours.merges
+    assert_same_entries(from_files.vocab, trained.ours.vocab, "vocabulary from files")
+    assert_same_entries(from_folder.vocab, trained.ours.vocab, "vocabulary from the folder")
+    assert_same_entries(from_files.merges, trained.ours.merges, "merges from files")
     assert from_folder.special_tokens == ["<|endoftext|>"]
     for text in REAL_TEXT + HELD_OUT[:10]:
         assert from_folder.encode(text) == reference(text)["input_ids"] == trained.ours.encode(text)
@@ -326,7 +328,8 @@ def test_reads_transformers_save_pretrained(trained, tmp_path):
     trained.reference.save_pretrained(tmp_path)
     assert not (tmp_path / "vocab.json").exists()  # transformers 5 writes tokenizer.json only
     ours = tk.ByteLevelBPETokenizer.from_pretrained(tmp_path)
-    assert ours.vocab == trained.ours.vocab and ours.merges == trained.ours.merges
+    assert_same_entries(ours.vocab, trained.ours.vocab, "vocabulary")
+    assert_same_entries(ours.merges, trained.ours.merges, "merges")
     assert ours.special_tokens == ["<|endoftext|>"]
 
 

@@ -43,6 +43,7 @@ from transformers import CLIPTokenizer, CLIPTokenizerFast
 from transformers.utils import logging as transformers_logging
 
 from utils import import_lesson
+from utils.testing import assert_same_entries
 
 tk = import_lesson("12_CLIP.paper.tokenizer")
 
@@ -228,7 +229,8 @@ def test_training_layout_and_determinism(trained):
     merged = [ours.decode([i]) for i in range(512, VOCAB_SIZE - 2)]  # as text ("Ã©" is é)
     assert all(text == text.lower() for text in merged)  # a lower-cased corpus
     again = tk.CLIPTokenizer.train(TRAIN_TEXT[::-1], VOCAB_SIZE)  # another order
-    assert again.merges == ours.merges and again.vocab == ours.vocab
+    assert_same_entries(again.merges, ours.merges, "merges")
+    assert_same_entries(again.vocab, ours.vocab, "vocabulary")
     fresh = tk.CLIPTokenizer(ours.vocab, ours.merges)  # no cache
     batch = ours(HELD_OUT)
     assert all(torch.equal(fresh(HELD_OUT)[key], batch[key]) for key in batch)
@@ -280,10 +282,11 @@ def test_batches_equal_transformers_with_its_padding_and_truncation(trained):
 
 def test_openai_vocabulary_equals_open_clips(real):
     renamed = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
-    assert real.ours.vocab == {renamed.get(token, token): i
-                               for token, i in real.open_clip.encoder.items()}
+    assert_same_entries(real.ours.vocab, {renamed.get(token, token): i
+                                          for token, i in real.open_clip.encoder.items()},
+                        "vocabulary")
     assert len(real.ours) == 49408 and len(real.ours.merges) == 48894
-    assert real.ours.ranks == real.open_clip.bpe_ranks
+    assert_same_entries(real.ours.ranks, real.open_clip.bpe_ranks, "merge ranks")
     assert (real.ours.sot_token_id, real.ours.eot_token_id) == (49406, 49407)
     assert real.ours.vocab["a</w>"] == 320 and real.ours.merges[0] == ("i", "n")
 

@@ -85,6 +85,17 @@ def test_runner_reports_caught_surviving_and_stale_bugs(tmp_path):
     assert (tmp_path / "99_Toy" / "toy.py").read_text() == before  # the tree is untouched
 
 
+def test_a_bug_that_hangs_its_tests_is_reported_and_the_zoo_goes_on(tmp_path, monkeypatch):
+    _toy_repo(tmp_path)
+    bugs = tmp_path / "99_Toy" / "bugs.py"
+    bugs.write_text(bugs.read_text().replace(
+        '"return 2 + x"', '"import time; time.sleep(60); return 2 * x"'))
+    monkeypatch.setattr(bugzoo, "TIMEOUT_S", 5)
+    results = bugzoo.run_zoo(["99_Toy"], jobs=1, log=lambda *_: None, root=tmp_path)
+    assert [r.status for r in results] == ["ERROR", "SURVIVED", "ERROR"]
+    assert "ran past 5 s" in results[0].detail
+
+
 def test_unknown_lesson_is_a_clear_error():
     with pytest.raises(SystemExit, match="no lesson '42'"):
         bugzoo.resolve_lesson("42")

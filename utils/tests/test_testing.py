@@ -564,3 +564,22 @@ def test_a_learners_exercise_file_is_held_to_its_reference_solutions_level(tmp_p
     testing.check_learner_module(
         testing.load_module_from_file(exercises / "solutions" / "ex01_relu.py"), exercises,
         "ex01_relu")
+
+
+def test_assert_same_entries_names_the_first_differences():
+    from utils.testing import assert_same_entries
+
+    vocab = {f"t{i}": i for i in range(50_000)}
+    assert_same_entries(vocab, dict(vocab))
+    shifted = {k: v + (v >= 3) for k, v in vocab.items()}
+    with pytest.raises(AssertionError) as err:
+        assert_same_entries(shifted, vocab, "vocabulary")
+    message = str(err.value)
+    assert "'t3': got 4, expected 3" in message and "'t5': got 6" in message
+    assert "'t6'" not in message  # the first three only
+    with pytest.raises(AssertionError, match="missing 't0'"):
+        assert_same_entries({k: v for k, v in vocab.items() if v}, vocab)
+    with pytest.raises(AssertionError, match=r"at 1: got \('a', 'c'\), expected \('a', 'b'\)"):
+        assert_same_entries([("x", "y"), ("a", "c")], [("x", "y"), ("a", "b")], "merges")
+    with pytest.raises(AssertionError, match="2 items, expected 3"):
+        assert_same_entries([1, 2], [1, 2, 3])
