@@ -65,7 +65,7 @@ def make_models(setting: dict, seed: int = 0, device: str = "cpu"):
 def make_batch(config, batch: int, seed: int = 1, device: str = "cpu"):
     """Random images (B, 3, H, W) and labels (B,)."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(batch, config.in_channels, *vp._pair(config.image_size),
+    images = torch.randn(batch, config.in_channels, *vp.as_pair(config.image_size),
                          generator=generator)
     labels = torch.randint(config.num_classes, (batch,), generator=generator)
     return images.to(device), labels.to(device)

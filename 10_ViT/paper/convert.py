@@ -205,7 +205,7 @@ def _patch_conv_weight(model: ViT) -> torch.Tensor:
     """E (D, C P_h P_w) -> the stride-P Conv2d weight (D, C, P_h, P_w) (see patchify)."""
     cfg = model.config
     return model.patch_embed.weight.reshape(cfg.d_model, cfg.in_channels,
-                                            *vp._pair(cfg.patch_size))  # (D, C, P_h, P_w)
+                                            *vp.as_pair(cfg.patch_size))  # (D, C, P_h, P_w)
 
 
 # --------------------------------------------------------------------------------------
@@ -334,7 +334,8 @@ def from_timm(timm_model) -> ViT:
             (f"unequal dropout rates {sorted(rates)} (ours: one)", len(rates) > 1)] if present],
         "from_timm")
     config = ViTConfig(
-        image_size=_single(m.patch_embed.img_size), patch_size=_single(m.patch_embed.patch_size),
+        image_size=config_size(m.patch_embed.img_size),
+        patch_size=config_size(m.patch_embed.patch_size),
         in_channels=m.patch_embed.proj.in_channels,
         num_classes=m.head.out_features if isinstance(m.head, nn.Linear) else 0,
         d_model=m.embed_dim, n_layers=len(m.blocks), n_heads=block.attn.num_heads,
@@ -348,9 +349,9 @@ def from_timm(timm_model) -> ViT:
     return model.train(m.training)
 
 
-def _single(size) -> int | tuple[int, int]:
+def config_size(size) -> int | tuple[int, int]:
     """(32, 32) -> 32 (as the configs write it); (32, 48) stays."""
-    size = vp._pair(size)
+    size = vp.as_pair(size)
     return size[0] if size[0] == size[1] else size
 
 
@@ -374,7 +375,7 @@ def to_timm(model: ViT):
         raise TypeError(f"to_timm: expected vit_paper.ViT, got {type(model).__name__}")
     cfg = model.config
     timm_model = VisionTransformer(
-        img_size=vp._pair(cfg.image_size), patch_size=vp._pair(cfg.patch_size),
+        img_size=vp.as_pair(cfg.image_size), patch_size=vp.as_pair(cfg.patch_size),
         in_chans=cfg.in_channels, num_classes=cfg.num_classes,
         global_pool="token" if cfg.pool == "token" else "avg", embed_dim=cfg.d_model,
         depth=cfg.n_layers, num_heads=cfg.n_heads, mlp_ratio=_mlp_ratio(cfg), qkv_bias=True,
@@ -417,8 +418,8 @@ def config_from_hf_dict(values: dict, num_classes: int) -> ViTConfig:
         _warn_training_differences(["transformers drops out after the embeddings and each "
                                     "block only, ours also inside the MLP (Appendix B.1)"],
                                    "config from transformers")
-    return ViTConfig(image_size=_single(values["image_size"]),
-                     patch_size=_single(values["patch_size"]), num_classes=num_classes,
+    return ViTConfig(image_size=config_size(values["image_size"]),
+                     patch_size=config_size(values["patch_size"]), num_classes=num_classes,
                      **{ours: values[theirs] for ours, theirs in HF_CONFIG_NAMES.items()})
 
 
@@ -427,12 +428,12 @@ def config_to_hf_dict(config: ViTConfig) -> dict:
     if config.pool != "token":
         raise ValueError("transformers' ViT classifies from [CLS] only: a model with "
                          "pool='mean' has no counterpart there (use to_timm / save_timm)")
-    image, patch = _single(config.image_size), _single(config.patch_size)
+    image, patch = config_size(config.image_size), config_size(config.patch_size)
     values = {theirs: getattr(config, ours) for ours, theirs in HF_CONFIG_NAMES.items()}
     return {**values, "model_type": "vit", "hidden_act": "gelu", "qkv_bias": True,
             "image_size": list(image) if isinstance(image, tuple) else image,
             "patch_size": list(patch) if isinstance(patch, tuple) else patch,
-            "initializer_range": 0.02, "encoder_stride": vp._pair(config.patch_size)[0],
+            "initializer_range": 0.02, "encoder_stride": vp.as_pair(config.patch_size)[0],
             "pooler_act": "tanh", "pooler_output_size": config.d_model}
 
 
@@ -530,8 +531,8 @@ def _config_from_timm_folder(values: dict, state: dict, source: str) -> ViTConfi
                          f"architecture {arch!r} names no size of Table 1 or DeiT")
     patch = state["patch_embed.proj.weight"]  # (D, C, P_h, P_w)
     input_size = (values.get("pretrained_cfg") or {}).get("input_size", [3, 224, 224])
-    return ViTConfig(image_size=_single(args.get("img_size") or input_size[1:]),
-                     patch_size=_single(patch.shape[2:]), in_channels=patch.shape[1],
+    return ViTConfig(image_size=config_size(args.get("img_size") or input_size[1:]),
+                     patch_size=config_size(patch.shape[2:]), in_channels=patch.shape[1],
                      num_classes=state["head.weight"].shape[0] if "head.weight" in state else 0,
                      d_model=patch.shape[0], n_heads=n_heads,
                      n_layers=len({key.split(".")[1] for key in state
@@ -612,8 +613,8 @@ def save_timm(model: ViT, directory: str | Path, safetensors: bool = True) -> Pa
     if cfg.layer_norm_eps != 1e-6:
         raise ValueError(f"save_timm: layer_norm_eps={cfg.layer_norm_eps}; timm's config.json "
                          "can only say LayerNorm with eps=1e-6")
-    (height, width), pool = vp._pair(cfg.image_size), "token" if cfg.pool == "token" else "avg"
-    args = {"img_size": [height, width], "patch_size": _single(cfg.patch_size),
+    (height, width), pool = vp.as_pair(cfg.image_size), "token" if cfg.pool == "token" else "avg"
+    args = {"img_size": [height, width], "patch_size": config_size(cfg.patch_size),
             "embed_dim": cfg.d_model, "depth": cfg.n_layers, "num_heads": cfg.n_heads,
             "mlp_ratio": _mlp_ratio(cfg), "num_classes": cfg.num_classes,
             "in_chans": cfg.in_channels, "global_pool": pool}

@@ -134,7 +134,7 @@ def _formula(d: int, n_layers: int, d_ff: int, patch: int, image: int = 224,
 def test_parameter_counts_equal_timm_and_the_paper(size, timm_args, expected, paper):
     cfg = getattr(vp.ViTConfig, size)()
     assert cfg.d_ff == 4 * cfg.d_model and cfg.num_classes == 1000 and cfg.image_size == 224
-    assert _formula(cfg.d_model, cfg.n_layers, cfg.d_ff, vp._pair(cfg.patch_size)[0]) \
+    assert _formula(cfg.d_model, cfg.n_layers, cfg.d_ff, vp.as_pair(cfg.patch_size)[0]) \
         == expected
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         ours, theirs = vp.ViT(cfg), VisionTransformer(**timm_args)

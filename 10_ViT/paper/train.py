@@ -75,8 +75,8 @@ def load_data(args, image_size, channels: int) -> Split:
     native = size if args.dataset == "digits" else 32
     split = load_images(args.dataset, size=native, channels=channels, normalize=None,
                         data_root=args.data_root)
-    if vp._pair(size) != (native, native):  # CIFAR-10 at a checkpoint's resolution
-        resize = lambda x: F.interpolate(torch.from_numpy(x), size=vp._pair(size),  # noqa: E731
+    if vp.as_pair(size) != (native, native):  # CIFAR-10 at a checkpoint's resolution
+        resize = lambda x: F.interpolate(torch.from_numpy(x), size=vp.as_pair(size),  # noqa: E731
                                          mode="bicubic", antialias=True).clamp(0, 1).numpy()
         split.X_train, split.X_test = resize(split.X_train), resize(split.X_test)
     return split
@@ -409,7 +409,7 @@ def _fine_tuning(model: vp.ViT, num_classes: int, image_size: tuple[int, int], f
         model.head = torch.nn.Linear(model.config.d_model, num_classes)
         torch.nn.init.zeros_(model.head.weight)
         torch.nn.init.zeros_(model.head.bias)
-    if vp._pair(model.config.image_size) != image_size:
+    if vp.as_pair(model.config.image_size) != image_size:
         try:
             model.set_image_size(image_size)
         except ValueError as error:
@@ -428,7 +428,7 @@ def _new_model(args, image_size: tuple[int, int], channels: int, num_classes: in
         sizes = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads,
                  "d_ff": args.d_ff}
     try:
-        config = vp.ViTConfig(image_size=convert._single(image_size), patch_size=patch,
+        config = vp.ViTConfig(image_size=convert.config_size(image_size), patch_size=patch,
                               in_channels=channels, num_classes=num_classes,
                               dropout=args.dropout, pool=args.pool or "token", **sizes)
     except ValueError as error:
@@ -458,7 +458,7 @@ def _run(args: argparse.Namespace, fail) -> dict:
     pretrained = _pretrained(args, fail) if args.checkpoint is not None else None
     channels = pretrained.config.in_channels if pretrained else (
         1 if args.dataset == "digits" else 3)
-    size = args.image_size or (convert._single(pretrained.config.image_size) if pretrained
+    size = args.image_size or (convert.config_size(pretrained.config.image_size) if pretrained
                                else None)
     if pretrained and args.dataset == "digits" and (not isinstance(size, int) or size < 16
                                                     or size % 8):
@@ -490,7 +490,7 @@ def _run(args: argparse.Namespace, fail) -> dict:
         DATASET_DEFAULTS[args.dataset].get("crop_padding", min(image_size) // 8)
     print(f"{split.name}: {len(train_x)} training / {len(test_x)} test images of "
           f"{image_size[0]}x{image_size[1]}x{channels}, {num_classes} classes; ViT ({origin}):"
-          f" {cfg.num_patches} patches of {vp._pair(cfg.patch_size)} + [CLS], L={cfg.n_layers}"
+          f" {cfg.num_patches} patches of {vp.as_pair(cfg.patch_size)} + [CLS], L={cfg.n_layers}"
           f" D={cfg.d_model} heads={cfg.n_heads}, pool {cfg.pool}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
@@ -570,7 +570,7 @@ class Pictures:
     def patch_grid(self, image: torch.Tensor, path: Path) -> None:
         """One image and its patches pulled apart: the sequence the Transformer reads
         (Figure 1), in reading order."""
-        (patch_h, patch_w), (grid_h, grid_w) = (vp._pair(self.model.config.patch_size),
+        (patch_h, patch_w), (grid_h, grid_w) = (vp.as_pair(self.model.config.patch_size),
                                                 self.model.config.grid_size)
         picture = self.viewable(image[None])[0]
         gap = max(1, min(patch_h, patch_w) // 4)

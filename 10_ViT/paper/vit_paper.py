@@ -24,7 +24,7 @@ ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
 POOLS = ("token", "mean")
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+def as_pair(size: int | Sequence[int]) -> tuple[int, int]:
     """224 -> (224, 224); (224, 160) stays (height, width)."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
@@ -62,13 +62,13 @@ class ViTConfig:
     def __post_init__(self) -> None:
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        sizes = (*_pair(self.image_size), *_pair(self.patch_size), self.in_channels,
+        sizes = (*as_pair(self.image_size), *as_pair(self.patch_size), self.in_channels,
                  self.d_model, self.n_layers, self.n_heads, self.d_ff)
         if not all(isinstance(s, int) and s >= 1 for s in sizes) or self.num_classes < 0 \
                 or self.d_model % self.n_heads:
             raise ValueError(f"ViTConfig: sizes must be positive ints (num_classes >= 0) and "
                              f"d_model a multiple of n_heads, got {self}")
-        (height, width), (patch_h, patch_w) = _pair(self.image_size), _pair(self.patch_size)
+        (height, width), (patch_h, patch_w) = as_pair(self.image_size), as_pair(self.patch_size)
         if height % patch_h or width % patch_w:
             raise ValueError(f"ViTConfig: image_size {(height, width)} is not divisible by "
                              f"patch_size {(patch_h, patch_w)}: the image must split into "
@@ -81,7 +81,7 @@ class ViTConfig:
     @property
     def grid_size(self) -> tuple[int, int]:
         """(H / P_h, W / P_w): patches per column and per row."""
-        (height, width), (patch_h, patch_w) = _pair(self.image_size), _pair(self.patch_size)
+        (height, width), (patch_h, patch_w) = as_pair(self.image_size), as_pair(self.patch_size)
         return height // patch_h, width // patch_w
 
     @property
@@ -137,7 +137,7 @@ def patchify(images: torch.Tensor, patch_size: int | tuple[int, int]) -> torch.T
     Returns: (B, N, C P_h P_w).
     """
     batch, channels, height, width = images.shape
-    patch_h, patch_w = _pair(patch_size)
+    patch_h, patch_w = as_pair(patch_size)
     grid_h, grid_w = height // patch_h, width // patch_w
     patches = images.reshape(batch, channels, grid_h, patch_h, grid_w, patch_w)  # (B,C,Gh,Ph,Gw,Pw)
     patches = patches.permute(0, 2, 4, 1, 3, 5)  # (B, G_h, G_w, C, P_h, P_w)
@@ -256,12 +256,12 @@ def _check_images(cfg: ViTConfig, images) -> None:
         raise ValueError(f"images: expected a float tensor (B, C, H, W), got "
                          f"{getattr(images, 'dtype', type(images).__name__)} "
                          f"{tuple(getattr(images, 'shape', ()))}")
-    size, expected = tuple(images.shape[-2:]), _pair(cfg.image_size)
+    size, expected = tuple(images.shape[-2:]), as_pair(cfg.image_size)
     if images.shape[1] != cfg.in_channels:
         raise ValueError(f"images: expected {cfg.in_channels} channels (config.in_channels), "
                          f"got {images.shape[1]} in shape {tuple(images.shape)}")
     if size != expected:
-        patch = _pair(cfg.patch_size)
+        patch = as_pair(cfg.patch_size)
         fix = ("" if size[0] % patch[0] or size[1] % patch[1]
                else f"; call model.set_image_size({size}) to resample the positions (Sec. 3.2)")
         raise ValueError(f"images: expected H, W = {expected} (config.image_size, the grid the "
@@ -291,7 +291,7 @@ class ViT(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
         self.config = config
-        patch_h, patch_w = _pair(config.patch_size)
+        patch_h, patch_w = as_pair(config.patch_size)
         self.patch_embed = nn.Linear(config.in_channels * patch_h * patch_w, config.d_model)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model))  # x_class
         self.position_embedding = nn.Parameter(  # E_pos: one learned row per token
@@ -378,12 +378,12 @@ def resample_position_embeddings(pos: torch.Tensor, new_grid: tuple[int, int],
     Inputs:  pos (1, prefix + G_h G_w, D); new_grid, old_grid (G_h, G_w) (default: square).
     Returns: (1, prefix + G'_h G'_w, D), pos's dtype.
     """
-    new_grid = _pair(new_grid)
+    new_grid = as_pair(new_grid)
     prefix, grid = pos[:, :num_prefix_tokens], pos[:, num_prefix_tokens:]
     if old_grid is None:
         side = math.isqrt(grid.shape[1])
         old_grid = (side, side)
-    old_grid = _pair(old_grid)
+    old_grid = as_pair(old_grid)
     if old_grid[0] * old_grid[1] != grid.shape[1]:
         raise ValueError(f"resample_position_embeddings: {grid.shape[1]} grid rows do not "
                          f"form old_grid {old_grid}")
@@ -430,7 +430,7 @@ def cls_attention_map(rollout: torch.Tensor, grid_size: tuple[int, int],
     (H, W) -> divided by its maximum per image, so values lie in [0, 1].
     Returns: (B, H, W).
     """
-    grid = rollout[:, 0, 1:].reshape(rollout.shape[0], 1, *_pair(grid_size))  # (B,1,Gh,Gw)
-    heat = F.interpolate(grid, size=_pair(image_size), mode="bilinear",
+    grid = rollout[:, 0, 1:].reshape(rollout.shape[0], 1, *as_pair(grid_size))  # (B,1,Gh,Gw)
+    heat = F.interpolate(grid, size=as_pair(image_size), mode="bilinear",
                          align_corners=False)[:, 0]  # (B, H, W)
     return heat / heat.amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(heat.dtype).tiny)

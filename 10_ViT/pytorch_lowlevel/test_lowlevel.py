@@ -68,7 +68,7 @@ def random_params(config, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def images_for(config, batch: int = 4, seed: int = 1) -> torch.Tensor:
-    height, width = vit._pair(config.image_size)
+    height, width = vit.as_pair(config.image_size)
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(batch, config.in_channels, height, width, generator=generator,
                        dtype=torch.float64)
@@ -110,7 +110,8 @@ def timm_model(params, config):
     for name, p in params.items():
         value = p.detach()
         if name == "patch_embed.weight":  # (D, C P_h P_w) -> the conv's (D, C, P_h, P_w)
-            value = value.reshape(config.d_model, config.in_channels, *vit._pair(config.patch_size))
+            value = value.reshape(config.d_model, config.in_channels,
+                                  *vit.as_pair(config.patch_size))
         state[timm_name(name, config)] = value
     model.load_state_dict(state, strict=True)
     return model
@@ -154,7 +155,7 @@ def hf_model(params, config, attn_implementation: str = "sdpa"):
                 state[hf_name(name).replace("qkv", projection)] = value[part * d:(part + 1) * d]
         elif name == "patch_embed.weight":
             state[hf_name(name)] = value.reshape(d, config.in_channels,
-                                                 *vit._pair(config.patch_size))
+                                                 *vit.as_pair(config.patch_size))
         else:
             state[hf_name(name)] = value
     model.load_state_dict(state, strict=True)
@@ -187,7 +188,7 @@ def test_patch_embedding_equals_a_strided_convolution(image_size, patch_size):
     params = random_params(config)
     images = images_for(config, batch=3)
     ours = vit.patch_embed(params, images, config)  # (B, N, D)
-    patch_h, patch_w = vit._pair(patch_size)
+    patch_h, patch_w = vit.as_pair(patch_size)
     kernel = params["patch_embed.weight"].reshape(16, 3, patch_h, patch_w)
     conv = F.conv2d(images, kernel, params["patch_embed.bias"], stride=(patch_h, patch_w))
     assert conv.shape[2:] == config.grid_size

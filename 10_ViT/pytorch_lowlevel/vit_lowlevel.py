@@ -33,7 +33,7 @@ dropout, zero_grad = _mlp.dropout, _mlp.zero_grad
 POOLS = ("token", "mean")  # the head reads [CLS], or the mean of the patch tokens
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+def as_pair(size: int | Sequence[int]) -> tuple[int, int]:
     """7 -> (7, 7); (24, 16) -> (24, 16): (height, width)."""
     return (size, size) if isinstance(size, int) else tuple(size)
 
@@ -59,13 +59,13 @@ class ViTConfig:
     def __post_init__(self):
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        sizes = (*_pair(self.image_size), *_pair(self.patch_size), self.in_channels,
+        sizes = (*as_pair(self.image_size), *as_pair(self.patch_size), self.in_channels,
                  self.d_model, self.n_layers, self.n_heads, self.d_ff)
         if len(sizes) != 9 or not all(isinstance(s, int) and s >= 1 for s in sizes) \
                 or not isinstance(self.num_classes, int) or self.num_classes < 0:
             raise ValueError(f"ViTConfig: sizes must be positive ints (image and patch sizes "
                              f"an int or a (height, width) pair), got {self}")
-        (height, width), (patch_h, patch_w) = _pair(self.image_size), _pair(self.patch_size)
+        (height, width), (patch_h, patch_w) = as_pair(self.image_size), as_pair(self.patch_size)
         if height % patch_h or width % patch_w:
             raise ValueError(f"ViTConfig: image_size {height}x{width} is not divisible by "
                              f"patch_size {patch_h}x{patch_w}: the image must split into "
@@ -79,7 +79,7 @@ class ViTConfig:
     @property
     def grid_size(self) -> tuple[int, int]:
         """(G_h, G_w): patches per column and per row."""
-        (height, width), (patch_h, patch_w) = _pair(self.image_size), _pair(self.patch_size)
+        (height, width), (patch_h, patch_w) = as_pair(self.image_size), as_pair(self.patch_size)
         return height // patch_h, width // patch_w
 
     @property
@@ -100,7 +100,7 @@ def patchify(images: torch.Tensor, patch_size: int | tuple[int, int]) -> torch.T
     Returns: (B, N, C * P_h * P_w), N = (H / P_h)(W / P_w), patches in row-major order
     """
     B, C, H, W = images.shape
-    patch_h, patch_w = _pair(patch_size)
+    patch_h, patch_w = as_pair(patch_size)
     grid_h, grid_w = H // patch_h, W // patch_w
     x = images.reshape(B, C, grid_h, patch_h, grid_w, patch_w)  # split H and W into blocks
     x = x.permute(0, 2, 4, 1, 3, 5)  # (B, G_h, G_w, C, P_h, P_w): one patch per (row, col)
@@ -205,7 +205,7 @@ def encoder_block(params: dict, prefix: str, x: torch.Tensor, config: ViTConfig,
 
 def _check_images(images, config: ViTConfig) -> None:
     """The door: forward's images, once."""
-    expected = (config.in_channels, *_pair(config.image_size))
+    expected = (config.in_channels, *as_pair(config.image_size))
     shape = tuple(getattr(images, "shape", ()))
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() \
             or len(shape) != 4 or shape[1:] != expected:
@@ -316,7 +316,7 @@ def trunc_normal(shape, std: float, generator: torch.Generator) -> torch.Tensor:
 def parameter_shapes(config: ViTConfig) -> dict[str, tuple[int, ...]]:
     """name -> shape of every parameter, names as our L3 modules."""
     d, d_ff = config.d_model, config.d_ff
-    patch_h, patch_w = _pair(config.patch_size)
+    patch_h, patch_w = as_pair(config.patch_size)
     shapes = {"patch_embed.weight": (d, config.in_channels * patch_h * patch_w),
               "patch_embed.bias": (d,), "cls_token": (1, 1, d),
               "position_embedding": (1, 1 + config.num_patches, d)}
