@@ -5,6 +5,8 @@ where the data has sentence pairs; save it in transformers' layout for fine-tuni
     python 08_BERT/paper/train_classifier.py --checkpoint runs/08_BERT/pretrain/checkpoint
     python 08_BERT/paper/train.py --dataset imdb --data-root DIR --time-budget 600 \\
         --out runs/08_BERT/pretrain_imdb                           # 10 minutes
+    python 08_BERT/paper/train.py --dataset imdb --data-root DIR --time-budget 6000 \\
+        --lr 2e-3 --threads 2 --out runs/08_BERT/pretrain_imdb_long  # past the plateau
 
 - ``--dataset grammar`` (no download): the sentence pairs of ../pytorch_lowlevel/corpus.py
   written out as text, half of them with a random B; BertForPreTraining, MLM + NSP loss.
