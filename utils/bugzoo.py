@@ -108,7 +108,7 @@ def check_applies(lesson: str, bug: Bug, root: Path = ROOT) -> str:
     return text.replace(bug.find, bug.replace)
 
 
-TIMEOUT_S = 600  # one bug's tests; the slowest take about 40 s on a 2-core machine
+TIMEOUT_S = 600  # one bug's tests; the slowest take about 10 s on a 2-core machine
 
 
 @dataclass

@@ -275,9 +275,9 @@ def train(model, data: Batch, tokenizer, *, steps: int, batch_size: int, lr: flo
 # H = 128, A = 2), sequences of 128 tokens, BERT's peak rate 1e-4 raised to 1e-3 for a run
 # of minutes instead of days. In 10 minutes of one CPU core BERT-Mini (L = 4, H = 256) makes
 # ~500 steps and its masked LM has not left the unigram plateau (loss ~6.5); BERT-Tiny
-# makes four times as many. BERT-Tiny's own plateau (masked-token accuracy ~0.13, the
-# attention still spread over the whole block) ends with a sudden drop of the loss after
-# ~15,000 steps at --lr 2e-3 (Chen et al. 2023); the README's 100-minute run shows it.
+# makes four times as many. BERT-Tiny's own plateau (masked-token accuracy ~0.13) ends
+# with a sudden drop of the loss after ~15,000 steps at --lr 2e-3 (Chen et al. 2023); the
+# README's 100-minute run shows it.
 DEFAULTS = {
     "grammar": {"steps": 1000, "batch_size": 64, "lr": 4e-3, "vocab_size": 200, "max_len": 32,
                 "d_model": 64, "layers": 2, "heads": 4, "n_train": 8000, "n_test": 1000,
