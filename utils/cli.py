@@ -159,6 +159,16 @@ class _RefuseEpochs(argparse.Action):
                      "use --steps")
 
 
+def set_help(parser: argparse.ArgumentParser, **helps: str) -> None:
+    """Reword the help of options that add_common_args defined, by destination:
+    ``set_help(parser, lr="learning rate of part 3 (default: %(default)s)")``."""
+    actions = {action.dest: action for action in parser._actions}
+    for dest, text in helps.items():
+        if dest not in actions:
+            raise ValueError(f"set_help: the parser has no option with destination {dest!r}")
+        actions[dest].help = text
+
+
 def _describe_per_dataset(dest: str, dataset_defaults: Mapping[str, Mapping]) -> str:
     values = [f"{name} {d[dest]}" for name, d in dataset_defaults.items() if dest in d]
     return "per dataset: " + ", ".join(values) if values else "none"

@@ -64,7 +64,14 @@ from transformers.masking_utils import create_bidirectional_mask, eager_mask
 from transformers.modeling_outputs import TokenClassifierOutput
 from transformers.models.bert.modeling_bert import eager_attention_forward
 
-from utils.cli import add_common_args, parse_args, positive_int, prepare_out_dir, probability
+from utils.cli import (
+    add_common_args,
+    parse_args,
+    positive_int,
+    prepare_out_dir,
+    probability,
+    set_help,
+)
 from utils.guides import GuideLocation, check_guide, read_guide_locations
 from utils.training_utils import get_device, seed_everything, torch_threads
 from utils.visualization import plot_curves, save_figure
@@ -801,13 +808,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=TASKS, epochs=None, batch_size=64, lr=None,
                     out="runs/08_BERT/l4_hf", counts_steps=True, threads=1)
-    for action in parser._actions:  # --dataset is the tagging task of part 3
-        if action.dest == "dataset":
-            action.help = ("generated tagging task of part 3: repeat (is the token a repeat of "
-                           "an earlier one?) or digits (is it a digit?); default: %(default)s")
-        if action.dest == "lr":
-            action.help = ("learning rate of part 3 (default: 1e-3 for the tiny random model, "
-                           "5e-5 with --checkpoint, the paper's fine-tuning range)")
+    set_help(parser,  # --dataset is the tagging task of part 3
+        dataset=("generated tagging task of part 3: repeat (is the token a repeat of "
+                 "an earlier one?) or digits (is it a digit?); default: %(default)s"),
+        lr=("learning rate of part 3 (default: 1e-3 for the tiny random model, "
+            "5e-5 with --checkpoint, the paper's fine-tuning range)"),
+    )
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="a BERT directory in transformers' layout (config.json, weights, "
                              "vocab.txt): parts 1-3 run on its weights (default: tiny random "

@@ -46,6 +46,7 @@ from utils.cli import (
     positive_int,
     prepare_out_dir,
     probability,
+    set_help,
 )
 from utils.data_loaders import DatasetFormatError, DatasetNotFoundError
 from utils.training_utils import seed_everything, torch_threads
@@ -321,14 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "bert-base-uncased) or the same model from random initialisation.")
     add_common_args(parser, datasets=tuple(DEFAULTS), epochs=None, batch_size=None, lr=None,
                     out="runs/08_BERT/classifier", threads=1)
-    for action in parser._actions:
-        if action.dest == "dataset":
-            action.help = ("task (default: %(default)s, needs no download; --train-file and "
-                           "--test-file select 'files')")
-        if action.dest == "lr":
-            action.help = ("peak learning rate (default: with a checkpoint " + ", ".join(
+    set_help(parser,
+        dataset=("task (default: %(default)s, needs no download; --train-file and "
+                 "--test-file select 'files')"),
+        lr=("peak learning rate (default: with a checkpoint " + ", ".join(
                 f"{k} {v:g}" for k, v in PRETRAINED_LR.items()) + "; from scratch " +
-                ", ".join(f"{k} {v:g}" for k, v in FROM_SCRATCH_LR.items()) + ")")
+                ", ".join(f"{k} {v:g}" for k, v in FROM_SCRATCH_LR.items()) + ")"),
+    )
     start = parser.add_argument_group("where the weights come from")
     start.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
                        help="a directory in transformers' layout (config.json, "

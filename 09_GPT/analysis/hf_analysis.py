@@ -70,6 +70,7 @@ from utils.cli import (
     positive_int,
     prepare_out_dir,
     probability,
+    set_help,
 )
 from utils.guides import GuideLocation, check_guide, read_guide_locations
 from utils.training_utils import get_device, seed_everything, torch_threads
@@ -821,10 +822,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=TASKS, epochs=None, batch_size=32, lr=5e-3,
                     out="runs/09_GPT/l4_hf", counts_steps=True, threads=1)
-    for action in parser._actions:
-        if action.dest == "dataset":
-            action.help = ("generated task of part 4: contains (does the sequence contain the "
-                           "trigger token?); default: %(default)s")
+    set_help(parser,
+        dataset=("generated task of part 4: contains (does the sequence contain the "
+                 "trigger token?); default: %(default)s"),
+    )
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="a GPT-2 directory in transformers' layout (config.json, weights, "
                              "tokenizer files): parts 1-4 run on its weights (default: tiny "

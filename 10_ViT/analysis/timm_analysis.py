@@ -66,6 +66,7 @@ from utils.cli import (
     parse_args,
     positive_int,
     prepare_out_dir,
+    set_help,
 )
 from utils.data_loaders import load_images
 from utils.guides import GuideLocation, check_guide, read_guide_locations
@@ -952,13 +953,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=128, lr=1e-2,
                     out="runs/10_ViT/l4_timm", devices=("cpu",), counts_steps=True, threads=1)
-    for action in parser._actions:
-        if action.dest == "dataset":
-            action.help = ("the linear probe's task (part 3): digits (scikit-learn's, offline) "
-                           "or cifar10 (needs --data-root with CIFAR-10 or its subset); "
-                           "default: %(default)s")
-        if action.dest == "lr":
-            action.help = "learning rate of the linear probe (default: %(default)s)"
+    set_help(parser,
+        dataset=("the linear probe's task (part 3): digits (scikit-learn's, offline) "
+                 "or cifar10 (needs --data-root with CIFAR-10 or its subset); "
+                 "default: %(default)s"),
+        lr="learning rate of the linear probe (default: %(default)s)",
+    )
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="a timm ViT folder (config.json with 'architecture', "
                              "model.safetensors): parts 1-4 on its weights (default: a tiny "

@@ -45,6 +45,7 @@ from utils.cli import (
     positive_int,
     prepare_out_dir,
     probability,
+    set_help,
 )
 from utils.data_loaders import (
     Split,
@@ -275,15 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "CIFAR-10 or your own images (--train-dir).")
     add_common_args(parser, datasets=tuple(DATASET_DEFAULTS), epochs=None, batch_size=None,
                     lr=None, out="runs/10_ViT/l3_vit", threads=1)
-    for action in parser._actions:
-        if action.dest == "epochs":
-            action.help = ("default: per dataset: " + ", ".join(
-                f"{k} {v['epochs']}" for k, v in DATASET_DEFAULTS.items()) +
-                "; with --time-budget alone: until the time is spent")
-        if action.dest == "lr":
-            action.help = ("peak learning rate (default: per dataset: " + ", ".join(
-                f"{k} {v['lr']:g}" for k, v in DATASET_DEFAULTS.items()) +
-                f"; with --checkpoint {FINE_TUNE_LR:g})")
+    set_help(parser,
+             epochs=("default: per dataset: " + ", ".join(
+                 f"{k} {v['epochs']}" for k, v in DATASET_DEFAULTS.items()) +
+                 "; with --time-budget alone: until the time is spent"),
+             lr=("peak learning rate (default: per dataset: " + ", ".join(
+                 f"{k} {v['lr']:g}" for k, v in DATASET_DEFAULTS.items()) +
+                 f"; with --checkpoint {FINE_TUNE_LR:g})"))
     data = parser.add_argument_group("images")
     data.add_argument("--train-dir", type=Path, default=None, metavar="DIR",
                       help="your images, one sub-folder per class (selects --dataset folder)")

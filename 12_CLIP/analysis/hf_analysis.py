@@ -78,6 +78,7 @@ from utils.cli import (
     positive_float,
     positive_int,
     prepare_out_dir,
+    set_help,
 )
 from utils.data_loaders import load_images
 from utils.guides import GuideLocation, check_guide, read_guide_locations
@@ -926,16 +927,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     add_common_args(parser, datasets=DATASETS, epochs=None, batch_size=10, lr=1e-2,
                     out="runs/12_CLIP/l4_hf", devices=("cpu",), counts_steps=True, threads=1)
-    for action in parser._actions:
-        if action.dest == "dataset":
-            action.help = ("the image task of parts 1-4: digits (scikit-learn's, offline) or "
-                           "cifar10 (needs --data-root with CIFAR-10 or its subset); "
-                           "default: %(default)s")
-        if action.dest == "lr":
-            action.help = "learning rate of part 4 (default: %(default)s)"
-        if action.dest == "batch_size":
-            action.help = ("distinct classes (image-caption pairs) per step of part 4, "
-                           "2..10 (default: %(default)s)")
+    set_help(parser,
+        dataset=("the image task of parts 1-4: digits (scikit-learn's, offline) or "
+                 "cifar10 (needs --data-root with CIFAR-10 or its subset); "
+                 "default: %(default)s"),
+        lr="learning rate of part 4 (default: %(default)s)",
+        batch_size=("distinct classes (image-caption pairs) per step of part 4, "
+                    "2..10 (default: %(default)s)"),
+    )
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="a CLIP folder in transformers' layout (config.json, weights, "
                              "tokenizer files, preprocessor_config.json): parts 1-4 on its "

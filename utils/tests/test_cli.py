@@ -162,3 +162,12 @@ def test_threads_option_when_asked_for(capsys):
     with pytest.raises(SystemExit):
         parser(threads=1).parse_args(["--threads", "-2"])
     assert "argument --threads: expected an integer >= 0" in capsys.readouterr().err
+
+
+def test_set_help_rewords_an_existing_option_and_refuses_an_unknown_one():
+    parser = argparse.ArgumentParser()
+    cli.add_common_args(parser, datasets=("digits",), lr=0.1)
+    cli.set_help(parser, lr="rate of part 3 (default: %(default)s)")
+    assert "rate of part 3 (default: 0.1)" in " ".join(parser.format_help().split())
+    with pytest.raises(ValueError, match="no option with destination 'learning_rate'"):
+        cli.set_help(parser, learning_rate="x")
